@@ -1,0 +1,30 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Parity",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "parity", targets: ["parity"]),
+        .library(name: "ParityVerify", targets: ["ParityVerify"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C bridges: system libraries from Debian, with static-inline getters for the macros Swift cannot import.
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        .target(name: "ParityCore"),
+        .target(name: "ParityFormats", dependencies: ["ParityCore", "CHDF5"]),
+        .target(name: "ParityModels", dependencies: ["ParityCore", "ParityFormats"]),
+        .target(name: "ParityEngine", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "CBLAS"]),
+        .target(name: "ParityVerify", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine"]),
+        .executableTarget(name: "parity", dependencies: [
+            "ParityVerify",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify"]),
+    ]
+)
