@@ -1,0 +1,73 @@
+import Foundation
+import ParityCore
+import ParityFormats
+
+/// A reference model directory: config.json, the PyTorch weights (safetensors) and the golden activations.
+public struct ReferenceModel: Sendable {
+    public let directory: String
+    public let config: ModelConfig
+    public var name: String { config.name }
+    public var weightsPath: String { directory + "/" + config.weightsFile }
+    public var goldenPath: String { directory + "/golden.h5" }
+
+    public init(directory: String) throws(ParityError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw .notFound(path: directory, what: "model directory")
+        }
+        self.directory = directory
+        config = try ModelConfig.load(path: directory + "/config.json")
+    }
+
+    public func weights() throws(ParityError) -> SafetensorsFile { try SafetensorsFile(path: weightsPath) }
+
+    /// The goldens, after checking that they were recorded from exactly these weights (`weights_sha256`):
+    /// a golden made from other weights must not pass or fail anything silently.
+    public func golden() throws(ParityError) -> GoldenFile {
+        let golden = try GoldenFile(path: goldenPath)
+        let actual = try MappedFile(path: weightsPath).data.withUnsafeBytes { SHA256.hex($0) }
+        guard actual == golden.weightsSHA256 else {
+            throw .mismatch(file: goldenPath, reason: "stale golden: it was recorded from weights with sha256 \(golden.weightsSHA256), "
+                + "but \(weightsPath) has sha256 \(actual). Regenerate it with tools/regen_goldens.py \(directory) (it shows a diff first).")
+        }
+        guard golden.model == config.name else {
+            throw .mismatch(file: goldenPath, reason: "golden is for model \"\(golden.model)\" but config.json names \"\(config.name)\"")
+        }
+        return golden
+    }
+}
+
+/// Finds reference models: a directory path, or the name of a bundled model under `golden/`.
+public enum ModelRepository {
+    /// The bundled `golden/` directory: `$PARITY_GOLDEN_DIR`, else `./golden`, else the `golden/` of the package
+    /// the running executable was built in (`.build/<config>/parity` → `../../golden`).
+    public static func bundledDirectory() -> String? {
+        if let env = ProcessInfo.processInfo.environment["PARITY_GOLDEN_DIR"] { return env }
+        let fm = FileManager.default
+        var candidates = [fm.currentDirectoryPath + "/golden"]
+        var url = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            candidates.append(url.path + "/golden")
+            url = url.deletingLastPathComponent()
+        }
+        return candidates.first { fm.fileExists(atPath: $0 + "/README.md") || fm.fileExists(atPath: $0) }
+    }
+
+    /// Names of the bundled models (directories under golden/ holding a config.json), sorted.
+    public static func bundledNames() -> [String] {
+        guard let dir = bundledDirectory(), let items = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
+        return items.filter { FileManager.default.fileExists(atPath: "\(dir)/\($0)/config.json") }.sorted()
+    }
+
+    public static func locate(_ nameOrPath: String) throws(ParityError) -> ReferenceModel {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: nameOrPath + "/config.json") || nameOrPath.contains("/") {
+            return try ReferenceModel(directory: nameOrPath)
+        }
+        guard let dir = bundledDirectory(), fm.fileExists(atPath: "\(dir)/\(nameOrPath)/config.json") else {
+            let known = bundledNames()
+            throw .notFound(path: nameOrPath, what: "model (neither a directory with config.json nor a bundled model; bundled: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+        }
+        return try ReferenceModel(directory: "\(dir)/\(nameOrPath)")
+    }
+}
