@@ -1,0 +1,107 @@
+import CBLAS
+import ParityCore
+
+/// CPU kernels shared by the engines. Layout conventions are stated per function; the engines decide
+/// which layout they run in (PyTorch: NCHW; MLX: NHWC; ggml: its own).
+public enum Kernels {
+    /// Pins OpenBLAS to one thread: the thread count changes the summation order, and verification wants the
+    /// same numbers on every run (FORMATS.md B.6). The benchmark may change it explicitly.
+    public static func pinBLASThreads(_ n: Int32 = 1) { openblas_set_num_threads(n) }
+
+    /// C[m×n] = A[m×k] · op(B) (+ C when `accumulate`), row-major; op(B) is B[k×n] or, with `transposeB`, B[n×k]ᵀ.
+    public static func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, transposeB: Bool,
+                             c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(transposeB ? k : n),
+                    accumulate ? 1 : 0, c, Int32(n))
+    }
+
+    /// PyTorch Conv2d (cross-correlation, zero padding), NCHW input [N, C, H, W], weight [OC, C, KH, KW],
+    /// via im2col: per image, columns [C·KH·KW, OH·OW] then W[OC, C·KH·KW] · columns.
+    public static func conv2dNCHW(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oc, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        let oh = (h + 2 * padding[0] - kh) / stride[0] + 1
+        let ow = (w + 2 * padding[1] - kw) / stride[1] + 1
+        let k = c * kh * kw, spatial = oh * ow
+        var out = [Float](repeating: 0, count: n * oc * spatial)
+        var columns = [Float](repeating: 0, count: k * spatial)
+        x.data.withUnsafeBufferPointer { input in
+            weight.data.withUnsafeBufferPointer { wp in
+                out.withUnsafeMutableBufferPointer { op in
+                    for image in 0..<n {
+                        let base = image * c * h * w
+                        for ci in 0..<c {
+                            for ky in 0..<kh {
+                                for kx in 0..<kw {
+                                    let row = (ci * kh + ky) * kw + kx
+                                    for oy in 0..<oh {
+                                        let iy = oy * stride[0] - padding[0] + ky
+                                        for ox in 0..<ow {
+                                            let ix = ox * stride[1] - padding[1] + kx
+                                            columns[row * spatial + oy * ow + ox] =
+                                                (iy >= 0 && iy < h && ix >= 0 && ix < w) ? input[base + (ci * h + iy) * w + ix] : 0
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        columns.withUnsafeBufferPointer { cols in
+                            sgemm(m: oc, n: spatial, k: k, a: wp.baseAddress!, b: cols.baseAddress!, transposeB: false,
+                                  c: op.baseAddress! + image * oc * spatial)
+                        }
+                    }
+                }
+            }
+        }
+        if let bias {
+            for image in 0..<n { for o in 0..<oc { for s in 0..<spatial { out[(image * oc + o) * spatial + s] += bias.data[o] } } }
+        }
+        return Tensor(shape: [n, oc, oh, ow], data: out)
+    }
+
+    /// PyTorch MaxPool2d (no padding, floor mode) on NCHW.
+    public static func maxPool2dNCHW(_ x: Tensor, kernel: [Int], stride: [Int]) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let oh = (h - kernel[0]) / stride[0] + 1, ow = (w - kernel[1]) / stride[1] + 1
+        var out = [Float](repeating: 0, count: n * c * oh * ow)
+        for plane in 0..<(n * c) {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var best = -Float.infinity
+                    for ky in 0..<kernel[0] {
+                        for kx in 0..<kernel[1] {
+                            let v = x.data[(plane * h + oy * stride[0] + ky) * w + ox * stride[1] + kx]
+                            // NaN propagates, as in PyTorch's max_pool2d.
+                            if v > best || v.isNaN { best = v }
+                            if best.isNaN { break }
+                        }
+                    }
+                    out[(plane * oh + oy) * ow + ox] = best
+                }
+            }
+        }
+        return Tensor(shape: [n, c, oh, ow], data: out)
+    }
+
+    /// ReLU; NaN stays NaN (PyTorch's relu propagates NaN).
+    public static func relu(_ x: Tensor) -> Tensor {
+        Tensor(shape: x.shape, data: x.data.map { $0.isNaN ? $0 : max($0, 0) })
+    }
+
+    /// PyTorch Linear: y[N, out] = x[N, in] · W[out, in]ᵀ + b.
+    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        let n = x.shape[0], inF = weight.shape[1], outF = weight.shape[0]
+        var out = [Float](repeating: 0, count: n * outF)
+        if let bias { for i in 0..<n { for o in 0..<outF { out[i * outF + o] = bias.data[o] } } }
+        x.data.withUnsafeBufferPointer { xp in
+            weight.data.withUnsafeBufferPointer { wp in
+                out.withUnsafeMutableBufferPointer { op in
+                    sgemm(m: n, n: outF, k: inF, a: xp.baseAddress!, b: wp.baseAddress!, transposeB: true,
+                          c: op.baseAddress!, accumulate: bias != nil)
+                }
+            }
+        }
+        return Tensor(shape: [n, outF], data: out)
+    }
+}

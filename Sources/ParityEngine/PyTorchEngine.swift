@@ -1,0 +1,54 @@
+import ParityCore
+import ParityFormats
+import ParityModels
+
+/// Runs a model from a safetensors file with PyTorch's semantics: parameters looked up by module name
+/// (`<module>.weight`, `<module>.bias`) with exactly the shapes `load_state_dict(strict=True)` requires,
+/// widened to float32 as loading into a float32 module does, NCHW activations.
+public struct PyTorchEngine: FormatEngine {
+    public let weights: SafetensorsFile
+    public var semantics: String { "PyTorch (safetensors state_dict, NCHW, float32 compute)" }
+
+    public init(weights: SafetensorsFile) {
+        self.weights = weights
+        Kernels.pinBLASThreads()
+    }
+
+    /// A parameter, checked as `load_state_dict(strict=True)` checks it: present, same shape.
+    func parameter(_ name: String, shape: [Int], layer: String) throws(LayerExecutionError) -> Tensor {
+        guard let entry = weights.entry(named: name) else {
+            throw LayerExecutionError(layer: layer, reason: "\(weights.path) has no tensor \"\(name)\"")
+        }
+        guard entry.shape == shape else {
+            throw LayerExecutionError(layer: layer, reason: "tensor \"\(name)\" has shape \(entry.shape), the module expects \(shape)")
+        }
+        do { return try weights.tensor(entry) } catch {
+            throw LayerExecutionError(layer: layer, reason: "cannot read \"\(name)\": \(error)")
+        }
+    }
+
+    public func apply(_ layer: LayerSpec, to x: Tensor) throws(LayerExecutionError) -> Tensor {
+        var params: [Tensor] = []
+        for (name, shape) in layer.parameters { params.append(try parameter(name, shape: shape, layer: layer.name)) }
+        switch layer {
+        case let .conv2d(name, inC, _, _, stride, padding, bias):
+            guard x.rank == 4, x.shape[1] == inC else {
+                throw LayerExecutionError(layer: name, reason: "input shape \(x.shape) is not [N, \(inC), H, W]")
+            }
+            return Kernels.conv2dNCHW(x, weight: params[0], bias: bias ? params[1] : nil, stride: stride, padding: padding)
+        case .relu:
+            return Kernels.relu(x)
+        case let .maxPool2d(name, kernel, stride):
+            guard x.rank == 4 else { throw LayerExecutionError(layer: name, reason: "input shape \(x.shape) is not NCHW") }
+            return Kernels.maxPool2dNCHW(x, kernel: kernel, stride: stride)
+        case let .flatten(name, startDim):
+            guard startDim == 1, x.rank >= 2 else { throw LayerExecutionError(layer: name, reason: "only Flatten(start_dim=1) is implemented") }
+            return x.reshaped([x.shape[0], x.count / max(x.shape[0], 1)])
+        case let .linear(name, inF, _, bias):
+            guard x.rank == 2, x.shape[1] == inF else {
+                throw LayerExecutionError(layer: name, reason: "input shape \(x.shape) is not [N, \(inF)]")
+            }
+            return Kernels.linear(x, weight: params[0], bias: bias ? params[1] : nil)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import ParityCore
+import ParityEngine
+import ParityFormats
+import ParityModels
+
+/// Runs an engine on the golden inputs and compares every layer with the golden activations.
+public enum Comparator {
+    /// The golden input a model reads first: the dataset the first activation's `input` names, else the only input.
+    public static func modelInput(_ golden: GoldenFile) throws(ParityError) -> Tensor {
+        if let path = golden.activations.first?.input, path.hasPrefix("/inputs/"),
+           let tensor = golden.inputs[String(path.dropFirst("/inputs/".count))] {
+            return tensor
+        }
+        guard golden.inputs.count == 1, let only = golden.inputs.values.first else {
+            throw .malformed(file: golden.path, at: "/inputs", reason: "cannot tell which input the model reads")
+        }
+        return only
+    }
+
+    public static func verify(model: ReferenceModel, golden: GoldenFile, engine: FormatEngine,
+                              format: String, variant: String, file: String) throws(ParityError) -> VerificationReport {
+        let policy = TolerancePolicy.lookup(format: format, variant: variant)
+        var outputs: [String: Tensor] = [:]
+        var failure: LayerExecutionError?
+        let input = try modelInput(golden)
+        do throws(LayerExecutionError) {
+            _ = try engine.forward(model.config.layers, input: input) { name, output in outputs[name] = output }
+        } catch {
+            failure = error
+        }
+        var results: [LayerResult] = []
+        var reachedFailure = false
+        for activation in golden.activations {
+            let layer = model.config.layer(named: activation.name)
+            let tolerance = layer.flatMap { policy?.tolerance(for: $0) }
+            var metrics: LayerMetrics?
+            let status: LayerStatus
+            if let failure, failure.layer == activation.name {
+                status = .error(failure.reason)
+                reachedFailure = true
+            } else if reachedFailure {
+                status = .notRun
+            } else if let output = outputs[activation.name] {
+                if output.shape != activation.tensor.shape {
+                    status = .shapeMismatch(expected: activation.tensor.shape, actual: output.shape)
+                } else {
+                    let m = LayerMetrics.compare(output.data, activation.tensor.data)
+                    metrics = m
+                    if !m.isFinite {
+                        status = .nonFinite(nan: m.nanCount, inf: m.infCount)
+                    } else if let tolerance {
+                        let violations = tolerance.violations(m)
+                        status = violations.isEmpty ? .pass : .fail(violations)
+                    } else {
+                        status = .unjudged
+                    }
+                }
+            } else {
+                status = .missing
+            }
+            results.append(LayerResult(name: activation.name, op: activation.op, order: activation.order, input: activation.input,
+                                       shape: activation.tensor.shape, metrics: metrics, tolerance: tolerance, status: status,
+                                       growth: nil, noiseFloorRelL2: activation.noiseFloorRelL2))
+        }
+        // Error growth: this layer's rel L2 over that of the layer it reads.
+        let relByPath = Dictionary(uniqueKeysWithValues: results.compactMap { r in r.metrics.map { ("/activations/" + r.name, $0.relL2) } })
+        for i in results.indices {
+            guard let rel = results[i].metrics?.relL2, let input = results[i].input, let upstream = relByPath[input], upstream > 0 else { continue }
+            results[i].growth = rel / upstream
+        }
+        var argmax: ArgmaxAgreement?
+        if let last = golden.activations.last, !model.config.classes.isEmpty, let output = outputs[last.name],
+           output.shape == last.tensor.shape, let lastResult = results.last, let m = lastResult.metrics {
+            // Two logits can each move by the absolute tolerance, so a margin wider than twice it cannot flip.
+            let absLimit = (lastResult.tolerance?.maxAbsOverScale ?? 0) * m.goldenMaxAbs
+            argmax = ArgmaxAgreement.compute(actual: output, expected: last.tensor, decisiveMargin: 2 * absLimit)
+        }
+        return VerificationReport(model: model.name, format: format, variant: variant, file: file, engine: engine.semantics,
+                                  policy: policy, layers: results, argmax: argmax,
+                                  inputCount: input.shape.first ?? 0)
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import ParityCore
+
+/// What happened at one reference layer.
+public enum LayerStatus: Equatable, Sendable {
+    case pass
+    case fail([Violation])
+    /// The engine produced no output under this name.
+    case missing
+    case shapeMismatch(expected: [Int], actual: [Int])
+    case nonFinite(nan: Int, inf: Int)
+    /// The layer could not run on the file's weights (e.g. a weight of the wrong shape).
+    case error(String)
+    /// An earlier layer could not run.
+    case notRun
+    /// No tolerance policy exists for this (format, variant): metrics are shown, nothing is judged.
+    case unjudged
+
+    public var isPass: Bool { self == .pass }
+    public var label: String {
+        switch self {
+        case .pass: return "pass"
+        case .fail: return "FAIL"
+        case .missing: return "MISSING"
+        case .shapeMismatch: return "SHAPE"
+        case .nonFinite: return "NON-FINITE"
+        case .error: return "ERROR"
+        case .notRun: return "not run"
+        case .unjudged: return "unjudged"
+        }
+    }
+    public var detail: String {
+        switch self {
+        case let .fail(v): return v.map(\.description).joined(separator: "; ")
+        case let .shapeMismatch(e, a): return "expected shape \(e), got \(a)"
+        case let .nonFinite(nan, inf): return "\(nan) NaN, \(inf) Inf"
+        case let .error(reason): return reason
+        case .missing: return "the engine emitted no output for this layer"
+        case .notRun: return "an earlier layer could not run"
+        case .unjudged: return "no tolerance policy"
+        case .pass: return ""
+        }
+    }
+}
+
+public struct LayerResult: Sendable {
+    public let name: String
+    public let op: String
+    public let order: Int
+    /// HDF5 path of what this layer reads in the golden.
+    public let input: String?
+    public let shape: [Int]
+    public let metrics: LayerMetrics?
+    public let tolerance: Tolerance?
+    public var status: LayerStatus
+    /// rel L2 of this layer over rel L2 of the layer it reads: > 1 means the error grew here.
+    public var growth: Double?
+    /// The reference's own f32-vs-f64 noise at this layer, for scale.
+    public let noiseFloorRelL2: Double?
+}
+
+/// The outcome of verifying one converted file against one model's goldens.
+public struct VerificationReport: Sendable {
+    public let model: String
+    public let format: String
+    public let variant: String
+    public let file: String
+    public let engine: String
+    public let policy: TolerancePolicy?
+    public let layers: [LayerResult]
+    public let argmax: ArgmaxAgreement?
+    public let inputCount: Int
+
+    /// Layers compared against a golden (not missing, not errored, not skipped).
+    public var covered: Int { layers.filter { $0.metrics != nil }.count }
+
+    /// The earliest layer, in forward order, that fails while the layer it reads passes (or it reads a model
+    /// input): where the error is introduced rather than inherited (Core ML's failure-source rule). Without a
+    /// tolerance policy there is no first divergence.
+    public var firstDivergence: LayerResult? {
+        guard policy != nil else { return nil }
+        let byPath = Dictionary(uniqueKeysWithValues: layers.map { ("/activations/" + $0.name, $0) })
+        return layers.first { layer in
+            guard !layer.status.isPass, layer.status != .notRun else { return false }
+            guard let input = layer.input, let source = byPath[input] else { return true }
+            return source.status.isPass
+        }
+    }
+
+    public var argmaxPasses: Bool { argmax.map { $0.decisiveAgreeing == $0.decisive } ?? true }
+
+    /// Pass only if a policy exists, every expected layer was compared and passed, and decisive argmaxes agree.
+    public var passed: Bool {
+        policy != nil && !layers.isEmpty && layers.allSatisfy(\.status.isPass) && argmaxPasses
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import ParityCore
+
+/// Renders reports as an aligned terminal table (coloured on a TTY) and as versioned JSON.
+public enum ReportRendering {
+    public static func terminal(_ report: VerificationReport, color: Bool) -> String {
+        func paint(_ text: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+        var lines: [String] = []
+        lines.append("\(report.model) · \(report.format) \(report.variant) · \(report.file)")
+        lines.append("engine: \(report.engine); \(report.inputCount) golden inputs")
+        let first = report.firstDivergence?.name
+        let header = ["#", "layer", "op", "shape", "max abs", "mean abs", "rel L2", "cosine", "SQNR dB", "growth", "tol rel L2", "noise floor", "status"]
+        var rows: [[String]] = []
+        for layer in report.layers {
+            let m = layer.metrics
+            rows.append([
+                "\(layer.order)", layer.name, layer.op, layer.shape.map(String.init).joined(separator: "×"),
+                m.map { formatNumber($0.maxAbs) } ?? "-", m.map { formatNumber($0.meanAbs) } ?? "-",
+                m.map { formatNumber($0.relL2) } ?? "-", m?.cosine.map { String(format: "%.7f", $0) } ?? "-",
+                m.map { $0.sqnrDB.isInfinite ? "inf" : String(format: "%.1f", $0.sqnrDB) } ?? "-",
+                layer.growth.map { String(format: "%.2fx", $0) } ?? "-",
+                layer.tolerance.map { formatNumber($0.maxRelL2) } ?? "-",
+                layer.noiseFloorRelL2.map(formatNumber) ?? "-",
+                layer.status.label + (layer.name == first ? "  ◀ first divergence" : ""),
+            ])
+        }
+        let widths = header.indices.map { i in max(header[i].count, rows.map { $0[i].count }.max() ?? 0) }
+        func line(_ cells: [String]) -> String {
+            cells.indices.map { i in
+                let pad = String(repeating: " ", count: widths[i] - cells[i].count)
+                return i <= 3 || i == cells.count - 1 ? cells[i] + pad : pad + cells[i]
+            }.joined(separator: "  ")
+        }
+        lines.append(line(header))
+        for (row, layer) in zip(rows, report.layers) {
+            let text = line(row)
+            lines.append(layer.status.isPass ? text : layer.name == first ? paint(text, "1;31") : paint(text, "33"))
+        }
+        for layer in report.layers where !layer.status.isPass && !layer.status.detail.isEmpty && layer.status != .notRun {
+            lines.append("  \(layer.name): \(layer.status.label): \(layer.status.detail)")
+        }
+        if let a = report.argmax {
+            let note = a.disagreeingRows.isEmpty ? "" : " (differ at inputs \(a.disagreeingRows.prefix(10).map(String.init).joined(separator: ", ")))"
+            lines.append("argmax agreement: \(a.agreeing)/\(a.total); decisive (golden margin > 2× abs tolerance): \(a.decisiveAgreeing)/\(a.decisive)\(note)")
+        }
+        lines.append("coverage: \(report.covered)/\(report.layers.count) layers compared")
+        if let policy = report.policy {
+            lines.append("tolerance (\(policy.format) \(policy.variant)): \(policy.tolerance.reason)")
+        } else {
+            lines.append("no tolerance policy for \(report.format) \(report.variant): metrics only, no verdict and no first divergence")
+        }
+        if let first = report.firstDivergence {
+            lines.append(paint("first divergence: \(first.name) (\(first.op)): \(first.status.label): \(first.status.detail)", "1;31"))
+        }
+        lines.append(report.passed ? paint("PASS", "1;32") : paint("FAIL", "1;31"))
+        return lines.joined(separator: "\n")
+    }
+
+    /// JSON schema "parity-report" version 1: documented in README.md (section "Reports").
+    public static func json(_ reports: [VerificationReport]) -> JSONValue {
+        .object([
+            ("schema", .string("parity-report")),
+            ("schema_version", .number(1)),
+            ("passed", .bool(reports.allSatisfy(\.passed))),
+            ("reports", .array(reports.map(json))),
+        ])
+    }
+
+    static func json(_ r: VerificationReport) -> JSONValue {
+        func num(_ x: Double?) -> JSONValue { x.map { JSONValue.number($0) } ?? .null }
+        let layers: [JSONValue] = r.layers.map { l in
+            var members: [(key: String, value: JSONValue)] = [
+                ("name", .string(l.name)), ("op", .string(l.op)), ("order", .number(l.order)),
+                ("input", l.input.map { .string($0) } ?? .null),
+                ("shape", .array(l.shape.map { JSONValue.number($0) })),
+                ("status", .string(l.status.label.lowercased())), ("detail", .string(l.status.detail)),
+                ("growth", num(l.growth)), ("noise_floor_rel_l2", num(l.noiseFloorRelL2)),
+            ]
+            if let m = l.metrics {
+                members.append(("metrics", .object([
+                    ("max_abs", num(m.maxAbs)), ("max_abs_index", .number(m.maxAbsIndex)), ("mean_abs", num(m.meanAbs)),
+                    ("rel_l2", num(m.relL2)), ("cosine", num(m.cosine)), ("sqnr_db", num(m.sqnrDB.isInfinite ? nil : m.sqnrDB)),
+                    ("golden_max_abs", num(m.goldenMaxAbs)), ("nan_count", .number(m.nanCount)), ("inf_count", .number(m.infCount)),
+                ])))
+            } else {
+                members.append(("metrics", .null))
+            }
+            members.append(("tolerance", l.tolerance.map { .object([("max_rel_l2", num($0.maxRelL2)), ("max_abs_over_scale", num($0.maxAbsOverScale))]) } ?? .null))
+            return .object(members)
+        }
+        return .object([
+            ("model", .string(r.model)), ("format", .string(r.format)), ("variant", .string(r.variant)),
+            ("file", .string(r.file)), ("engine", .string(r.engine)), ("inputs", .number(r.inputCount)),
+            ("passed", .bool(r.passed)),
+            ("first_divergence", r.firstDivergence.map { .string($0.name) } ?? .null),
+            ("coverage", .object([("compared", .number(r.covered)), ("expected", .number(r.layers.count))])),
+            ("tolerance_reason", r.policy.map { .string($0.tolerance.reason) } ?? .null),
+            ("argmax", r.argmax.map { a in .object([
+                ("agreeing", .number(a.agreeing)), ("total", .number(a.total)),
+                ("decisive", .number(a.decisive)), ("decisive_agreeing", .number(a.decisiveAgreeing)),
+                ("disagreeing_rows", .array(a.disagreeingRows.map { JSONValue.number($0) })),
+            ]) } ?? .null),
+            ("layers", .array(layers)),
+        ])
+    }
+}

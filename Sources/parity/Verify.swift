@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import ParityCore
+import ParityModels
+import ParityVerify
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert each model to each format (or take --file), run it, and compare every layer with the goldens.",
+        discussion: "Exit status: 0 all passed, 1 a verification failed, 2 bad input or usage.")
+
+    @Argument(help: "Bundled model names or reference directories; none means every bundled model.")
+    var models: [String] = []
+    @Option(name: .long, help: "Formats to verify (repeatable); default: every format.")
+    var format: [String] = []
+    @Option(name: .long, help: "Variants to verify (repeatable), e.g. f16; default: every variant of each format.")
+    var variant: [String] = []
+    @Option(name: .long, help: "Verify this converted file instead of converting (format detected from content).")
+    var file: String?
+    @Option(name: .long, help: "Write the reports as JSON (schema parity-report v1) to this file.")
+    var json: String?
+    @Option(name: .long, help: "Keep converted files in this directory instead of a temporary one.")
+    var keep: String?
+
+    func run() throws {
+        let names = models.isEmpty ? ModelRepository.bundledNames() : models
+        guard !names.isEmpty else { throw ParityError.usage("no models given and no bundled models found") }
+        if file != nil && names.count != 1 { throw ParityError.usage("--file verifies one converted file against one model") }
+        let formats = try (format.isEmpty ? FormatRegistry.all : format.map { name throws(ParityError) in try FormatRegistry.named(name) })
+        let workDir = try keep ?? makeTemporaryDirectory()
+        defer { if keep == nil { try? FileManager.default.removeItem(atPath: workDir) } }
+
+        var reports: [VerificationReport] = []
+        for name in names {
+            let model = try ModelRepository.locate(name)
+            let golden = try model.golden()
+            if let file {
+                let support = try format.first.map { name throws(ParityError) in try FormatRegistry.named(name) } ?? FormatRegistry.detect(file)
+                let (engine, detected) = try support.open(file, for: model)
+                reports.append(try Comparator.verify(model: model, golden: golden, engine: engine, format: support.name, variant: detected, file: file))
+                continue
+            }
+            for support in formats {
+                let variants = variant.isEmpty ? support.variants : variant.filter(support.variants.contains)
+                for v in variants {
+                    let path = "\(workDir)/\(model.name)-\(v).\(support.name)"
+                    _ = try support.convert(model, variant: v, to: path)
+                    let (engine, detected) = try support.open(path, for: model)
+                    guard detected == v else {
+                        throw ParityError.mismatch(file: path, reason: "converted as \(v) but the file reads as \(detected)")
+                    }
+                    reports.append(try Comparator.verify(model: model, golden: golden, engine: engine, format: support.name, variant: v, file: path))
+                }
+            }
+        }
+        guard !reports.isEmpty else { throw ParityError.usage("nothing to verify: no format/variant matched") }
+        for report in reports {
+            print(ReportRendering.terminal(report, color: stdoutIsTTY))
+            print()
+        }
+        print("summary")
+        for r in reports {
+            let worst = r.layers.compactMap { $0.metrics?.relL2 }.max().map(formatNumber) ?? "-"
+            let first = r.firstDivergence.map { "first divergence: \($0.name)" } ?? ""
+            print("  \(r.passed ? "PASS" : "FAIL")  \(r.model)  \(r.format) \(r.variant)  worst rel L2 \(worst)  \(first)")
+        }
+        if let json {
+            try AtomicFileWriter.write(Array((ReportRendering.json(reports).serialized(pretty: true) + "\n").utf8), to: json)
+        }
+        if !reports.allSatisfy(\.passed) { throw ExitCode(Exit.verificationFailed) }
+    }
+}
+
+func makeTemporaryDirectory() throws -> String {
+    let path = NSTemporaryDirectory() + "parity-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+        throw ParityError.io(path: path, reason: "cannot create a temporary directory")
+    }
+    return path
+}
