@@ -160,14 +160,17 @@ public struct SafetensorsFile: Sendable {
     }
 }
 
-/// Builds a safetensors file. Tensors are laid out as safetensors-rs lays them out (sorted by dtype size,
-/// largest first, then by name, so every tensor starts aligned to its element size), with the header padded
-/// with spaces to a multiple of 8 — unless `padHeader` is false (MLX's writer does not pad).
+/// Builds a safetensors file. By default tensors are laid out as safetensors-rs lays them out (sorted by dtype
+/// size, largest first, then by name, so every tensor starts aligned to its element size), with the header
+/// padded with spaces to a multiple of 8. `mlxLayout` writes as `mx.save_safetensors` does instead: no header
+/// padding and every JSON object's keys sorted (nlohmann's std::map), so each entry reads
+/// `data_offsets, dtype, shape`. MLX 0.32 lays the data out in its hash map's order, which is not reproducible;
+/// here the data is in name order. Both load the same in MLX (checked by tools/mlx/check_parity_outputs.py).
 public struct SafetensorsWriter {
     public struct Item { public let name: String; public let dtype: DType; public let shape: [Int]; public let bytes: [UInt8] }
     public private(set) var items: [Item] = []
     public var metadata: [(key: String, value: String)] = []
-    public var padHeader = true
+    public var mlxLayout = false
 
     public init(metadata: [(key: String, value: String)] = []) { self.metadata = metadata }
 
@@ -190,22 +193,22 @@ public struct SafetensorsWriter {
 
     /// The complete file contents.
     public func serialized() -> [UInt8] {
-        let ordered = items.sorted { ($0.dtype.bits, $1.name) > ($1.dtype.bits, $0.name) }
+        let ordered = mlxLayout ? items.sorted { $0.name < $1.name } : items.sorted { ($0.dtype.bits, $1.name) > ($1.dtype.bits, $0.name) }
         var members: [(key: String, value: JSONValue)] = []
         if !metadata.isEmpty {
             members.append(("__metadata__", .object(metadata.map { ($0.key, JSONValue.string($0.value)) })))
         }
         var offset = 0
         for item in ordered {
-            members.append((item.name, .object([
-                ("dtype", .string(item.dtype.rawValue)),
-                ("shape", .array(item.shape.map { JSONValue.number($0) })),
-                ("data_offsets", .array([.number(offset), .number(offset + item.bytes.count)])),
-            ])))
+            let dtype: (key: String, value: JSONValue) = ("dtype", .string(item.dtype.rawValue))
+            let shape: (key: String, value: JSONValue) = ("shape", .array(item.shape.map { JSONValue.number($0) }))
+            let offsets: (key: String, value: JSONValue) = ("data_offsets", .array([.number(offset), .number(offset + item.bytes.count)]))
+            members.append((item.name, .object(mlxLayout ? [offsets, dtype, shape] : [dtype, shape, offsets])))
             offset += item.bytes.count
         }
+        if mlxLayout { members.sort { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) } }
         var header = Array(JSONValue.object(members).serialized().utf8)
-        if padHeader { while header.count % 8 != 0 { header.append(0x20) } }
+        if !mlxLayout { while header.count % 8 != 0 { header.append(0x20) } }
         var out: [UInt8] = []
         out.reserveCapacity(8 + header.count + offset)
         ElementCodec.appendLE(&out, UInt64(header.count))

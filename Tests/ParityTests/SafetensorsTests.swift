@@ -122,3 +122,40 @@ struct SafetensorsTests {
         #expect(throws: ParityError.self) { try file.tensor(named: "z") }
     }
 }
+
+/// A file written by the official safetensors library (0.8.0, `safetensors.numpy.save_file`, via
+/// tools/fixtures/make_safetensors_fixtures.py) with one tensor per dtype and edge values; the expected header
+/// fields, bytes and values were parsed in Python from the same file.
+@Suite("safetensors written by the official library")
+struct OfficialSafetensorsTests {
+    @Test("every dtype: header fields, bytes and values as the library wrote them", arguments: ["official_all_dtypes", "official_f4"])
+    func official(name: String) throws {
+        let base = Repo.fixtures + "/safetensors/" + name
+        let file = try SafetensorsFile(path: base + ".safetensors")
+        let expected = try JSONParser.parse(readBytes(base + ".expected.json"))
+        let tensors = try #require(expected["tensors"]?.objectValue)
+        #expect(file.entries.count == tensors.count)
+        for (tensorName, spec) in tensors {
+            let entry = try #require(file.entry(named: tensorName), "missing \(tensorName)")
+            #expect(entry.dtype.rawValue == spec["dtype"]?.stringValue)
+            #expect(entry.shape == spec["shape"]?.arrayValue?.compactMap(\.intValue))
+            #expect([entry.dataRange.lowerBound, entry.dataRange.upperBound] == spec["data_offsets"]?.arrayValue?.compactMap(\.intValue))
+            let hex = try file.rawBytes(entry).map { String(format: "%02x", $0) }.joined()
+            #expect(hex == spec["raw_hex"]?.stringValue, "\(tensorName) bytes")
+            guard entry.dtype.isRealValued else { continue }
+            let values = try file.tensor(entry).data
+            let wanted: [Float] = (spec["values"]?.arrayValue ?? []).map { v in
+                switch v.stringValue {
+                case "nan": return .nan
+                case "inf": return .infinity
+                case "-inf": return -.infinity
+                default: return Float(v.doubleValue ?? .nan)  // f64 values round to float32 exactly as the decoder does
+                }
+            }
+            #expect(values.count == wanted.count)
+            for (i, (a, b)) in zip(values, wanted).enumerated() {
+                #expect(a == b || (a.isNaN && b.isNaN), "\(tensorName)[\(i)]: \(a) vs \(b)")
+            }
+        }
+    }
+}
