@@ -1,0 +1,217 @@
+import ParityCore
+import ParityFormats
+import ParityModels
+
+/// How `ggml_conv_2d` types its im2col. ggml 0.15.3 (run here from the PyPI sdist of ggml-python, see
+/// Tests/ParityTests/Fixtures/ggml) builds it in the kernel's type, so F32 kernels convolve in F32; ggml up to at
+/// least d99724f (measured in ../shared/CNN-NOTES.md §3) built it in F16 unless the kernel was BF16, and then
+/// converted an F32 kernel to F16 as the matmul's vec_dot type.
+public enum GGMLIm2colRule: String, Sendable, CaseIterable {
+    /// ggml ≥ 0.15: `ggml_im2col(…, a->type)`.
+    case kernelType = "kernel"
+    /// older ggml: `ggml_im2col(…, GGML_TYPE_F16)` unless the kernel is BF16.
+    case f16
+    /// A counterfactual for attribution: always F32.
+    case f32
+}
+
+/// Runs a GGUF file as ggml's CPU backend runs it, for the architectures of ggml's `examples/mnist`
+/// (`mnist-cnn`, `mnist-fc`). It knows ggml's conventions, not Parity's converter: tensors are found by the
+/// names mnist-common.cpp loads and checked against the `ne` it asserts, and the graph is ggml's —
+/// `ggml_conv_2d` (im2col typed by `GGMLIm2colRule`), `ggml_add` with broadcasting, `ggml_relu`,
+/// `ggml_pool_2d`, `ggml_permute(1, 2, 0, 3)` + `ggml_cont` before the dense layer, and `ggml_mul_mat`, which
+/// converts activations to the weight type's `vec_dot_type` (F16, BF16, Q8_0, Q8_1, Q8_K) before the dot.
+///
+/// Activations in ggml layout (W, H, C, N) have NCHW's memory order, so conv activations need no transpose at
+/// the hooks; the flattened activation is in ggml's (h, w, c) order and is transposed to PyTorch's (c, h, w)
+/// before it is reported, and back when a layer is fed a golden input.
+public struct GGMLEngine: FormatEngine {
+    public let file: GGUFFile
+    public let architecture: String
+    public let im2col: GGMLIm2colRule
+    /// The reference architecture's layers: only their hyperparameters (kernel sizes, channels) are used, to
+    /// know the shapes ggml's loader asserts and the feature map the dense layer flattens.
+    public let layers: [LayerSpec]
+
+    public var semantics: String {
+        let rule: String
+        switch im2col {
+        case .kernelType: rule = "conv_2d im2col in the kernel's type, as ggml 0.15"
+        case .f16: rule = "conv_2d im2col in F16, as ggml up to d99724f"
+        case .f32: rule = "conv_2d im2col forced to F32"
+        }
+        return "ggml CPU backend, \(architecture) graph (\(rule); mul_mat converts activations to the weight's vec_dot_type)"
+    }
+
+    public init(file: GGUFFile, layers: [LayerSpec], im2col: GGMLIm2colRule = .kernelType) throws(ParityError) {
+        guard let arch = file.architecture else {
+            throw .malformed(file: file.path, at: "key 'general.architecture'", reason: "missing; ggml cannot pick a graph")
+        }
+        guard arch == "mnist-cnn" || arch == "mnist-fc" else {
+            throw .unsupported(file: file.path, reason: "general.architecture '\(arch)': the GGUF engine runs ggml's mnist-cnn and mnist-fc graphs")
+        }
+        self.file = file
+        architecture = arch
+        self.im2col = im2col
+        self.layers = layers
+        Kernels.pinBLASThreads()
+    }
+
+    /// A weight as ggml's loader gets it: by name, with the `ne` mnist-common.cpp asserts.
+    func weight(_ name: String, ne: [Int], layer: String) throws(LayerExecutionError) -> GGUFTensorInfo {
+        guard let t = file.tensor(named: name) else {
+            throw LayerExecutionError(layer: layer, reason: "\(file.path) has no tensor '\(name)' (ggml's \(architecture) loader needs it)")
+        }
+        // ggml compares all four ne, with trailing 1s implied.
+        let padded = t.ne + [Int](repeating: 1, count: max(0, 4 - t.ne.count))
+        let wanted = ne + [Int](repeating: 1, count: max(0, 4 - ne.count))
+        guard padded == wanted else {
+            throw LayerExecutionError(layer: layer, reason: "tensor '\(name)' has ne \(t.ne); ggml's \(architecture) loader asserts ne \(ne)")
+        }
+        guard t.type.isSupported else {
+            throw LayerExecutionError(layer: layer, reason: "tensor '\(name)' has type \(t.type.name), which Parity's ggml engine cannot run")
+        }
+        return t
+    }
+
+    func values(_ t: GGUFTensorInfo, layer: String) throws(LayerExecutionError) -> [Float] {
+        do { return try file.values(t) } catch { throw LayerExecutionError(layer: layer, reason: "cannot read '\(t.name)': \(error)") }
+    }
+
+    public func apply(_ layer: LayerSpec, to input: Tensor) throws(LayerExecutionError) -> Tensor {
+        switch layer {
+        case let .conv2d(name, inC, outC, kernel, stride, padding, bias):
+            guard input.rank == 4, input.shape[1] == inC else { throw LayerExecutionError(layer: name, reason: "input \(input.shape) is not [N, \(inC), H, W]") }
+            let k = try weight("\(name).kernel", ne: [kernel[1], kernel[0], inC, outC], layer: name)
+            let im2colType: GGMLType
+            switch im2col {
+            case .kernelType: im2colType = k.type
+            case .f16: im2colType = k.type == .bf16 ? .bf16 : .f16
+            case .f32: im2colType = .f32
+            }
+            guard [.f32, .f16, .bf16].contains(im2colType) else {
+                throw LayerExecutionError(layer: name, reason: "conv kernel '\(k.name)' is \(k.type.name); ggml's im2col needs F32, F16 or BF16")
+            }
+            // ggml_im2col writes its columns as im2colType; mul_mat(im2col, kernel) then converts the kernel to
+            // that type's vec_dot_type (the same type), and the dot products of these exactly representable
+            // values are accumulated in f32 or wider — so the result is a convolution of the rounded operands.
+            let x = GGMLNumerics.round(input, to: im2colType)
+            let w = GGMLNumerics.round(Tensor(shape: [outC, inC, kernel[0], kernel[1]], data: try values(k, layer: name)), to: im2colType)
+            var y = Kernels.conv2dNCHW(x, weight: w, bias: nil, stride: stride, padding: padding)
+            if bias {
+                let b = try weight("\(name).bias", ne: [1, 1, outC, 1], layer: name)
+                y = GGMLNumerics.addChannelBias(y, try values(b, layer: name))
+            }
+            return y
+        case .relu:
+            return GGMLNumerics.relu(input)
+        case let .maxPool2d(name, kernel, stride):
+            guard input.rank == 4 else { throw LayerExecutionError(layer: name, reason: "input \(input.shape) is not 4-D") }
+            return GGMLNumerics.maxPool2d(input, kernel: kernel, stride: stride)
+        case let .flatten(name, _):
+            // mnist-fc reads the image as a 784-vector in memory order; mnist-cnn permutes (W, H, C, N) to
+            // (C, W, H, N) and flattens, i.e. (h, w, c) order. Either way the reported activation is put back
+            // into PyTorch's (c, h, w) flatten order, which for mnist-fc is the identity.
+            guard input.rank >= 2 else { throw LayerExecutionError(layer: name, reason: "input \(input.shape) cannot be flattened") }
+            return input.reshaped([input.shape[0], input.count / max(input.shape[0], 1)])
+        case let .linear(name, inF, outF, bias):
+            guard input.rank == 2, input.shape[1] == inF else { throw LayerExecutionError(layer: name, reason: "input \(input.shape) is not [N, \(inF)]") }
+            var x = input
+            if architecture == "mnist-cnn" {
+                // The dense layer reads ggml's (h, w, c) flatten of the last conv's feature map.
+                guard let map = ChannelsLast.featureMap(before: name, in: layers, features: inF) else {
+                    throw LayerExecutionError(layer: name, reason: "cannot tell which feature map the \(inF) inputs flatten")
+                }
+                x = ChannelsLast.flattenedToChannelsLast(input, map: map)
+            }
+            let w = try weight("\(name).weight", ne: [inF, outF], layer: name)
+            var y = try GGMLNumerics.mulMat(file: file, weight: w, x: x, layer: name)
+            if bias {
+                let b = try weight("\(name).bias", ne: [outF], layer: name)
+                let bv = try values(b, layer: name)
+                for i in 0..<y.shape[0] { for o in 0..<outF { y.data[i * outF + o] += bv[o] } }
+            }
+            return y
+        }
+    }
+}
+
+/// ggml CPU semantics of the ops the engine uses, on row-major tensors in ggml's memory order.
+public enum GGMLNumerics {
+    /// Values rounded to a storage type (F16/BF16 round to nearest even, as ggml's converters do).
+    public static func round(_ t: Tensor, to type: GGMLType) -> Tensor {
+        switch type {
+        case .f16: return Tensor(shape: t.shape, data: t.data.map { FloatCodecs.halfToFloat(FloatCodecs.floatToHalf($0)) })
+        case .bf16: return Tensor(shape: t.shape, data: t.data.map { FloatCodecs.bfloat16ToFloat(FloatCodecs.floatToBFloat16($0)) })
+        default: return t
+        }
+    }
+
+    /// ggml_relu: `x > 0 ? x : 0`, so NaN becomes 0 (unlike PyTorch, where NaN stays NaN).
+    public static func relu(_ t: Tensor) -> Tensor { Tensor(shape: t.shape, data: t.data.map { $0 > 0 ? $0 : 0 }) }
+
+    /// ggml_add of a (1, 1, C, 1) bias to (W, H, C, N).
+    public static func addChannelBias(_ t: Tensor, _ bias: [Float]) -> Tensor {
+        var out = t
+        let (n, c, plane) = (t.shape[0], t.shape[1], t.shape[2] * t.shape[3])
+        for i in 0..<n { for ch in 0..<c { for p in 0..<plane { out.data[(i * c + ch) * plane + p] += bias[ch] } } }
+        return out
+    }
+
+    /// ggml_pool_2d(GGML_OP_POOL_MAX, k, s, padding 0): starts from -FLT_MAX and keeps `v > best`, so NaN is
+    /// skipped rather than propagated.
+    public static func maxPool2d(_ x: Tensor, kernel: [Int], stride: [Int]) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let oh = (h - kernel[0]) / stride[0] + 1, ow = (w - kernel[1]) / stride[1] + 1
+        var out = [Float](repeating: 0, count: n * c * oh * ow)
+        for plane in 0..<(n * c) {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var best = -Float.greatestFiniteMagnitude
+                    for ky in 0..<kernel[0] {
+                        for kx in 0..<kernel[1] {
+                            let v = x.data[(plane * h + oy * stride[0] + ky) * w + ox * stride[1] + kx]
+                            if v > best { best = v }
+                        }
+                    }
+                    out[(plane * oh + oy) * ow + ox] = best
+                }
+            }
+        }
+        return Tensor(shape: [n, c, oh, ow], data: out)
+    }
+
+    /// ggml_mul_mat(weight, x) with weight ne [K, M] and x [N, K] (row-major): y [N, M].
+    /// F32 weights: f32 dot products. F16/BF16 weights: activations rounded to that type (exact products, f32
+    /// accumulation). Quantized weights: each activation row quantized to the type's vec_dot_type, then the
+    /// block dot products (integer sums scaled per block) exactly as ggml's CPU kernels define them.
+    public static func mulMat(file: GGUFFile, weight: GGUFTensorInfo, x: Tensor, layer: String) throws(LayerExecutionError) -> Tensor {
+        let k = weight.ne[0], m = weight.elementCount / weight.ne[0], n = x.shape[0]
+        func fail(_ error: Error) -> LayerExecutionError { LayerExecutionError(layer: layer, reason: "mul_mat with '\(weight.name)': \(error)") }
+        switch weight.type {
+        case .f32, .f16, .bf16:
+            let w: [Float]
+            do { w = try file.values(weight) } catch { throw fail(error) }
+            let xr = round(x, to: weight.type)
+            return Kernels.linear(xr, weight: Tensor(shape: [m, k], data: w), bias: nil)
+        default:
+            var y = [Float](repeating: 0, count: n * m)
+            let rowBytes = k / weight.type.blockSize * weight.type.typeSize
+            do {
+                try file.withData(weight) { wbytes in
+                    for i in 0..<n {
+                        let row = Array(x.data[(i * k)..<((i + 1) * k)])
+                        let q = try GGMLQuants.quantize(row, to: weight.type.vecDotType)
+                        q.withUnsafeBytes { qb in
+                            for o in 0..<m {
+                                y[i * m + o] = GGMLQuants.vecDot(weights: UnsafeRawBufferPointer(rebasing: wbytes[(o * rowBytes)..<((o + 1) * rowBytes)]),
+                                                                 type: weight.type, activations: qb, count: k)
+                            }
+                        }
+                    }
+                }
+            } catch { throw fail(error) }
+            return Tensor(shape: [n, m], data: y)
+        }
+    }
+}
