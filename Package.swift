@@ -15,16 +15,19 @@ let package = Package(
         // C bridges: system libraries from Debian, with static-inline getters for the macros Swift cannot import.
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "ParityCore"),
-        .target(name: "ParityFormats", dependencies: ["ParityCore", "CHDF5"]),
+        .target(name: "ParityFormats", dependencies: ["ParityCore", "CHDF5", "CZlib"]),
         .target(name: "ParityModels", dependencies: ["ParityCore", "ParityFormats"]),
         .target(name: "ParityEngine", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "CBLAS"]),
         .target(name: "ParityVerify", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine"]),
         .executableTarget(name: "parity", dependencies: [
-            "ParityVerify",
+            "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify"]),
+        // Fixtures are read by path (tools/ regenerates them); they are not bundle resources.
+        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify"],
+                    exclude: ["Fixtures"]),
     ]
 )

@@ -2,7 +2,7 @@
 # Installs what Parity needs on a fresh Debian 12 machine with Swift: the C libraries it links (HDF5, OpenBLAS)
 # and pkg-config, which SwiftPM uses to find them. Installs only what is missing; safe to run repeatedly.
 set -euo pipefail
-packages=(libhdf5-dev libopenblas-dev pkg-config)
+packages=(libhdf5-dev libopenblas-dev zlib1g-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,7 +19,7 @@ public enum Comparator {
 
     public static func verify(model: ReferenceModel, golden: GoldenFile, engine: FormatEngine,
                               format: String, variant: String, file: String) throws(ParityError) -> VerificationReport {
-        let policy = TolerancePolicy.lookup(format: format, variant: variant)
+        let policy = TolerancePolicy.lookup(format: format, variant: variant, layers: model.config.layers)
         var outputs: [String: Tensor] = [:]
         var failure: LayerExecutionError?
         let input = try modelInput(golden)

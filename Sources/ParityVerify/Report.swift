@@ -70,6 +70,8 @@ public struct VerificationReport: Sendable {
     public let layers: [LayerResult]
     public let argmax: ArgmaxAgreement?
     public let inputCount: Int
+    /// Format-specific explanations (e.g. how much of the gap to PyTorch a runtime's own numerics account for).
+    public var notes: [String] = []
 
     /// Layers compared against a golden (not missing, not errored, not skipped).
     public var covered: Int { layers.filter { $0.metrics != nil }.count }

@@ -43,9 +43,13 @@ public enum ReportRendering {
             let note = a.disagreeingRows.isEmpty ? "" : " (differ at inputs \(a.disagreeingRows.prefix(10).map(String.init).joined(separator: ", ")))"
             lines.append("argmax agreement: \(a.agreeing)/\(a.total); decisive (golden margin > 2× abs tolerance): \(a.decisiveAgreeing)/\(a.decisive)\(note)")
         }
+        for note in report.notes { lines.append("note: " + note) }
         lines.append("coverage: \(report.covered)/\(report.layers.count) layers compared")
         if let policy = report.policy {
-            lines.append("tolerance (\(policy.format) \(policy.variant)): \(policy.tolerance.reason)")
+            for reason in policy.reasons(in: report.layers.map(\.name)) {
+                let users = report.layers.filter { $0.tolerance?.reason == reason }.map(\.name)
+                lines.append("tolerance for \(users.joined(separator: ", ")): \(reason)")
+            }
         } else {
             lines.append("no tolerance policy for \(report.format) \(report.variant): metrics only, no verdict and no first divergence")
         }
@@ -85,7 +89,7 @@ public enum ReportRendering {
             } else {
                 members.append(("metrics", .null))
             }
-            members.append(("tolerance", l.tolerance.map { .object([("max_rel_l2", num($0.maxRelL2)), ("max_abs_over_scale", num($0.maxAbsOverScale))]) } ?? .null))
+            members.append(("tolerance", l.tolerance.map { .object([("max_rel_l2", num($0.maxRelL2)), ("max_abs_over_scale", num($0.maxAbsOverScale)), ("reason", .string($0.reason))]) } ?? .null))
             return .object(members)
         }
         return .object([
@@ -94,12 +98,13 @@ public enum ReportRendering {
             ("passed", .bool(r.passed)),
             ("first_divergence", r.firstDivergence.map { .string($0.name) } ?? .null),
             ("coverage", .object([("compared", .number(r.covered)), ("expected", .number(r.layers.count))])),
-            ("tolerance_reason", r.policy.map { .string($0.tolerance.reason) } ?? .null),
+            ("tolerance_reasons", r.policy.map { p in .array(p.reasons(in: r.layers.map(\.name)).map { JSONValue.string($0) }) } ?? .null),
             ("argmax", r.argmax.map { a in .object([
                 ("agreeing", .number(a.agreeing)), ("total", .number(a.total)),
                 ("decisive", .number(a.decisive)), ("decisive_agreeing", .number(a.decisiveAgreeing)),
                 ("disagreeing_rows", .array(a.disagreeingRows.map { JSONValue.number($0) })),
             ]) } ?? .null),
+            ("notes", .array(r.notes.map { JSONValue.string($0) })),
             ("layers", .array(layers)),
         ])
     }

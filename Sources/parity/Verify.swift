@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParityCore
+import ParityEngine
 import ParityModels
 import ParityVerify
 
@@ -21,12 +22,15 @@ struct Verify: ParsableCommand {
     var json: String?
     @Option(name: .long, help: "Keep converted files in this directory instead of a temporary one.")
     var keep: String?
+    @Option(name: .long, help: "GGUF: emulate ggml's conv_2d im2col typing: kernel (ggml 0.15, default) or f16 (ggml up to d99724f).")
+    var ggmlIm2col: GGMLIm2colRule = .kernelType
 
     func run() throws {
         let names = models.isEmpty ? ModelRepository.bundledNames() : models
         guard !names.isEmpty else { throw ParityError.usage("no models given and no bundled models found") }
         if file != nil && names.count != 1 { throw ParityError.usage("--file verifies one converted file against one model") }
         let formats = try (format.isEmpty ? FormatRegistry.all : format.map { name throws(ParityError) in try FormatRegistry.named(name) })
+            .map { $0.name == "gguf" ? GGUFSupport(im2col: ggmlIm2col) : $0 }
         let workDir = try keep ?? makeTemporaryDirectory()
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: workDir) } }
 
@@ -35,9 +39,9 @@ struct Verify: ParsableCommand {
             let model = try ModelRepository.locate(name)
             let golden = try model.golden()
             if let file {
-                let support = try format.first.map { name throws(ParityError) in try FormatRegistry.named(name) } ?? FormatRegistry.detect(file)
-                let (engine, detected) = try support.open(file, for: model)
-                reports.append(try Comparator.verify(model: model, golden: golden, engine: engine, format: support.name, variant: detected, file: file))
+                var support = try format.first.map { name throws(ParityError) in try FormatRegistry.named(name) } ?? FormatRegistry.detect(file)
+                if support.name == "gguf" { support = GGUFSupport(im2col: ggmlIm2col) }
+                reports.append(try support.verify(file, model: model, golden: golden))
                 continue
             }
             for support in formats {
@@ -45,11 +49,11 @@ struct Verify: ParsableCommand {
                 for v in variants {
                     let path = "\(workDir)/\(model.name)-\(v).\(support.name)"
                     _ = try support.convert(model, variant: v, to: path)
-                    let (engine, detected) = try support.open(path, for: model)
-                    guard detected == v else {
-                        throw ParityError.mismatch(file: path, reason: "converted as \(v) but the file reads as \(detected)")
+                    let report = try support.verify(path, model: model, golden: golden)
+                    guard report.variant.split(separator: "+").first.map(String.init) == v else {
+                        throw ParityError.mismatch(file: path, reason: "converted as \(v) but the file reads as \(report.variant)")
                     }
-                    reports.append(try Comparator.verify(model: model, golden: golden, engine: engine, format: support.name, variant: v, file: path))
+                    reports.append(report)
                 }
             }
         }
@@ -78,3 +82,5 @@ func makeTemporaryDirectory() throws -> String {
     }
     return path
 }
+
+extension GGMLIm2colRule: ExpressibleByArgument {}

@@ -42,7 +42,10 @@ struct CLITests {
         (["verify", "no-such-model"], "no-such-model: model (neither a directory"),
         (["verify", "fmnist-cnn", "--file", "/no/such.safetensors"], "/no/such.safetensors: converted file not found"),
         (["verify", "fmnist-cnn", "--format", "onnx"], "unknown format \"onnx\""),
-        (["convert", "fmnist-cnn", "--to", "safetensors", "--dtype", "q4", "-o", "/tmp/x"], "has no variant \"q4\""),
+        (["convert", "fmnist-cnn", "--to", "safetensors", "--dtype", "q4", "-o", "/tmp/x"], "safetensors dtype must be one of bf16, f16, f32, got \"q4\""),
+        (["convert", "fmnist-cnn", "--to", "gguf", "--type", "q9_9", "-o", "/tmp/x"], "GGUF type must be one of"),
+        (["convert", "fmnist-cnn", "--to", "gguf", "-o", "/no/such/dir/x.gguf"], "/no/such/dir: output directory not found"),
+        (["quantize", "/no/such.gguf", "/tmp/out.gguf", "--type", "q8_0"], "/no/such.gguf: file not found"),
         (["inspect", "/no/such/file"], "/no/such/file: file not found"),
         (["verify", "--bogus-flag"], "Unknown option"),
     ])

@@ -1,0 +1,94 @@
+import ParityCore
+import ParityFormats
+import ParityModels
+
+/// Runs MLX weights as the natural mlx.nn port of the reference architecture runs them (the models in
+/// tools/mlx/models.py): channels-last throughout — `nn.Conv2d` with weights [out, kh, kw, in] on NHWC
+/// activations, `nn.MaxPool2d` on NHWC, `x.reshape(N, -1)` of an NHWC map (so the dense layer sees (h, w, c)
+/// order), `nn.Linear` with weights [out, in] (`x @ W.T + b`, not transposed), and `nn.QuantizedLinear` wherever
+/// mlx-lm's rule says a module is quantized (`<module>.scales` exists), computing `mx.quantized_matmul`.
+/// Parameters are found by mlx.nn's dotted module paths, which for Parity's models are the reference module
+/// names; half-precision weights meet float32 inputs and MLX promotes the product to float32.
+///
+/// At the hooks NHWC activations are transposed to NCHW and the flattened activation reordered to (c, h, w);
+/// golden inputs are transposed the other way.
+public struct MLXEngine: FormatEngine {
+    public let files: MLXModelFiles
+    public let layers: [LayerSpec]
+    public var semantics: String { "MLX (mlx.nn port: NHWC, Conv2d [out,kh,kw,in], Linear [out,in], QuantizedLinear → quantized_matmul; float32 compute)" }
+
+    public init(files: MLXModelFiles, layers: [LayerSpec]) {
+        self.files = files
+        self.layers = layers
+        Kernels.pinBLASThreads()
+    }
+
+    /// A parameter as `load_weights(strict=True)` checks it: present, with the module's shape.
+    func parameter(_ name: String, shape: [Int], layer: String) throws(LayerExecutionError) -> Tensor {
+        guard let raw = files.tensor(name) else {
+            throw LayerExecutionError(layer: layer, reason: "\(files.path) has no parameter '\(name)'")
+        }
+        guard raw.shape == shape else {
+            throw LayerExecutionError(layer: layer, reason: "parameter '\(name)' has shape \(raw.shape); mlx.nn expects \(shape)")
+        }
+        guard raw.dtype.isFloatingPoint, let values = raw.floats() else {
+            throw LayerExecutionError(layer: layer, reason: "parameter '\(name)' has dtype \(raw.dtype.rawValue), not a float type")
+        }
+        return Tensor(shape: shape, data: values)
+    }
+
+    public func apply(_ layer: LayerSpec, to input: Tensor) throws(LayerExecutionError) -> Tensor {
+        switch layer {
+        case let .conv2d(name, inC, outC, kernel, stride, padding, bias):
+            guard input.rank == 4, input.shape[1] == inC else { throw LayerExecutionError(layer: name, reason: "input \(input.shape) is not [N, \(inC), H, W]") }
+            let w = try parameter("\(name).weight", shape: [outC, kernel[0], kernel[1], inC], layer: name)
+            let b = bias ? try parameter("\(name).bias", shape: [outC], layer: name) : nil
+            let y = Kernels.conv2dNHWC(ChannelsLast.toNHWC(input), weight: w, bias: b, stride: stride, padding: padding)
+            return ChannelsLast.toNCHW(y)
+        case .relu:
+            return Kernels.relu(input)
+        case let .maxPool2d(name, kernel, stride):
+            guard input.rank == 4 else { throw LayerExecutionError(layer: name, reason: "input \(input.shape) is not 4-D") }
+            return ChannelsLast.toNCHW(Kernels.maxPool2dNHWC(ChannelsLast.toNHWC(input), kernel: kernel, stride: stride))
+        case let .flatten(name, _):
+            guard input.rank >= 2 else { throw LayerExecutionError(layer: name, reason: "input \(input.shape) cannot be flattened") }
+            // MLX flattens NHWC as (h, w, c); reported in the reference (c, h, w) order that is the plain reshape.
+            return input.reshaped([input.shape[0], input.count / max(input.shape[0], 1)])
+        case let .linear(name, inF, outF, bias):
+            guard input.rank == 2, input.shape[1] == inF else { throw LayerExecutionError(layer: name, reason: "input \(input.shape) is not [N, \(inF)]") }
+            var x = input
+            if let map = ChannelsLast.featureMap(before: name, in: layers, features: inF) {
+                x = ChannelsLast.flattenedToChannelsLast(input, map: map)
+            }
+            let b = bias ? try parameter("\(name).bias", shape: [outF], layer: name) : nil
+            let quantization: MLXQuantParameters?
+            do { quantization = try files.quantization(forModule: name) } catch {
+                throw LayerExecutionError(layer: name, reason: error.description)
+            }
+            var y: Tensor
+            if let quantization {
+                y = try quantizedLinear(name, x: x, inF: inF, outF: outF, parameters: quantization)
+            } else {
+                y = Kernels.linear(x, weight: try parameter("\(name).weight", shape: [outF, inF], layer: name), bias: nil)
+            }
+            if let b { for i in 0..<y.shape[0] { for o in 0..<outF { y.data[i * outF + o] += b.data[o] } } }
+            return y
+        }
+    }
+
+    /// `nn.QuantizedLinear`: packed uint32 weight [out, in·bits/32], scales (and affine biases) [out, in/group],
+    /// checked against the group size before use (a mismatch is mlx-swift's `mismatchedSize(key: "biases")`).
+    func quantizedLinear(_ name: String, x: Tensor, inF: Int, outF: Int, parameters q: MLXQuantParameters) throws(LayerExecutionError) -> Tensor {
+        guard let w = files.tensor("\(name).weight"), let scales = files.tensor("\(name).scales") else {
+            throw LayerExecutionError(layer: name, reason: "quantized module '\(name)' needs weight and scales")
+        }
+        let biases = files.tensor("\(name).biases")
+        do {
+            let y = try MLXQuantization.quantizedMatmul(x: x.data, rows: x.shape[0], weight: w, scales: scales, biases: biases,
+                                                        outFeatures: outF, inFeatures: inF, mode: q.mode, groupSize: q.groupSize, bits: q.bits)
+            return Tensor(shape: [x.shape[0], outF], data: y)
+        } catch {
+            throw LayerExecutionError(layer: name, reason: "quantized '\(name)' (\(q.mode), \(q.bits) bits, group \(q.groupSize)): \(error)")
+        }
+    }
+}

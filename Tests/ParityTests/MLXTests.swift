@@ -1,0 +1,226 @@
+import Foundation
+import ParityCore
+import ParityEngine
+import ParityFormats
+import ParityModels
+import ParityVerify
+import Testing
+
+@Suite("MLX files, converter and engine")
+struct MLXTests {
+    static let cases: [(String, String)] = Repo.bundledModels.flatMap { m in MLXSupport().variants.map { (m, $0) } }
+
+    @Test("gate: every layer within the MLX policy, for directories, .safetensors and .npz", arguments: cases)
+    func gate(modelName: String, variant: String) throws {
+        let model = try Repo.model(modelName)
+        let golden = try model.golden()
+        let dir = try TemporaryDirectory()
+        for output in [dir.file("model"), dir.file("weights.safetensors"), dir.file("weights.npz")] {
+            // A weights-only file has no config.json, so it cannot say it is quantized: directories only then.
+            if variant == "nvfp4" && !output.hasSuffix("model") { continue }
+            _ = try MLXSupport().convert(model, variant: variant, to: output)
+            #expect(try FormatRegistry.detect(output).name == "mlx")
+            let report = try MLXSupport().verify(output, model: model, golden: golden)
+            #expect(report.variant == variant)
+            for layer in report.layers { #expect(layer.status == .pass, "\(output) \(layer.name): \(layer.status.label) \(layer.status.detail)") }
+            #expect(report.passed)
+        }
+    }
+
+    @Test("the CNN is written in mlx.nn's layouts: conv [out, kh, kw, in], dense columns in (h, w, c) order")
+    func cnnLayout() throws {
+        let dir = try TemporaryDirectory()
+        let model = try Repo.model("fmnist-cnn")
+        _ = try MLXConverter.convert(model, dtype: "f32", quantization: nil, to: dir.file("m"))
+        let files = try MLXModelFiles.load(path: dir.file("m"))
+        #expect(files.tensors.map(\.name) == ["conv1.bias", "conv1.weight", "conv2.bias", "conv2.weight", "dense.bias", "dense.weight"])
+        #expect(files.tensor("conv2.weight")?.shape == [16, 3, 3, 8])
+        #expect(files.tensor("dense.weight")?.shape == [10, 784], "Linear stays [out, in]: not transposed")
+        let reference = try model.weights()
+        let conv = try #require(files.tensor("conv2.weight")?.floats())
+        let refConv = try reference.tensor(named: "conv2.weight")
+        // [o, ky, kx, i] holds PyTorch's [o, i, ky, kx].
+        let convIndex = ((5 * 3 + 1) * 3 + 2) * 8 + 7, refConvIndex = ((5 * 8 + 7) * 3 + 1) * 3 + 2
+        #expect(conv[convIndex] == refConv.data[refConvIndex])
+        let dense = try #require(files.tensor("dense.weight")?.floats())
+        let refDense = try reference.tensor(named: "dense.weight")
+        let denseIndex = 3 * 784 + (4 * 7 + 6) * 16 + 9, refDenseIndex = 3 * 784 + 9 * 49 + 4 * 7 + 6
+        #expect(dense[denseIndex] == refDense.data[refDenseIndex])
+        let st = try SafetensorsFile(path: dir.file("m/model.safetensors"))
+        #expect(st.metadata.map(\.key) == ["format"] && st.metadata[0].value == "mlx")
+        let headerBytes = try readBytes(dir.file("m/model.safetensors"))[8..<(8 + st.headerSize)]
+        #expect(headerBytes.last == UInt8(ascii: "}"), "MLX does not pad its header with spaces")
+        let config = try #require(files.config)
+        #expect(config["model_type"]?.stringValue == "mnist-cnn")
+        #expect(config["quantization"] == nil)
+    }
+
+    @Test("nvfp4: only Linear layers whose width divides by 16 are quantized, config.json says how, and the rest is noted")
+    func quantizedConversion() throws {
+        let dir = try TemporaryDirectory()
+        let notes = try MLXConverter.convert(try Repo.model("fmnist-mlp"), dtype: "f16", quantization: MLXQuantParameters(mode: "nvfp4", groupSize: 16, bits: 4), to: dir.file("m"))
+        let files = try MLXModelFiles.load(path: dir.file("m"))
+        #expect(files.tensor("fc1.weight")?.dtype == .u32 && files.tensor("fc1.weight")?.shape == [500, 98])
+        #expect(files.tensor("fc1.scales")?.dtype == .u8 && files.tensor("fc1.scales")?.shape == [500, 49])
+        #expect(files.tensor("fc2.weight")?.dtype == .f16, "500 is not a multiple of 16")
+        #expect(notes.contains { $0.contains("fc2.weight: last dimension 500 is not a multiple of group size 16; left unquantized") })
+        #expect(files.quantization == MLXQuantParameters(mode: "nvfp4", groupSize: 16, bits: 4))
+        #expect(files.config?["quantization_config"] == files.config?["quantization"])
+        #expect(try files.quantization(forModule: "fc1") != nil && files.quantization(forModule: "fc2") == nil)
+        #expect(throws: ParityError.self) { try MLXConverter.convert(try Repo.model("fmnist-mlp"), dtype: "f32", quantization: MLXQuantParameters(mode: "affine", groupSize: 16, bits: 4), to: dir.file("x")) }
+    }
+
+    @Test("a dense weight transposed (seed 004's `.T`) is caught at dense with a clear message")
+    func transposedDense() throws {
+        let model = try Repo.model("fmnist-cnn")
+        let dir = try TemporaryDirectory()
+        _ = try MLXConverter.convert(model, dtype: "f32", quantization: nil, to: dir.file("m"))
+        let files = try MLXModelFiles.load(path: dir.file("m"))
+        let tensors = files.tensors.map { t -> RawTensor in
+            guard t.name == "dense.weight" else { return t }
+            let transposed = Tensor(shape: t.shape, data: t.floats()!).permuted([1, 0])
+            return RawTensor(name: t.name, dtype: .f32, shape: transposed.shape, bytes: ElementCodec.encode(transposed.data, as: .f32)!)
+        }
+        try MLXWriter.write(tensors, config: files.config, to: dir.file("bad"))
+        let report = try MLXSupport().verify(dir.file("bad"), model: model, golden: try model.golden())
+        #expect(report.firstDivergence?.name == "dense")
+        #expect(report.layers.last?.status == .error("parameter 'dense.weight' has shape [784, 10]; mlx.nn expects [10, 784]"))
+        #expect(report.layers.dropLast().allSatisfy { $0.status == .pass })
+    }
+
+    @Test("a PyTorch-layout conv weight in an MLX file fails at conv1, not later")
+    func pytorchLayoutConv() throws {
+        let model = try Repo.model("fmnist-cnn")
+        let dir = try TemporaryDirectory()
+        let source = try model.weights()
+        // Same shapes as mlx.nn expects only because in=1 for conv1: OIHW [8,1,3,3] reshaped to [8,3,3,1] is the
+        // classic silent mistake; for conv2 the shape check catches it.
+        var tensors: [RawTensor] = []
+        for entry in source.entries {
+            var t = try source.tensor(entry)
+            if entry.name == "conv2.weight" { t = t.permuted([0, 2, 3, 1]) }
+            if entry.name == "dense.weight" { t = t.reshaped([10, 16, 7, 7]).permuted([0, 2, 3, 1]).reshaped([10, 784]) }
+            if entry.name == "conv1.weight" { t = t.reshaped([8, 3, 3, 1]).permuted([0, 2, 1, 3]) }  // kh/kw swapped
+            tensors.append(RawTensor(name: entry.name, dtype: .f32, shape: t.shape, bytes: ElementCodec.encode(t.data, as: .f32)!))
+        }
+        try MLXWriter.write(tensors, config: nil, to: dir.file("w.safetensors"))
+        let report = try MLXSupport().verify(dir.file("w.safetensors"), model: model, golden: try model.golden())
+        #expect(report.firstDivergence?.name == "conv1")
+    }
+
+    @Test("npz files written by real MLX read as MLX reads them: bfloat16 as '<V2', column-major members")
+    func npzFromMLX() throws {
+        // tools/mlx fixture (see Fixtures/mlx-runtime/manifest.json): mx.savez of a bf16 vector and a transposed matrix.
+        let path = Repo.fixtures + "/mlx-npz/mx_savez.npz"
+        let arrays = try NPZ.read(path: path)
+        let byName = Dictionary(uniqueKeysWithValues: arrays.map { ($0.name, $0) })
+        #expect(byName["bf16"]?.dtype == .bf16 && byName["bf16"]?.floats() == [1.5, -2, 0.0078125])
+        #expect(byName["t"]?.shape == [3, 2] && byName["t"]?.floats() == [0, 3, 1, 4, 2, 5], "a.T stored column-major")
+        #expect(byName["c"]?.floats() == [0, 1, 2, 3, 4, 5])
+    }
+
+    @Test("npz: MLX's .npz round-trips and malformed archives are refused with the offset")
+    func npz() throws {
+        let dir = try TemporaryDirectory()
+        let arrays = [RawTensor(name: "a.weight", dtype: .f32, shape: [2, 3], bytes: ElementCodec.encode([1, 2, 3, 4, 5, 6], as: .f32)!),
+                      RawTensor(name: "s", dtype: .u32, shape: [], bytes: [1, 0, 0, 0]),
+                      RawTensor(name: "h", dtype: .f16, shape: [1], bytes: [0, 0x3C])]
+        try NPZ.write(arrays, to: dir.file("x.npz"))
+        #expect(try NPZ.read(path: dir.file("x.npz")) == arrays)
+        var bytes = try readBytes(dir.file("x.npz"))
+        for cut in [0, 10, bytes.count / 2, bytes.count - 1] {
+            try writeBytes(Array(bytes[0..<cut]), to: dir.file("cut.npz"))
+            #expect(throws: ParityError.self, "cut at \(cut)") { try NPZ.read(path: dir.file("cut.npz")) }
+        }
+        bytes[30 + "a.weight.npy".utf8.count + 1] ^= 0xFF  // inside the first member's NUMPY magic
+        try writeBytes(bytes, to: dir.file("bad.npz"))
+        #expect { try NPZ.read(path: dir.file("bad.npz")) } throws: { "\($0)".contains("bad magic") }
+    }
+
+    @Test("sharded mlx-lm directories: index.json must agree with the shards")
+    func shards() throws {
+        let dir = try TemporaryDirectory()
+        let a = RawTensor(name: "a", dtype: .f32, shape: [1], bytes: [0, 0, 128, 63])
+        let b = RawTensor(name: "b", dtype: .f32, shape: [1], bytes: [0, 0, 0, 64])
+        try MLXWriter.write([a], config: nil, to: dir.file("model-00001-of-00002.safetensors"))
+        try MLXWriter.write([b], config: nil, to: dir.file("model-00002-of-00002.safetensors"))
+        try AtomicFileWriter.write(Array(#"{"model_type": "x"}"#.utf8), to: dir.file("config.json"))
+        let index = #"{"metadata": {"total_size": 8}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}"#
+        try AtomicFileWriter.write(Array(index.utf8), to: dir.file("model.safetensors.index.json"))
+        #expect(try MLXModelFiles.load(path: dir.path).tensors == [a, b])
+        let wrong = #"{"weight_map": {"a": "model-00002-of-00002.safetensors", "b": "model-00001-of-00002.safetensors"}}"#
+        try AtomicFileWriter.write(Array(wrong.utf8), to: dir.file("model.safetensors.index.json"))
+        #expect { try MLXModelFiles.load(path: dir.path) } throws: { "\($0)".contains("index.json assigns") }
+        let escape = #"{"weight_map": {"a": "../etc/passwd"}}"#
+        try AtomicFileWriter.write(Array(escape.utf8), to: dir.file("model.safetensors.index.json"))
+        #expect { try MLXModelFiles.load(path: dir.path) } throws: { "\($0)".contains("must name a file in the same directory") }
+    }
+
+    @Test("scales without a quantization entry, or contradicting it, are refused at that layer")
+    func quantizationConfigMismatch() throws {
+        let model = try Repo.model("fmnist-mlp")
+        let dir = try TemporaryDirectory()
+        _ = try MLXConverter.convert(model, dtype: "f32", quantization: MLXQuantParameters(mode: "nvfp4", groupSize: 16, bits: 4), to: dir.file("m"))
+        var config = try #require(try MLXModelFiles.load(path: dir.file("m")).config)
+        guard case var .object(members) = config else { return }
+        members.removeAll { $0.key == "quantization" }
+        config = .object(members)
+        try AtomicFileWriter.write(Array(config.serialized().utf8), to: dir.file("m/config.json"))
+        // A config that contradicts its tensors is bad input (exit 2), not a numerical failure.
+        #expect { try MLXSupport().verify(dir.file("m"), model: model, golden: try model.golden()) } throws: {
+            "\($0)".contains("'fc1.scales' exists but config.json has no \"quantization\" entry")
+        }
+    }
+
+    @Test("quantize requantizes an MLX directory; the result still verifies")
+    func requantize() throws {
+        let model = try Repo.model("fmnist-cnn")
+        let dir = try TemporaryDirectory()
+        _ = try MLXConverter.convert(model, dtype: "f32", quantization: nil, to: dir.file("in"))
+        let notes = try MLXRequantizer.requantize(input: dir.file("in"), output: dir.file("out"), parameters: MLXQuantParameters(mode: "nvfp4", groupSize: 16, bits: 4))
+        #expect(notes == ["dense: nvfp4 4-bit, group 16"])
+        let report = try MLXSupport().verify(dir.file("out"), model: model, golden: try model.golden())
+        #expect(report.variant == "nvfp4" && report.passed)
+    }
+}
+
+/// Parity's MLX engine against real MLX 0.32 (fixtures recorded by tools/mlx/record_runtime_fixtures.py from
+/// files Parity wrote, loaded with `load_weights(strict=True)` into tools/mlx/models.py and run on golden inputs).
+@Suite("MLX engine vs real MLX")
+struct MLXRuntimeTests {
+    static let dir = Repo.fixtures + "/mlx-runtime"
+    static let cases = ["fmnist-cnn-f32", "fmnist-cnn-nvfp4", "fmnist-mlp-f32", "fmnist-mlp-nvfp4"]
+
+    @Test("every recorded layer matches MLX's own output", arguments: cases)
+    func matchesMLX(name: String) throws {
+        let modelName = name.hasPrefix("fmnist-cnn") ? "fmnist-cnn" : "fmnist-mlp"
+        let model = try Repo.model(modelName)
+        var weights = Self.dir + "/" + name
+        let scratch = try TemporaryDirectory()
+        if !FileManager.default.fileExists(atPath: weights) {
+            // Not stored (size): the manifest gives the command; the converter is deterministic.
+            weights = scratch.file("w")
+            _ = try MLXSupport().convert(model, variant: String(name.dropFirst(modelName.count + 1)), to: weights)
+        }
+        let recorded = try SafetensorsFile(path: Self.dir + "/" + name + ".safetensors")
+        let golden = try model.golden()
+        let images = try Comparator.modelInput(golden)
+        let input = Tensor(shape: [16] + images.shape.dropFirst(), data: Array(images.data[0..<(16 * images.count / images.shape[0])]))
+        let (engine, _) = try MLXSupport().open(weights, for: model)
+        var outputs: [String: Tensor] = [:]
+        _ = try engine.forward(model.config.layers, input: input) { outputs[$0] = $1 }
+        var compared = 0
+        for entry in recorded.entries where entry.name.hasPrefix("out.") {
+            let layer = String(entry.name.dropFirst(4))
+            let ours = try #require(outputs[layer])
+            let theirs = try recorded.tensor(entry)
+            #expect(ours.shape == theirs.shape)
+            let m = LayerMetrics.compare(ours.data, theirs.data)
+            // Both sides compute in float32 (quantized_matmul is reproduced bit for bit); only the summation order
+            // of the convolutions and plain matmuls differs: the f32 policy's 1e-5 applies.
+            #expect(m.relL2 <= 1e-5 && m.maxAbs <= 1e-5 * m.goldenMaxAbs, "\(name) \(layer): rel L2 \(m.relL2), max abs \(m.maxAbs)")
+            compared += 1
+        }
+        #expect(compared >= 3)
+    }
+}
