@@ -33,3 +33,42 @@ extension FormatEngine {
         return x
     }
 }
+
+/// A layer parameter as the converted file stores it, in the engine's own naming and row-major layout: what
+/// diagnosis rearranges to test the mistakes people make.
+public struct StoredParameter: Sendable {
+    public enum Role: Sendable { case weight, bias }
+    public let name: String
+    public let role: Role
+    /// Values in the stored (row-major) shape, which may differ from `expectedShape` when the file is wrong.
+    public let values: Tensor
+    /// The shape the runtime requires.
+    public let expectedShape: [Int]
+    /// The stored dtype and bytes when they are 16-bit floats (to test a dtype read as the other one).
+    public let raw16: RawTensor?
+    /// For a convolution weight: the axes of `expectedShape` holding the kernel height and width.
+    public let spatialAxes: (Int, Int)?
+
+    public init(name: String, role: Role, values: Tensor, expectedShape: [Int], raw16: RawTensor? = nil, spatialAxes: (Int, Int)? = nil) {
+        self.name = name
+        self.role = role
+        self.values = values
+        self.expectedShape = expectedShape
+        self.raw16 = raw16
+        self.spatialAxes = spatialAxes
+    }
+}
+
+/// An engine whose parameters can be inspected and replaced, so that `layer-diff` can test hypotheses about a
+/// failing layer ("the matrix is transposed") by running the layer again with the parameter rearranged.
+public protocol DiagnosableEngine: FormatEngine {
+    /// The layer's parameters as stored (empty when the layer has none or they cannot be rearranged, e.g. packed).
+    func storedParameters(of layer: LayerSpec) -> [StoredParameter]
+    /// The same engine with some parameters (by `StoredParameter.name`) replaced by float32 values.
+    func overriding(_ overrides: [String: Tensor]) -> Self
+}
+
+extension RawTensor {
+    /// The tensor as a 16-bit float record for `StoredParameter.raw16`, if it is one.
+    public var asRaw16: RawTensor? { dtype == .f16 || dtype == .bf16 ? self : nil }
+}

@@ -25,8 +25,10 @@ public enum GGMLIm2colRule: String, Sendable, CaseIterable {
 /// Activations in ggml layout (W, H, C, N) have NCHW's memory order, so conv activations need no transpose at
 /// the hooks; the flattened activation is in ggml's (h, w, c) order and is transposed to PyTorch's (c, h, w)
 /// before it is reported, and back when a layer is fed a golden input.
-public struct GGMLEngine: FormatEngine {
+public struct GGMLEngine: DiagnosableEngine {
     public let file: GGUFFile
+    /// Tensors replaced for diagnosis, by GGUF name, as row-major float32 (ne = reversed shape).
+    public var overrides: [String: Tensor] = [:]
     public let architecture: String
     public let im2col: GGMLIm2colRule
     /// The reference architecture's layers: only their hyperparameters (kernel sizes, channels) are used, to
@@ -74,6 +76,19 @@ public struct GGMLEngine: FormatEngine {
         return t
     }
 
+    /// A weight's type and values: from the file, or an override (treated as F32).
+    func weightValues(_ name: String, ne: [Int], layer: String) throws(LayerExecutionError) -> (type: GGMLType, values: [Float]) {
+        if let override = overrides[name] {
+            let padded = override.shape.reversed() + [Int](repeating: 1, count: max(0, 4 - override.rank))
+            guard Array(padded) == ne + [Int](repeating: 1, count: max(0, 4 - ne.count)) else {
+                throw LayerExecutionError(layer: layer, reason: "tensor '\(name)' has ne \(Array(override.shape.reversed())); ggml's \(architecture) loader asserts ne \(ne)")
+            }
+            return (.f32, override.data)
+        }
+        let t = try weight(name, ne: ne, layer: layer)
+        return (t.type, try values(t, layer: layer))
+    }
+
     func values(_ t: GGUFTensorInfo, layer: String) throws(LayerExecutionError) -> [Float] {
         do { return try file.values(t) } catch { throw LayerExecutionError(layer: layer, reason: "cannot read '\(t.name)': \(error)") }
     }
@@ -82,7 +97,7 @@ public struct GGMLEngine: FormatEngine {
         switch layer {
         case let .conv2d(name, inC, outC, kernel, stride, padding, bias):
             guard input.rank == 4, input.shape[1] == inC else { throw LayerExecutionError(layer: name, reason: "input \(input.shape) is not [N, \(inC), H, W]") }
-            let k = try weight("\(name).kernel", ne: [kernel[1], kernel[0], inC, outC], layer: name)
+            let k = try weightValues("\(name).kernel", ne: [kernel[1], kernel[0], inC, outC], layer: name)
             let im2colType: GGMLType
             switch im2col {
             case .kernelType: im2colType = k.type
@@ -90,17 +105,16 @@ public struct GGMLEngine: FormatEngine {
             case .f32: im2colType = .f32
             }
             guard [.f32, .f16, .bf16].contains(im2colType) else {
-                throw LayerExecutionError(layer: name, reason: "conv kernel '\(k.name)' is \(k.type.name); ggml's im2col needs F32, F16 or BF16")
+                throw LayerExecutionError(layer: name, reason: "conv kernel '\(name).kernel' is \(k.type.name); ggml's im2col needs F32, F16 or BF16")
             }
             // ggml_im2col writes its columns as im2colType; mul_mat(im2col, kernel) then converts the kernel to
             // that type's vec_dot_type (the same type), and the dot products of these exactly representable
             // values are accumulated in f32 or wider — so the result is a convolution of the rounded operands.
             let x = GGMLNumerics.round(input, to: im2colType)
-            let w = GGMLNumerics.round(Tensor(shape: [outC, inC, kernel[0], kernel[1]], data: try values(k, layer: name)), to: im2colType)
+            let w = GGMLNumerics.round(Tensor(shape: [outC, inC, kernel[0], kernel[1]], data: k.values), to: im2colType)
             var y = Kernels.conv2dNCHW(x, weight: w, bias: nil, stride: stride, padding: padding)
             if bias {
-                let b = try weight("\(name).bias", ne: [1, 1, outC, 1], layer: name)
-                y = GGMLNumerics.addChannelBias(y, try values(b, layer: name))
+                y = GGMLNumerics.addChannelBias(y, try weightValues("\(name).bias", ne: [1, 1, outC, 1], layer: name).values)
             }
             return y
         case .relu:
@@ -124,15 +138,47 @@ public struct GGMLEngine: FormatEngine {
                 }
                 x = ChannelsLast.flattenedToChannelsLast(input, map: map)
             }
-            let w = try weight("\(name).weight", ne: [inF, outF], layer: name)
-            var y = try GGMLNumerics.mulMat(file: file, weight: w, x: x, layer: name)
+            var y: Tensor
+            if overrides["\(name).weight"] != nil {
+                let w = try weightValues("\(name).weight", ne: [inF, outF], layer: name)
+                y = Kernels.linear(x, weight: Tensor(shape: [outF, inF], data: w.values), bias: nil)
+            } else {
+                y = try GGMLNumerics.mulMat(file: file, weight: try weight("\(name).weight", ne: [inF, outF], layer: name), x: x, layer: name)
+            }
             if bias {
-                let b = try weight("\(name).bias", ne: [outF], layer: name)
-                let bv = try values(b, layer: name)
+                let bv = try weightValues("\(name).bias", ne: [outF], layer: name).values
                 for i in 0..<y.shape[0] { for o in 0..<outF { y.data[i * outF + o] += bv[o] } }
             }
             return y
         }
+    }
+}
+
+extension GGMLEngine {
+    /// The tensors mnist-common.cpp loads for the layer, as row-major arrays (shape = reversed ne): a kernel
+    /// ne [KW, KH, IC, OC] is [OC, IC, KH, KW] with the kernel axes at 2 and 3.
+    public func storedParameters(of layer: LayerSpec) -> [StoredParameter] {
+        var expected: [(String, [Int], (Int, Int)?)] = []
+        switch layer {
+        case let .conv2d(name, inC, outC, kernel, _, _, bias):
+            expected = [("\(name).kernel", [outC, inC, kernel[0], kernel[1]], (2, 3))] + (bias ? [("\(name).bias", [1, outC, 1, 1], nil)] : [])
+        case let .linear(name, inF, outF, bias):
+            expected = [("\(name).weight", [outF, inF], nil)] + (bias ? [("\(name).bias", [outF], nil)] : [])
+        default:
+            return []
+        }
+        return expected.compactMap { name, shape, axes in
+            guard let t = file.tensor(named: name), t.type.isSupported, let values = try? file.values(t) else { return nil }
+            let raw16 = (t.type == .f16 || t.type == .bf16) ? (try? file.rawBytes(t)).map { RawTensor(name: name, dtype: t.type == .f16 ? .f16 : .bf16, shape: t.shape, bytes: $0) } : nil
+            return StoredParameter(name: name, role: name.hasSuffix(".bias") ? .bias : .weight, values: Tensor(shape: t.shape, data: values),
+                                   expectedShape: shape, raw16: raw16, spatialAxes: axes)
+        }
+    }
+
+    public func overriding(_ overrides: [String: Tensor]) -> GGMLEngine {
+        var copy = self
+        copy.overrides.merge(overrides) { $1 }
+        return copy
     }
 }
 

@@ -12,9 +12,11 @@ import ParityModels
 ///
 /// At the hooks NHWC activations are transposed to NCHW and the flattened activation reordered to (c, h, w);
 /// golden inputs are transposed the other way.
-public struct MLXEngine: FormatEngine {
+public struct MLXEngine: DiagnosableEngine {
     public let files: MLXModelFiles
     public let layers: [LayerSpec]
+    /// Parameters replaced for diagnosis, by name.
+    public var overrides: [String: Tensor] = [:]
     public var semantics: String { "MLX (mlx.nn port: NHWC, Conv2d [out,kh,kw,in], Linear [out,in], QuantizedLinear → quantized_matmul; float32 compute)" }
 
     public init(files: MLXModelFiles, layers: [LayerSpec]) {
@@ -25,6 +27,12 @@ public struct MLXEngine: FormatEngine {
 
     /// A parameter as `load_weights(strict=True)` checks it: present, with the module's shape.
     func parameter(_ name: String, shape: [Int], layer: String) throws(LayerExecutionError) -> Tensor {
+        if let override = overrides[name] {
+            guard override.shape == shape else {
+                throw LayerExecutionError(layer: layer, reason: "parameter '\(name)' has shape \(override.shape); mlx.nn expects \(shape)")
+            }
+            return override
+        }
         guard let raw = files.tensor(name) else {
             throw LayerExecutionError(layer: layer, reason: "\(files.path) has no parameter '\(name)'")
         }
@@ -66,7 +74,7 @@ public struct MLXEngine: FormatEngine {
                 throw LayerExecutionError(layer: name, reason: error.description)
             }
             var y: Tensor
-            if let quantization {
+            if let quantization, overrides["\(name).weight"] == nil {
                 y = try quantizedLinear(name, x: x, inF: inF, outF: outF, parameters: quantization)
             } else {
                 y = Kernels.linear(x, weight: try parameter("\(name).weight", shape: [outF, inF], layer: name), bias: nil)
@@ -90,5 +98,33 @@ public struct MLXEngine: FormatEngine {
         } catch {
             throw LayerExecutionError(layer: name, reason: "quantized '\(name)' (\(q.mode), \(q.bits) bits, group \(q.groupSize)): \(error)")
         }
+    }
+}
+
+extension MLXEngine {
+    /// mlx.nn's parameter shapes for the layer: Conv2d [out, kh, kw, in] (kernel axes 1, 2), Linear [out, in].
+    /// Quantized modules are packed and are not offered for rearrangement.
+    public func storedParameters(of layer: LayerSpec) -> [StoredParameter] {
+        var expected: [(String, [Int], (Int, Int)?)] = []
+        switch layer {
+        case let .conv2d(name, inC, outC, kernel, _, _, bias):
+            expected = [("\(name).weight", [outC, kernel[0], kernel[1], inC], (1, 2))] + (bias ? [("\(name).bias", [outC], nil)] : [])
+        case let .linear(name, inF, outF, bias):
+            if files.tensor("\(name).scales") != nil { return [] }
+            expected = [("\(name).weight", [outF, inF], nil)] + (bias ? [("\(name).bias", [outF], nil)] : [])
+        default:
+            return []
+        }
+        return expected.compactMap { name, shape, axes in
+            guard let raw = files.tensor(name), raw.dtype.isFloatingPoint, let values = raw.floats() else { return nil }
+            return StoredParameter(name: name, role: name.hasSuffix(".bias") ? .bias : .weight, values: Tensor(shape: raw.shape, data: values),
+                                   expectedShape: shape, raw16: raw.asRaw16, spatialAxes: axes)
+        }
+    }
+
+    public func overriding(_ overrides: [String: Tensor]) -> MLXEngine {
+        var copy = self
+        copy.overrides.merge(overrides) { $1 }
+        return copy
     }
 }

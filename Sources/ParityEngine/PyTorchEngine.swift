@@ -5,8 +5,10 @@ import ParityModels
 /// Runs a model from a safetensors file with PyTorch's semantics: parameters looked up by module name
 /// (`<module>.weight`, `<module>.bias`) with exactly the shapes `load_state_dict(strict=True)` requires,
 /// widened to float32 as loading into a float32 module does, NCHW activations.
-public struct PyTorchEngine: FormatEngine {
+public struct PyTorchEngine: DiagnosableEngine {
     public let weights: SafetensorsFile
+    /// Parameters replaced for diagnosis, by name.
+    public var overrides: [String: Tensor] = [:]
     public var semantics: String { "PyTorch (safetensors state_dict, NCHW, float32 compute)" }
 
     public init(weights: SafetensorsFile) {
@@ -16,6 +18,12 @@ public struct PyTorchEngine: FormatEngine {
 
     /// A parameter, checked as `load_state_dict(strict=True)` checks it: present, same shape.
     func parameter(_ name: String, shape: [Int], layer: String) throws(LayerExecutionError) -> Tensor {
+        if let override = overrides[name] {
+            guard override.shape == shape else {
+                throw LayerExecutionError(layer: layer, reason: "tensor \"\(name)\" has shape \(override.shape), the module expects \(shape)")
+            }
+            return override
+        }
         guard let entry = weights.entry(named: name) else {
             throw LayerExecutionError(layer: layer, reason: "\(weights.path) has no tensor \"\(name)\"")
         }
@@ -50,5 +58,23 @@ public struct PyTorchEngine: FormatEngine {
             }
             return Kernels.linear(x, weight: params[0], bias: bias ? params[1] : nil)
         }
+    }
+}
+
+extension PyTorchEngine {
+    public func storedParameters(of layer: LayerSpec) -> [StoredParameter] {
+        layer.parameters.compactMap { name, expected in
+            guard let entry = weights.entry(named: name), let values = try? weights.tensor(entry) else { return nil }
+            let raw = (try? weights.rawBytes(entry)).map { RawTensor(name: name, dtype: entry.dtype, shape: entry.shape, bytes: $0) }
+            let isConv: Bool = { if case .conv2d = layer { return true } else { return false } }()
+            return StoredParameter(name: name, role: name.hasSuffix(".bias") ? .bias : .weight, values: values, expectedShape: expected,
+                                   raw16: raw?.asRaw16, spatialAxes: isConv && name.hasSuffix(".weight") ? (2, 3) : nil)
+        }
+    }
+
+    public func overriding(_ overrides: [String: Tensor]) -> PyTorchEngine {
+        var copy = self
+        copy.overrides.merge(overrides) { $1 }
+        return copy
     }
 }

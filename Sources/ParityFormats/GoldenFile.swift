@@ -84,4 +84,11 @@ public struct GoldenFile: Sendable {
     }
 
     public func activation(named name: String) -> GoldenActivation? { activations.first { $0.name == name } }
+
+    /// The dataset at an HDF5 path as the `input` attributes name it: `/inputs/<name>` or `/activations/<name>`.
+    public func tensor(at path: String) -> Tensor? {
+        if path.hasPrefix("/inputs/") { return inputs[String(path.dropFirst("/inputs/".count))] }
+        if path.hasPrefix("/activations/") { return activation(named: String(path.dropFirst("/activations/".count)))?.tensor }
+        return nil
+    }
 }

@@ -79,4 +79,45 @@ public enum Comparator {
                                   policy: policy, layers: results, argmax: argmax,
                                   inputCount: input.shape.first ?? 0)
     }
+
+    /// `layer-diff`: the propagated comparison, every layer also run on its golden input (isolated), and a
+    /// diagnosis for each layer that fails in isolation. `progress` receives one line per step.
+    public static func layerDiff(model: ReferenceModel, golden: GoldenFile, engine: FormatEngine, format: String, variant: String,
+                                 file: String, diagnose: Bool = true, progress: (String) -> Void = { _ in }) throws(ParityError) -> VerificationReport {
+        progress("propagated run: \(model.config.layers.count) layers")
+        var report = try verify(model: model, golden: golden, engine: engine, format: format, variant: variant, file: file)
+        for (i, activation) in golden.activations.enumerated() {
+            progress("isolated \(i + 1)/\(golden.activations.count): \(activation.name)")
+            guard let layer = model.config.layer(named: activation.name), let path = activation.input, let input = golden.tensor(at: path) else {
+                report.setIsolated(i, metrics: nil, status: .missing)
+                continue
+            }
+            do throws(LayerExecutionError) {
+                let out = try engine.apply(layer, to: input)
+                guard out.shape == activation.tensor.shape else {
+                    report.setIsolated(i, metrics: nil, status: .shapeMismatch(expected: activation.tensor.shape, actual: out.shape))
+                    continue
+                }
+                let m = LayerMetrics.compare(out.data, activation.tensor.data)
+                let status: LayerStatus
+                if !m.isFinite { status = .nonFinite(nan: m.nanCount, inf: m.infCount) } else if let t = report.layers[i].tolerance {
+                    let v = t.violations(m)
+                    status = v.isEmpty ? .pass : .fail(v)
+                } else { status = .unjudged }
+                report.setIsolated(i, metrics: m, status: status)
+            } catch {
+                report.setIsolated(i, metrics: nil, status: .error(error.reason))
+            }
+        }
+        guard diagnose, let diagnosable = engine as? DiagnosableEngine else { return report }
+        for (i, result) in report.layers.enumerated() {
+            guard let status = result.isolatedStatus, !status.isPass, status != .unjudged, let tolerance = result.tolerance,
+                  let layer = model.config.layer(named: result.name), let path = result.input, let input = golden.tensor(at: path),
+                  let expected = golden.activation(named: result.name)?.tensor else { continue }
+            progress("diagnosing \(result.name)")
+            report.setDiagnosis(i, Diagnoser.diagnose(layer: layer, engine: diagnosable, input: input, golden: expected,
+                                                      tolerance: tolerance, layers: model.config.layers))
+        }
+        return report
+    }
 }

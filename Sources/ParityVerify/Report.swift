@@ -57,6 +57,11 @@ public struct LayerResult: Sendable {
     public var growth: Double?
     /// The reference's own f32-vs-f64 noise at this layer, for scale.
     public let noiseFloorRelL2: Double?
+    /// The layer fed its golden input (`layer-diff`): the error it introduces itself, not what it inherits.
+    public var isolated: LayerMetrics?
+    public var isolatedStatus: LayerStatus?
+    /// The conversion mistake that explains a failure, when one was found.
+    public var diagnosis: Diagnosis?
 }
 
 /// The outcome of verifying one converted file against one model's goldens.
@@ -67,7 +72,7 @@ public struct VerificationReport: Sendable {
     public let file: String
     public let engine: String
     public let policy: TolerancePolicy?
-    public let layers: [LayerResult]
+    public internal(set) var layers: [LayerResult]
     public let argmax: ArgmaxAgreement?
     public let inputCount: Int
     /// Format-specific explanations (e.g. how much of the gap to PyTorch a runtime's own numerics account for).
@@ -76,11 +81,18 @@ public struct VerificationReport: Sendable {
     /// Layers compared against a golden (not missing, not errored, not skipped).
     public var covered: Int { layers.filter { $0.metrics != nil }.count }
 
-    /// The earliest layer, in forward order, that fails while the layer it reads passes (or it reads a model
-    /// input): where the error is introduced rather than inherited (Core ML's failure-source rule). Without a
-    /// tolerance policy there is no first divergence.
+    /// Whether layers were also run on their golden inputs.
+    public var hasIsolatedRun: Bool { layers.contains { $0.isolatedStatus != nil } }
+
+    /// Where error is introduced rather than inherited. With isolated runs: the earliest layer, in forward
+    /// order, that fails when fed its golden input. Otherwise: the earliest layer that fails while the layer it
+    /// reads passes (or it reads a model input) — Core ML's failure-source rule. Without a tolerance policy
+    /// there is no first divergence (Model Explorer's rule: no threshold is invented).
     public var firstDivergence: LayerResult? {
         guard policy != nil else { return nil }
+        if hasIsolatedRun, let own = layers.first(where: { ($0.isolatedStatus.map { !$0.isPass && $0 != .notRun }) ?? false }) {
+            return own
+        }
         let byPath = Dictionary(uniqueKeysWithValues: layers.map { ("/activations/" + $0.name, $0) })
         return layers.first { layer in
             guard !layer.status.isPass, layer.status != .notRun else { return false }
@@ -93,6 +105,21 @@ public struct VerificationReport: Sendable {
 
     /// Pass only if a policy exists, every expected layer was compared and passed, and decisive argmaxes agree.
     public var passed: Bool {
-        policy != nil && !layers.isEmpty && layers.allSatisfy(\.status.isPass) && argmaxPasses
+        policy != nil && !layers.isEmpty && layers.allSatisfy { $0.status.isPass && ($0.isolatedStatus?.isPass ?? true) } && argmaxPasses
+    }
+}
+
+extension VerificationReport {
+    mutating func setIsolated(_ index: Int, metrics: LayerMetrics?, status: LayerStatus) {
+        var copy = layers
+        copy[index].isolated = metrics
+        copy[index].isolatedStatus = status
+        layers = copy
+    }
+
+    mutating func setDiagnosis(_ index: Int, _ diagnosis: Diagnosis?) {
+        var copy = layers
+        copy[index].diagnosis = diagnosis
+        layers = copy
     }
 }

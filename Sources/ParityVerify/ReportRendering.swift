@@ -3,16 +3,23 @@ import ParityCore
 
 /// Renders reports as an aligned terminal table (coloured on a TTY) and as versioned JSON.
 public enum ReportRendering {
-    public static func terminal(_ report: VerificationReport, color: Bool) -> String {
+    public static func terminal(_ report: VerificationReport, color: Bool, showIsolated: Bool = true) -> String {
         func paint(_ text: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
         var lines: [String] = []
         lines.append("\(report.model) · \(report.format) \(report.variant) · \(report.file)")
         lines.append("engine: \(report.engine); \(report.inputCount) golden inputs")
         let first = report.firstDivergence?.name
-        let header = ["#", "layer", "op", "shape", "max abs", "mean abs", "rel L2", "cosine", "SQNR dB", "growth", "tol rel L2", "noise floor", "status"]
+        let isolated = report.hasIsolatedRun && showIsolated
+        var header = ["#", "layer", "op", "shape", "max abs", "mean abs", "rel L2", "cosine", "SQNR dB", "growth", "tol rel L2", "noise floor"]
+        if isolated { header += ["own rel L2", "own"] }
+        header.append("status")
         var rows: [[String]] = []
         for layer in report.layers {
             let m = layer.metrics
+            var ownColumns: [String] = []
+            if isolated {
+                ownColumns = [layer.isolated.map { formatNumber($0.relL2) } ?? "-", layer.isolatedStatus?.label ?? "-"]
+            }
             rows.append([
                 "\(layer.order)", layer.name, layer.op, layer.shape.map(String.init).joined(separator: "×"),
                 m.map { formatNumber($0.maxAbs) } ?? "-", m.map { formatNumber($0.meanAbs) } ?? "-",
@@ -21,8 +28,7 @@ public enum ReportRendering {
                 layer.growth.map { String(format: "%.2fx", $0) } ?? "-",
                 layer.tolerance.map { formatNumber($0.maxRelL2) } ?? "-",
                 layer.noiseFloorRelL2.map(formatNumber) ?? "-",
-                layer.status.label + (layer.name == first ? "  ◀ first divergence" : ""),
-            ])
+            ] + ownColumns + [layer.status.label + (layer.name == first ? "  ◀ first divergence" : "")])
         }
         let widths = header.indices.map { i in max(header[i].count, rows.map { $0[i].count }.max() ?? 0) }
         func line(_ cells: [String]) -> String {
@@ -38,6 +44,19 @@ public enum ReportRendering {
         }
         for layer in report.layers where !layer.status.isPass && !layer.status.detail.isEmpty && layer.status != .notRun {
             lines.append("  \(layer.name): \(layer.status.label): \(layer.status.detail)")
+        }
+        if isolated {
+            lines.append("own = the layer fed its golden input (the error it introduces); rel L2 = the error it shows after inheriting upstream error")
+            for layer in report.layers where layer.status != .pass && layer.isolatedStatus == .pass {
+                lines.append("  \(layer.name): inherits error from upstream; on its golden input it passes (rel L2 \(layer.isolated.map { formatNumber($0.relL2) } ?? "-"))")
+            }
+        }
+        for layer in report.layers {
+            if let d = layer.diagnosis {
+                lines.append(paint("diagnosis at \(layer.name) [\(d.id)]: \(d.message)", "1;36"))
+            } else if let own = layer.isolatedStatus, !own.isPass, own != .unjudged {
+                lines.append("diagnosis at \(layer.name): none of the known conversion mistakes (transposed, flatten order, kernel axes or flip, conv layout, 16-bit dtype, bias missing or doubled, scale) explains it")
+            }
         }
         if let a = report.argmax {
             let note = a.disagreeingRows.isEmpty ? "" : " (differ at inputs \(a.disagreeingRows.prefix(10).map(String.init).joined(separator: ", ")))"
@@ -89,6 +108,15 @@ public enum ReportRendering {
             } else {
                 members.append(("metrics", .null))
             }
+            members.append(("isolated", l.isolatedStatus.map { status in .object([
+                ("status", .string(status.label.lowercased())), ("detail", .string(status.detail)),
+                ("rel_l2", num(l.isolated?.relL2)), ("max_abs", num(l.isolated?.maxAbs)), ("cosine", num(l.isolated?.cosine)),
+            ]) } ?? .null))
+            members.append(("diagnosis", l.diagnosis.map { d in .object([
+                ("id", .string(d.id)), ("parameter", .string(d.parameter)), ("message", .string(d.message)),
+                ("max_abs_before", num(d.before?.maxAbs)), ("max_abs_after", num(d.after.maxAbs)),
+                ("rel_l2_before", num(d.before?.relL2)), ("rel_l2_after", num(d.after.relL2)),
+            ]) } ?? .null))
             members.append(("tolerance", l.tolerance.map { .object([("max_rel_l2", num($0.maxRelL2)), ("max_abs_over_scale", num($0.maxAbsOverScale)), ("reason", .string($0.reason))]) } ?? .null))
             return .object(members)
         }
