@@ -17,7 +17,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
-        .target(name: "ParityCore"),
+        .target(name: "CParitySys"),
+        .target(name: "ParityCore", dependencies: ["CParitySys"]),
         .target(name: "ParityFormats", dependencies: ["ParityCore", "CHDF5", "CZlib"]),
         .target(name: "ParityModels", dependencies: ["ParityCore", "ParityFormats"]),
         .target(name: "ParityEngine", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "CBLAS"]),
@@ -26,6 +27,9 @@ let package = Package(
             "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // libFuzzer harnesses (tools/fuzz.sh builds them with -sanitize=fuzzer,address -DPARITY_LIBFUZZER); a
+        // normal build makes a replay tool that runs seed/crash files through the same entry point.
+        .executableTarget(name: "parity-fuzz", dependencies: ["ParityCore", "ParityFormats", "ParityModels"]),
         // Fixtures are read by path (tools/ regenerates them); they are not bundle resources.
         .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify"],
                     exclude: ["Fixtures"]),

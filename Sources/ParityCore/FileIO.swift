@@ -1,3 +1,4 @@
+import CParitySys
 import Foundation
 
 /// A read-only view of a whole file, memory-mapped so that multi-gigabyte weight files cost address space,
@@ -20,6 +21,12 @@ public final class MappedFile: @unchecked Sendable {
         }
     }
 
+    /// Bytes already in memory under a name for messages (fuzzing, tests).
+    public init(data: Data, name: String) {
+        path = name
+        self.data = data
+    }
+
     public var count: Int { data.count }
 
     /// Runs `body` on the bytes `range`, which must lie inside the file.
@@ -34,29 +41,44 @@ public final class MappedFile: @unchecked Sendable {
     public func bytes(_ range: Range<Int>) throws -> [UInt8] { try withBytes(range) { Array($0) } }
 }
 
-/// Writes a file so that readers only ever see the old complete file or the new complete file: the bytes go
-/// to a temporary file in the same directory (same filesystem, so rename is atomic), then it is renamed over
-/// the destination. If anything fails before `commit`, the temporary file is removed.
+/// Writes a file so that readers only ever see the old complete file or the new complete file, and a killed
+/// writer leaves nothing behind. The bytes go to an unnamed file (O_TMPFILE) in the destination's directory,
+/// which disappears with the process if it dies; `commit` flushes it, gives it a hidden temporary name and
+/// renames that over the destination (same directory, so the rename is atomic). File systems without O_TMPFILE
+/// fall back to a named hidden temporary file, removed on any error.
 public final class AtomicFileWriter {
     public let destination: String
-    public let temporaryPath: String
+    private let directory: String
     private let handle: FileHandle
+    /// Set when the fallback named temporary file is in use.
+    private let namedTemporary: String?
     private var finished = false
 
     public init(destination: String) throws(ParityError) {
         self.destination = destination
         let url = URL(fileURLWithPath: destination)
-        let directory = url.deletingLastPathComponent().path
+        directory = url.deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw .notFound(path: directory, what: "output directory")
         }
-        temporaryPath = directory + "/." + url.lastPathComponent + ".parity-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard FileManager.default.createFile(atPath: temporaryPath, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temporaryPath) else {
-            throw .io(path: destination, reason: "cannot create a temporary file in \(directory)")
+        let fd = parity_open_tmpfile(directory)
+        if fd >= 0 {
+            handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            namedTemporary = nil
+        } else {
+            let temporary = AtomicFileWriter.temporaryName(for: destination)
+            guard FileManager.default.createFile(atPath: temporary, contents: nil), let h = FileHandle(forWritingAtPath: temporary) else {
+                throw .io(path: destination, reason: "cannot create a temporary file in \(directory)")
+            }
+            handle = h
+            namedTemporary = temporary
         }
-        self.handle = handle
+    }
+
+    static func temporaryName(for destination: String) -> String {
+        let url = URL(fileURLWithPath: destination)
+        return url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".parity-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     }
 
     public func write(_ bytes: [UInt8]) throws(ParityError) {
@@ -71,17 +93,24 @@ public final class AtomicFileWriter {
         }
     }
 
-    /// Flushes to disk and renames the temporary file over the destination.
+    /// Flushes to disk and atomically replaces the destination.
     public func commit() throws(ParityError) {
-        do {
-            try handle.synchronize()
-            try handle.close()
-        } catch {
+        do { try handle.synchronize() } catch {
             throw .io(path: destination, reason: "flush failed: \(error.localizedDescription)")
         }
-        guard rename(temporaryPath, destination) == 0 else {
+        let temporary: String
+        if let namedTemporary {
+            temporary = namedTemporary
+        } else {
+            temporary = AtomicFileWriter.temporaryName(for: destination)
+            guard parity_link_tmpfile(handle.fileDescriptor, temporary) == 0 else {
+                throw .io(path: destination, reason: "cannot name the temporary file: \(String(cString: strerror(errno)))")
+            }
+        }
+        try? handle.close()
+        guard rename(temporary, destination) == 0 else {
             let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: temporaryPath)
+            try? FileManager.default.removeItem(atPath: temporary)
             throw .io(path: destination, reason: "rename failed: \(reason)")
         }
         finished = true
@@ -90,7 +119,19 @@ public final class AtomicFileWriter {
     deinit {
         if !finished {
             try? handle.close()
-            try? FileManager.default.removeItem(atPath: temporaryPath)
+            if let namedTemporary { try? FileManager.default.removeItem(atPath: namedTemporary) }
+        }
+    }
+
+    /// A writer killed while filling a staging directory leaves it behind (nothing can run after SIGKILL); the
+    /// next write to the same path removes staging directories whose process no longer exists.
+    static func removeAbandonedStaging(for path: String) {
+        let url = URL(fileURLWithPath: path)
+        let prefix = "." + url.lastPathComponent + ".parity-tmp-"
+        let parent = url.deletingLastPathComponent().path
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count).split(separator: "-").first ?? ""), pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(atPath: parent + "/" + name) }
         }
     }
 
@@ -99,5 +140,42 @@ public final class AtomicFileWriter {
         let writer = try AtomicFileWriter(destination: path)
         try writer.write(bytes)
         try writer.commit()
+    }
+
+    /// Builds a directory atomically: `fill` writes into a fresh hidden directory beside `path`, which then
+    /// replaces `path` in one step (renameat2 RENAME_EXCHANGE when `path` exists, rename otherwise); the old
+    /// contents are removed afterwards. If `fill` throws, nothing at `path` changes.
+    public static func writeDirectory(_ path: String, _ fill: (String) throws -> Void) throws {
+        let fm = FileManager.default
+        let url = URL(fileURLWithPath: path)
+        let parent = url.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ParityError.notFound(path: parent, what: "output directory")
+        }
+        if fm.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ParityError.io(path: path, reason: "exists and is not a directory")
+        }
+        removeAbandonedStaging(for: path)
+        let staging = temporaryName(for: path)
+        do { try fm.createDirectory(atPath: staging, withIntermediateDirectories: false) } catch {
+            throw ParityError.io(path: path, reason: "cannot create a staging directory in \(parent)")
+        }
+        do {
+            try fill(staging)
+            if fm.fileExists(atPath: path) {
+                guard parity_rename_exchange(staging, path) == 0 else {
+                    throw ParityError.io(path: path, reason: "cannot replace the directory: \(String(cString: strerror(errno)))")
+                }
+            } else {
+                guard rename(staging, path) == 0 else {
+                    throw ParityError.io(path: path, reason: "cannot move the directory into place: \(String(cString: strerror(errno)))")
+                }
+            }
+        } catch {
+            try? fm.removeItem(atPath: staging)
+            throw error
+        }
+        try? fm.removeItem(atPath: staging)  // after an exchange this holds the old contents
     }
 }

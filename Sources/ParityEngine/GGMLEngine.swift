@@ -155,6 +155,15 @@ public struct GGMLEngine: DiagnosableEngine {
 }
 
 extension GGMLEngine {
+    /// The ggml type of the layer's weight (kernel or matrix), which decides how ggml rounds its products.
+    public func weightType(of layer: LayerSpec) -> GGMLType? {
+        switch layer {
+        case let .conv2d(name, _, _, _, _, _, _): return file.tensor(named: "\(name).kernel")?.type
+        case let .linear(name, _, _, _): return file.tensor(named: "\(name).weight")?.type
+        default: return nil
+        }
+    }
+
     /// The tensors mnist-common.cpp loads for the layer, as row-major arrays (shape = reversed ne): a kernel
     /// ne [KW, KH, IC, OC] is [OC, IC, KH, KW] with the kernel axes at 2 and 3.
     public func storedParameters(of layer: LayerSpec) -> [StoredParameter] {

@@ -374,46 +374,68 @@ public struct GGUFWriter {
         tensors.append(Tensor(name: name, type: type, ne: ne, bytes: bytes))
     }
 
-    public func serialized() -> [UInt8] {
+    /// Metadata with the keys the writer adds itself (`general.quantization_version` when anything is quantized).
+    var finalMetadata: [(key: String, value: GGUFValue)] {
         var meta = metadata
         if tensors.contains(where: { $0.type.isQuantized }), !meta.contains(where: { $0.key == "general.quantization_version" }) {
             meta.append(("general.quantization_version", .uint32(GGUFWriter.quantizationVersion)))
         }
+        return meta
+    }
+
+    /// Everything before the data section (header, metadata, tensor infos, padding) for tensors of the given
+    /// names, types, `ne` and byte sizes, in order: lets a caller stream tensor data it does not hold in memory.
+    public static func header(metadata: [(key: String, value: GGUFValue)], tensors: [(name: String, type: GGMLType, ne: [Int], bytes: Int)],
+                              alignment: Int) -> [UInt8] {
         var out = GGUFFile.magic
         ElementCodec.appendLE(&out, UInt32(3))
         ElementCodec.appendLE(&out, UInt64(tensors.count))
-        ElementCodec.appendLE(&out, UInt64(meta.count))
-        for (key, value) in meta {
-            GGUFWriter.appendString(&out, key)
+        ElementCodec.appendLE(&out, UInt64(metadata.count))
+        for (key, value) in metadata {
+            appendString(&out, key)
             ElementCodec.appendLE(&out, value.type.rawValue)
-            GGUFWriter.append(&out, value)
+            append(&out, value)
         }
         var offset = 0
         for t in tensors {
-            GGUFWriter.appendString(&out, t.name)
+            appendString(&out, t.name)
             ElementCodec.appendLE(&out, UInt32(t.ne.count))
             for d in t.ne { ElementCodec.appendLE(&out, UInt64(d)) }
             ElementCodec.appendLE(&out, t.type.rawValue)
             ElementCodec.appendLE(&out, UInt64(offset))
-            offset += (t.bytes.count + alignment - 1) / alignment * alignment
+            offset += (t.bytes + alignment - 1) / alignment * alignment
         }
-        func pad() { while out.count % alignment != 0 { out.append(0) } }
-        pad()
+        while out.count % alignment != 0 { out.append(0) }
+        return out
+    }
+
+    public func serialized() -> [UInt8] {
+        var out = GGUFWriter.header(metadata: finalMetadata, tensors: tensors.map { ($0.name, $0.type, $0.ne, $0.bytes.count) }, alignment: alignment)
         for t in tensors {
             out += t.bytes
-            pad()
+            while out.count % alignment != 0 { out.append(0) }
         }
         return out
     }
 
-    public func write(to path: String) throws(ParityError) { try AtomicFileWriter.write(serialized(), to: path) }
+    /// Writes atomically, tensor by tensor (no second copy of the whole file in memory).
+    public func write(to path: String) throws(ParityError) {
+        let writer = try AtomicFileWriter(destination: path)
+        try writer.write(GGUFWriter.header(metadata: finalMetadata, tensors: tensors.map { ($0.name, $0.type, $0.ne, $0.bytes.count) }, alignment: alignment))
+        for t in tensors {
+            try writer.write(t.bytes)
+            let pad = (alignment - t.bytes.count % alignment) % alignment
+            if pad > 0 { try writer.write([UInt8](repeating: 0, count: pad)) }
+        }
+        try writer.commit()
+    }
 
-    static func appendString(_ out: inout [UInt8], _ s: String) {
+    public static func appendString(_ out: inout [UInt8], _ s: String) {
         ElementCodec.appendLE(&out, UInt64(s.utf8.count))
         out += Array(s.utf8)
     }
 
-    static func append(_ out: inout [UInt8], _ value: GGUFValue) {
+    public static func append(_ out: inout [UInt8], _ value: GGUFValue) {
         switch value {
         case let .uint8(v): out.append(v)
         case let .int8(v): out.append(UInt8(bitPattern: v))

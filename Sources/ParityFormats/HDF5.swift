@@ -299,8 +299,9 @@ public final class HDF5File: @unchecked Sendable {
         var total = 1
         for d in dims {
             let (product, overflow) = total.multipliedReportingOverflow(by: Int(clamping: d))
-            guard !overflow, d <= hsize_t(Int.max), product <= 1 << 34 else {
-                throw .malformed(file: path, at: name, reason: "dataset shape \(dims) is too large")
+            // 2^27 float32 values = 512 MiB: far above any golden, far below what an absurd shape would allocate.
+            guard !overflow, d <= hsize_t(Int.max), product <= 1 << 27 else {
+                throw .malformed(file: path, at: name, reason: "dataset shape \(dims) is too large (over 2^27 elements)")
             }
             total = product
         }

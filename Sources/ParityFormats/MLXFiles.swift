@@ -128,7 +128,7 @@ public struct MLXModelFiles: Sendable {
         return tensors
     }
 
-    static func parseQuantization(_ config: JSONValue, path: String) throws(ParityError) -> (MLXQuantParameters?, [String: MLXQuantParameters?]) {
+    public static func parseQuantization(_ config: JSONValue, path: String) throws(ParityError) -> (MLXQuantParameters?, [String: MLXQuantParameters?]) {
         guard let q = config["quantization"] else { return (nil, [:]) }
         guard let members = q.objectValue else { throw .malformed(file: path, at: "key \"quantization\"", reason: "must be an object") }
         func params(_ v: JSONValue, defaultMode: String, at: String) throws(ParityError) -> MLXQuantParameters {
@@ -160,11 +160,17 @@ public enum MLXWriter {
         } else if path.hasSuffix(".safetensors") {
             try safetensors(tensors).write(to: path)
         } else {
-            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-                throw .io(path: path, reason: "cannot create the output directory")
+            // The directory appears (or replaces the old one) only when complete: config.json and weights agree.
+            do {
+                try AtomicFileWriter.writeDirectory(path) { staging in
+                    try safetensors(tensors).write(to: staging + "/model.safetensors")
+                    if let config { try AtomicFileWriter.write(Array((config.serialized(pretty: true) + "\n").utf8), to: staging + "/config.json") }
+                }
+            } catch let error as ParityError {
+                throw error
+            } catch {
+                throw .io(path: path, reason: "\(error)")
             }
-            try safetensors(tensors).write(to: path + "/model.safetensors")
-            if let config { try AtomicFileWriter.write(Array((config.serialized(pretty: true) + "\n").utf8), to: path + "/config.json") }
         }
     }
 

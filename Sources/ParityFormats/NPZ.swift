@@ -15,7 +15,13 @@ public enum NPZ {
     ]
 
     public static func read(path: String) throws(ParityError) -> [RawTensor] {
-        let file = try MappedFile(path: path)
+        try read(file: MappedFile(path: path))
+    }
+
+    public static func read(file: MappedFile) throws(ParityError) -> [RawTensor] {
+        let path = file.path
+        // Zip parsing jumps around the file; a copy keeps it simple. npz weight files are small (MLX writes
+        // large models as safetensors, which are mapped).
         let bytes = [UInt8](file.data)
         func fail(_ at: Int, _ reason: String) -> ParityError { .malformed(file: path, at: "offset \(at)", reason: reason) }
         func u16(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 }

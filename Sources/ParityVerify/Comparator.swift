@@ -19,7 +19,11 @@ public enum Comparator {
 
     public static func verify(model: ReferenceModel, golden: GoldenFile, engine: FormatEngine,
                               format: String, variant: String, file: String) throws(ParityError) -> VerificationReport {
-        let policy = TolerancePolicy.lookup(format: format, variant: variant, layers: model.config.layers)
+        var layerTypes: [String: String] = [:]
+        if let ggml = engine as? GGMLEngine {
+            for layer in model.config.layers { if let t = ggml.weightType(of: layer) { layerTypes[layer.name] = t.name } }
+        }
+        let policy = TolerancePolicy.lookup(format: format, variant: variant, layers: model.config.layers, layerTypes: layerTypes)
         var outputs: [String: Tensor] = [:]
         var failure: LayerExecutionError?
         let input = try modelInput(golden)
@@ -46,7 +50,9 @@ public enum Comparator {
                 } else {
                     let m = LayerMetrics.compare(output.data, activation.tensor.data)
                     metrics = m
-                    if !m.isFinite {
+                    if m.goldenNonFinite > 0 {
+                        status = .goldenNonFinite(m.goldenNonFinite)
+                    } else if !m.isFinite {
                         status = .nonFinite(nan: m.nanCount, inf: m.infCount)
                     } else if let tolerance {
                         let violations = tolerance.violations(m)
@@ -100,7 +106,7 @@ public enum Comparator {
                 }
                 let m = LayerMetrics.compare(out.data, activation.tensor.data)
                 let status: LayerStatus
-                if !m.isFinite { status = .nonFinite(nan: m.nanCount, inf: m.infCount) } else if let t = report.layers[i].tolerance {
+                if m.goldenNonFinite > 0 { status = .goldenNonFinite(m.goldenNonFinite) } else if !m.isFinite { status = .nonFinite(nan: m.nanCount, inf: m.infCount) } else if let t = report.layers[i].tolerance {
                     let v = t.violations(m)
                     status = v.isEmpty ? .pass : .fail(v)
                 } else { status = .unjudged }

@@ -17,7 +17,8 @@ public enum HTMLReport {
         <style>
         body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
         h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; }
-        table { border-collapse: collapse; margin: .5em 0; } th, td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }
+        table { border-collapse: collapse; margin: .5em 0; } th, td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+        td.l:last-child { white-space: normal; max-width: 28em; }
         th { background: #f4f4f4; } td.l, th.l { text-align: left; }
         tr.fail td { background: #fff4e5; } tr.first td { background: #ffe0e0; font-weight: bold; }
         .verdict { font-weight: bold; font-size: 1.2em; } .pass { color: #1a7f37; } .fail { color: #c62828; }
@@ -47,9 +48,10 @@ public enum HTMLReport {
             series.append(Series(name: "\(label): tolerance (rel L2)", color: "#999", dash: "1,2", values: r.layers.map { $0.tolerance?.maxRelL2 }))
         }
         let floor = 1e-12
-        let all = series.flatMap { $0.values.compactMap { $0 } }.filter { $0.isFinite }.map { max($0, floor) }
+        // Exact zeros (a ReLU fed its golden input) have no place on a log scale: they are left out, and said so.
+        let all = series.flatMap { $0.values.compactMap { $0 } }.filter { $0.isFinite && $0 > 0 }.map { max($0, floor) }
         let lo = floor10(all.min() ?? 1e-8), hi = ceil10(all.max() ?? 1)
-        let (w, h, left, right, top, bottom) = (900.0, 360.0, 70.0, 20.0, 20.0, 80.0)
+        let (w, h, left, right, top, bottom) = (960.0, 360.0, 70.0, 110.0, 20.0, 80.0)
         let plotW = w - left - right, plotH = h - top - bottom
         func x(_ i: Int) -> Double { left + (layers.count == 1 ? plotW / 2 : plotW * Double(i) / Double(layers.count - 1)) }
         func y(_ v: Double) -> Double { top + plotH * (1 - (log10(max(v, floor)) - lo) / max(hi - lo, 1)) }
@@ -64,10 +66,10 @@ public enum HTMLReport {
         }
         if let first = reports.first?.firstDivergence, let i = layers.firstIndex(of: first.name) {
             svg += "<line x1=\"\(x(i))\" x2=\"\(x(i))\" y1=\"\(top)\" y2=\"\(top + plotH)\" stroke=\"#c62828\" stroke-width=\"2\" stroke-dasharray=\"4,3\"/>"
-            svg += "<text x=\"\(x(i) + 4)\" y=\"\(top + 12)\" fill=\"#c62828\">first divergence</text>\n"
+            svg += "<text x=\"\(x(i) + 4)\" y=\"\(top + 12)\" fill=\"#c62828\">first divergence: \(escape(first.name))</text>\n"
         }
         for s in series {
-            let points = s.values.enumerated().compactMap { i, v in v.flatMap { $0.isFinite ? "\(x(i)),\(y($0))" : nil } }
+            let points = s.values.enumerated().compactMap { i, v in v.flatMap { $0.isFinite && $0 > 0 ? "\(x(i)),\(y($0))" : nil } }
             guard !points.isEmpty else { continue }
             svg += "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2\" stroke-dasharray=\"\(s.dash)\" points=\"\(points.joined(separator: " "))\"><title>\(escape(s.name))</title></polyline>\n"
             for p in points { svg += "<circle cx=\"\(p.split(separator: ",")[0])\" cy=\"\(p.split(separator: ",")[1])\" r=\"2.5\" fill=\"\(s.color)\"/>" }
@@ -76,6 +78,7 @@ public enum HTMLReport {
         svg += "</svg>\n"
         let legend = series.map { "<span style=\"margin-right:1.2em\"><svg width=\"28\" height=\"8\"><line x1=\"0\" x2=\"28\" y1=\"4\" y2=\"4\" stroke=\"\($0.color)\" stroke-width=\"2\" stroke-dasharray=\"\($0.dash)\"/></svg> \(escape($0.name))</span>" }
         return "<h2>Error per layer (log scale)</h2>\n" + svg + "<p>" + legend.joined() + "</p>\n"
+            + "<p class=\"note\">Exact agreement (0) cannot be drawn on a log scale and is left out of the lines; the tables show it.</p>\n"
     }
 
     static func table(_ r: VerificationReport) -> String {

@@ -20,16 +20,19 @@ public struct LayerMetrics: Equatable, Sendable, Codable {
     public var goldenMaxAbs: Double
     public var nanCount: Int
     public var infCount: Int
+    /// NaN or Inf in the golden itself: nothing can be judged against it.
+    public var goldenNonFinite: Int = 0
 
-    public var isFinite: Bool { nanCount == 0 && infCount == 0 }
+    public var isFinite: Bool { nanCount == 0 && infCount == 0 && goldenNonFinite == 0 }
 
     /// Compares two equally sized buffers. NaN/Inf in `actual` are counted and excluded from the statistics.
     public static func compare(_ actual: [Float], _ expected: [Float]) -> LayerMetrics {
         precondition(actual.count == expected.count)
         var maxAbs = 0.0, maxIndex = 0, sumAbs = 0.0, sumDiff2 = 0.0, sumRef2 = 0.0, sumAct2 = 0.0, dot = 0.0, refMax = 0.0
-        var nan = 0, inf = 0
+        var nan = 0, inf = 0, goldenBad = 0
         for i in 0..<actual.count {
             let a = Double(actual[i]), b = Double(expected[i])
+            if !b.isFinite { goldenBad += 1; continue }
             refMax = max(refMax, abs(b))
             if a.isNaN { nan += 1; continue }
             if a.isInfinite { inf += 1; continue }
@@ -46,7 +49,8 @@ public struct LayerMetrics: Equatable, Sendable, Codable {
         let cosine: Double? = (sumRef2 > 0 && sumAct2 > 0) ? min(1, max(-1, dot / (refNorm * sumAct2.squareRoot()))) : nil
         let sqnr = diffNorm > 0 ? 20 * log10(refNorm / diffNorm) : .infinity
         return LayerMetrics(maxAbs: maxAbs, maxAbsIndex: maxIndex, meanAbs: actual.isEmpty ? 0 : sumAbs / Double(actual.count),
-                            relL2: relL2, cosine: cosine, sqnrDB: sqnr, goldenMaxAbs: refMax, nanCount: nan, infCount: inf)
+                            relL2: relL2, cosine: cosine, sqnrDB: sqnr, goldenMaxAbs: refMax, nanCount: nan, infCount: inf,
+                            goldenNonFinite: goldenBad)
     }
 }
 

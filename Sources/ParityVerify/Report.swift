@@ -9,6 +9,8 @@ public enum LayerStatus: Equatable, Sendable {
     case missing
     case shapeMismatch(expected: [Int], actual: [Int])
     case nonFinite(nan: Int, inf: Int)
+    /// The golden itself holds NaN or Inf at this layer (a broken golden: regenerate it).
+    case goldenNonFinite(Int)
     /// The layer could not run on the file's weights (e.g. a weight of the wrong shape).
     case error(String)
     /// An earlier layer could not run.
@@ -24,6 +26,7 @@ public enum LayerStatus: Equatable, Sendable {
         case .missing: return "MISSING"
         case .shapeMismatch: return "SHAPE"
         case .nonFinite: return "NON-FINITE"
+        case .goldenNonFinite: return "BAD GOLDEN"
         case .error: return "ERROR"
         case .notRun: return "not run"
         case .unjudged: return "unjudged"
@@ -34,6 +37,7 @@ public enum LayerStatus: Equatable, Sendable {
         case let .fail(v): return v.map(\.description).joined(separator: "; ")
         case let .shapeMismatch(e, a): return "expected shape \(e), got \(a)"
         case let .nonFinite(nan, inf): return "\(nan) NaN, \(inf) Inf"
+        case let .goldenNonFinite(n): return "the golden has \(n) NaN/Inf values at this layer; regenerate it"
         case let .error(reason): return reason
         case .missing: return "the engine emitted no output for this layer"
         case .notRun: return "an earlier layer could not run"

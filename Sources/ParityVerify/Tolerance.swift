@@ -21,6 +21,8 @@ public struct Tolerance: Equatable, Sendable {
 
     public func violations(_ m: LayerMetrics) -> [Violation] {
         var out: [Violation] = []
+        // A NaN metric never passes (comparisons with NaN are false, so test for it explicitly).
+        if m.relL2.isNaN || m.maxAbs.isNaN { return [Violation(metric: "rel L2", value: .nan, limit: maxRelL2)] }
         if m.relL2 > maxRelL2 { out.append(Violation(metric: "rel L2", value: m.relL2, limit: maxRelL2)) }
         let absLimit = maxAbsOverScale * m.goldenMaxAbs
         if m.maxAbs > absLimit { out.append(Violation(metric: "max abs", value: m.maxAbs, limit: absLimit)) }
@@ -99,7 +101,8 @@ public struct TolerancePolicy: Sendable {
 
     /// The policies Parity knows. An unknown (format, variant) has none, and then nothing is called a pass or a
     /// first divergence (Model Explorer's rule: no threshold is invented).
-    public static func lookup(format: String, variant: String, layers: [LayerSpec]) -> TolerancePolicy? {
+    /// `layerTypes`: each parametric layer's weight storage type where a file mixes types (GGUF), by layer name.
+    public static func lookup(format: String, variant: String, layers: [LayerSpec], layerTypes: [String: String] = [:]) -> TolerancePolicy? {
         var perLayer: [String: Tolerance] = [:]
         switch (format, variant) {
         case ("safetensors", "f32"): for l in layers { perLayer[l.name] = float32 }
@@ -109,12 +112,18 @@ public struct TolerancePolicy: Sendable {
             // ggml rounds both operands of a product when a weight is F16/BF16 (activations go to the vec_dot
             // type). ggml 0.15 convolves in the kernel's type; emulating older ggml ("+im2col-f16") rounds the
             // conv operands to F16 too. Error enters at the first layer that rounds; later layers inherit it.
+            // A file mixing types ("mixed(bf16,f32)") is judged layer by layer from each layer's weight type.
             let parts = variant.split(separator: "+").map(String.init)
-            guard let dtype = parts.first, ["f32", "f16", "bf16"].contains(dtype) else { return nil }
             let legacyIm2col = parts.dropFirst().contains("im2col-f16")
-            guard parts.count == 1 || (parts.count == 2 && legacyIm2col) else { return nil }
-            var current: Tolerance = dtype == "f32" ? float32 : dtype == "f16" ? float16Both : bfloat16Both
+            guard let dtype = parts.first, parts.count == 1 || (parts.count == 2 && legacyIm2col) else { return nil }
+            func tolerance(forType type: String) -> Tolerance? {
+                switch type { case "f32": return float32; case "f16": return float16Both; case "bf16": return bfloat16Both; default: return nil }
+            }
+            var current = float32
             for l in layers {
+                let type = dtype.hasPrefix("mixed(") ? (layerTypes[l.name] ?? "f32") : dtype
+                guard let own = tolerance(forType: type) else { return nil }
+                if l.hasParameters, own.maxRelL2 > current.maxRelL2 { current = own }
                 if case .conv2d = l, legacyIm2col, current.maxRelL2 < float16Both.maxRelL2 { current = float16Both }
                 perLayer[l.name] = current
             }

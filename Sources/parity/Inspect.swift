@@ -21,7 +21,7 @@ struct Inspect: ParsableCommand {
         if head.count >= 4, try head.bytes(0..<4) == GGUFFile.magic || head.bytes(0..<4) == Array("FUGG".utf8) {
             try inspectGGUF()
         } else if head.count >= 8, try head.bytes(0..<8) == hdf5Signature {
-            try inspectHDF5()
+            try Watchdog.guardingHDF5(file) { try inspectHDF5() }
         } else if head.count >= 9, try head.bytes(8..<9) == [UInt8(ascii: "{")] {
             try inspectSafetensors()
         } else {

@@ -37,23 +37,64 @@ final class TemporaryDirectory {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-struct CommandResult { let status: Int32; let stdout: String; let stderr: String }
+struct CommandResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+    /// The child's peak resident set size (getrusage ru_maxrss of the waited-for child), in KiB.
+    var peakRSSKiB: Int = 0
+}
 
-/// Runs the built `parity` binary (the way a user or CI does) and captures its output and exit status.
-func runParity(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: Repo.parityExecutable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(["PARITY_GOLDEN_DIR": Repo.golden]) { $1 }.merging(environment) { $1 }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Read before waiting so a large output cannot fill the pipe and block the child.
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+/// Runs the built `parity` binary (the way a user or CI does) and captures its output, exit status and peak
+/// memory. A run longer than `timeout` seconds is killed and recorded as a hang (status -1).
+func runParity(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 120) throws -> CommandResult {
+    let out = try TemporaryDirectory()
+    let pid = try spawn(Repo.parityExecutable, arguments, environment: ProcessInfo.processInfo.environment
+        .merging(["PARITY_GOLDEN_DIR": Repo.golden]) { $1 }.merging(environment) { $1 }, stdout: out.file("o"), stderr: out.file("e"))
+    var status: Int32 = 0
+    var usage = rusage()
+    let deadline = Date().addingTimeInterval(timeout)
+    var finished = false
+    while !finished {
+        let r = wait4(pid, &status, WNOHANG, &usage)
+        if r == pid { finished = true; break }
+        if Date() > deadline {
+            kill(pid, SIGKILL)
+            _ = wait4(pid, &status, 0, &usage)
+            Issue.record("parity \(arguments.joined(separator: " ")) did not finish in \(timeout) s")
+            return CommandResult(status: -1, stdout: "", stderr: "timeout")
+        }
+        usleep(2_000)
+    }
+    // Exit code, or 128 + signal for a crash (so a crash never looks like exit 0, 1 or 2).
+    let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return CommandResult(status: code, stdout: String(decoding: try readBytes(out.file("o")), as: UTF8.self),
+                         stderr: String(decoding: try readBytes(out.file("e")), as: UTF8.self), peakRSSKiB: usage.ru_maxrss)
+}
+
+/// posix_spawn with stdout/stderr redirected to files (so large outputs never block on a pipe).
+func spawn(_ path: String, _ arguments: [String], environment: [String: String], stdout: String, stderr: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+    // A clean signal state for the child, as a shell would give it (the test runner may block signals).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+    guard rc == 0 else { throw ParityError.io(path: path, reason: "posix_spawn failed: \(rc)") }
+    return pid
 }
 
 /// Bytes of a file.

@@ -25,3 +25,12 @@ $REC model "$G/fmnist-mlp-f16.gguf" fmnist-mlp-f16 --golden golden/fmnist-mlp --
     --large-threshold 100 --large-images 8
 $REC mul-mat
 du -sb Tests/ParityTests/Fixtures/ggml
+
+# GGUF files written by Parity itself: read back by gguf-py (Fixtures/gguf-py/) and run by ggml's own mnist-eval
+# (Fixtures/ggml/parity-written/). Both need the parity binary; swift build is incremental, so this also keeps a
+# stale binary from recording fixtures of old sources.
+PARITY_BIN=.build-ggufcheck/release/parity
+swift build -c release --scratch-path .build-ggufcheck --product parity
+"$VENV_PY" tools/ggml/check_parity_gguf.py --parity "$PARITY_BIN"
+"$VENV_PY" tools/ggml/eval_parity_gguf.py --parity "$PARITY_BIN" --variants generic,avx2
+du -sb Tests/ParityTests/Fixtures/gguf-py Tests/ParityTests/Fixtures/ggml/parity-written
