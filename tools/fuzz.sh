@@ -26,8 +26,9 @@ run() {  # target, extra libFuzzer options...
   ASAN_OPTIONS=detect_leaks=0 PARITY_FUZZ_TARGET=$t .build-fuzz/release/parity-fuzz \
     -timeout=10 -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix=".build-fuzz/crashes/$t/" "$@" ".build-fuzz/corpus/$t" "Tests/ParityTests/Fixtures/fuzz-seeds/$t" 2>&1 |
-    grep -E "^stat::|Done|ERROR|SUMMARY|crash|#[0-9]+ *DONE" || true
-  return "${PIPESTATUS[0]}"
+    grep -E "^stat::|Done|ERROR|SUMMARY|crash|#[0-9]+ *DONE"
+  local codes=("${PIPESTATUS[@]}")
+  return "${codes[0]}"
 }
 case $mode in
   smoke)
@@ -36,7 +37,9 @@ case $mode in
     status=0
     for t in gguf safetensors npz json; do echo "== fuzz $t for ${seconds}s"; run "$t" -max_total_time="$seconds" || status=1; done
     echo "== fuzz hdf5 for ${seconds}s (library hangs reported, not fatal)"
-    run hdf5 -max_total_time="$seconds" || grep -q . <(ls .build-fuzz/crashes/hdf5/crash-* 2>/dev/null) && status=1
+    if ! run hdf5 -max_total_time="$seconds"; then
+      if ls .build-fuzz/crashes/hdf5/crash-* >/dev/null 2>&1; then status=1; fi
+    fi
     exit $status ;;
   campaign)
     t=${2:?target}; runs=${3:-2000000}

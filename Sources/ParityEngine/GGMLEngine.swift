@@ -121,7 +121,7 @@ public struct GGMLEngine: DiagnosableEngine {
             return GGMLNumerics.relu(input)
         case let .maxPool2d(name, kernel, stride):
             guard input.rank == 4 else { throw LayerExecutionError(layer: name, reason: "input \(input.shape) is not 4-D") }
-            return GGMLNumerics.maxPool2d(input, kernel: kernel, stride: stride)
+            return Kernels.maxPool2dNCHW(input, kernel: kernel, stride: stride, nan: .skip)  // ggml_pool_2d's rule
         case let .flatten(name, _):
             // mnist-fc reads the image as a 784-vector in memory order; mnist-cnn permutes (W, H, C, N) to
             // (C, W, H, N) and flattens, i.e. (h, w, c) order. Either way the reported activation is put back
@@ -211,29 +211,6 @@ public enum GGMLNumerics {
         let (n, c, plane) = (t.shape[0], t.shape[1], t.shape[2] * t.shape[3])
         for i in 0..<n { for ch in 0..<c { for p in 0..<plane { out.data[(i * c + ch) * plane + p] += bias[ch] } } }
         return out
-    }
-
-    /// ggml_pool_2d(GGML_OP_POOL_MAX, k, s, padding 0): starts from -FLT_MAX and keeps `v > best`, so NaN is
-    /// skipped rather than propagated.
-    public static func maxPool2d(_ x: Tensor, kernel: [Int], stride: [Int]) -> Tensor {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let oh = (h - kernel[0]) / stride[0] + 1, ow = (w - kernel[1]) / stride[1] + 1
-        var out = [Float](repeating: 0, count: n * c * oh * ow)
-        for plane in 0..<(n * c) {
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    var best = -Float.greatestFiniteMagnitude
-                    for ky in 0..<kernel[0] {
-                        for kx in 0..<kernel[1] {
-                            let v = x.data[(plane * h + oy * stride[0] + ky) * w + ox * stride[1] + kx]
-                            if v > best { best = v }
-                        }
-                    }
-                    out[(plane * oh + oy) * ow + ox] = best
-                }
-            }
-        }
-        return Tensor(shape: [n, c, oh, ow], data: out)
     }
 
     /// ggml_mul_mat(weight, x) with weight ne [K, M] and x [N, K] (row-major): y [N, M].

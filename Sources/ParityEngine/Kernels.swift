@@ -123,20 +123,23 @@ public enum Kernels {
         return Tensor(shape: [n, oh, ow, c], data: out)
     }
 
-    /// PyTorch MaxPool2d (no padding, floor mode) on NCHW.
-    public static func maxPool2dNCHW(_ x: Tensor, kernel: [Int], stride: [Int]) -> Tensor {
+    /// How a max pool treats NaN: PyTorch's max_pool2d propagates it (and starts from -inf); ggml_pool_2d starts
+    /// from -FLT_MAX and keeps `v > best`, so a NaN is skipped.
+    public enum MaxPoolNaN { case propagate, skip }
+
+    /// MaxPool2d (no padding, floor mode) on NCHW, with PyTorch's NaN rule unless told otherwise.
+    public static func maxPool2dNCHW(_ x: Tensor, kernel: [Int], stride: [Int], nan: MaxPoolNaN = .propagate) -> Tensor {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let oh = (h - kernel[0]) / stride[0] + 1, ow = (w - kernel[1]) / stride[1] + 1
         var out = [Float](repeating: 0, count: n * c * oh * ow)
         for plane in 0..<(n * c) {
             for oy in 0..<oh {
                 for ox in 0..<ow {
-                    var best = -Float.infinity
+                    var best = nan == .propagate ? -Float.infinity : -Float.greatestFiniteMagnitude
                     for ky in 0..<kernel[0] {
                         for kx in 0..<kernel[1] {
                             let v = x.data[(plane * h + oy * stride[0] + ky) * w + ox * stride[1] + kx]
-                            // NaN propagates, as in PyTorch's max_pool2d.
-                            if v > best || v.isNaN { best = v }
+                            if v > best || (nan == .propagate && v.isNaN) { best = v }
                             if best.isNaN { break }
                         }
                     }

@@ -224,3 +224,26 @@ struct MLXRuntimeTests {
         #expect(compared >= 3)
     }
 }
+
+extension MLXRuntimeTests {
+    /// tools/mlx/check_parity_outputs.py loaded these directories in real MLX with `load_weights(strict=True)`:
+    /// the converter must still write exactly those bytes.
+    @Test("the directories real MLX loaded are exactly what Parity writes today")
+    func sameBytesAsLoadedByMLX() throws {
+        let manifest = try JSONParser.parse(readBytes(Self.dir + "/manifest.json"))
+        let directories = try #require(manifest["directories"]?.objectValue)
+        for (name, entry) in directories {
+            let command = try #require(entry["written_by"]?.stringValue).split(separator: " ").map(String.init)
+            // parity convert MODEL --to mlx --dtype D [--mode M] -o DIR
+            let model = try Repo.model(command[2])
+            let mode = command.firstIndex(of: "--mode").map { command[$0 + 1] }
+            let scratch = try TemporaryDirectory()
+            let quantization = mode.map { m in MLXQuantization.defaults(mode: m).map { MLXQuantParameters(mode: m, groupSize: $0.groupSize, bits: $0.bits) } } ?? nil
+            _ = try MLXConverter.convert(model, dtype: command[6], quantization: quantization, to: scratch.file("d"))
+            for (file, record) in try #require(entry["files"]?.objectValue) {
+                #expect(SHA256.hex(try readBytes(scratch.file("d/" + file))) == record["sha256"]?.stringValue, "\(name)\(file)")
+            }
+        }
+        #expect(directories.count == 3)
+    }
+}
