@@ -19,6 +19,7 @@ struct Parity: ParsableCommand {
     /// Runs the command and maps every failure onto the exit-code contract; argument-parser's own usage
     /// errors (which it would exit with 64) also become 2.
     static func main() {
+        if ProcessInfo.processInfo.environment["PARITY_PEAK_RSS"] != nil { atexit { reportPeakRSS() } }
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -36,6 +37,16 @@ struct Parity: ParsableCommand {
             Foundation.exit(Exit.badInput)
         }
     }
+}
+
+/// With `PARITY_PEAK_RSS` set, prints this process's peak resident set size at exit. VmHWM in /proc/self/status
+/// counts this program's own address space only (getrusage's ru_maxrss also carries over the parent's peak
+/// across exec when the parent spawned with vfork semantics).
+func reportPeakRSS() {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return }
+    let kib = line.split(separator: " ").dropFirst().first.map(String.init) ?? "?"
+    FileHandle.standardError.write(Data("parity: peak RSS \(kib) KiB\n".utf8))
 }
 
 func printError(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
