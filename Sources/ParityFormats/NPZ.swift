@@ -81,7 +81,11 @@ public enum NPZ {
             guard compressed <= UInt64(bytes.count), dataStart + Int(compressed) <= bytes.count else {
                 throw fail(l, "member '\(name)': \(compressed) bytes of data run past the end of the file")
             }
-            guard uncompressed <= 1 << 40 else { throw fail(l, "member '\(name)': absurd uncompressed size \(uncompressed)") }
+            // Deflate expands at most 1032:1 (zlib's technical limit), so a declared size beyond that cannot be
+            // genuine: refuse it before allocating the output buffer it names.
+            guard uncompressed <= compressed * 1032 + 64 else {
+                throw fail(l, "member '\(name)': declared size \(uncompressed) cannot come from \(compressed) bytes of zip data")
+            }
             let raw = Array(bytes[dataStart..<(dataStart + Int(compressed))])
             let content: [UInt8]
             switch method {

@@ -132,6 +132,14 @@ struct MLXTests {
             try writeBytes(Array(bytes[0..<cut]), to: dir.file("cut.npz"))
             #expect(throws: ParityError.self, "cut at \(cut)") { try NPZ.read(path: dir.file("cut.npz")) }
         }
+        // Found by fuzzing: a deflated member declaring a huge size made the reader allocate it. Deflate expands at
+        // most 1032:1, so such a size is refused before any allocation.
+        var huge = bytes
+        let central = (0..<(huge.count - 4)).first { huge[$0] == 0x50 && huge[$0 + 1] == 0x4B && huge[$0 + 2] == 1 && huge[$0 + 3] == 2 }!
+        huge[central + 10] = 8  // method: deflate
+        for k in 0..<4 { huge[central + 24 + k] = [0xFF, 0xFF, 0xFF, 0x7F][k] }  // uncompressed size 2^31 - 1
+        try writeBytes(huge, to: dir.file("huge.npz"))
+        #expect { try NPZ.read(path: dir.file("huge.npz")) } throws: { "\($0)".contains("cannot come from") }
         bytes[30 + "a.weight.npy".utf8.count + 1] ^= 0xFF  // inside the first member's NUMPY magic
         try writeBytes(bytes, to: dir.file("bad.npz"))
         #expect { try NPZ.read(path: dir.file("bad.npz")) } throws: { "\($0)".contains("bad magic") }
