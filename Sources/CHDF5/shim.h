@@ -14,6 +14,9 @@ static inline hid_t parity_h5p_default(void) { return H5P_DEFAULT; }
 static inline unsigned parity_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned parity_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
 static inline size_t parity_h5t_variable(void) { return H5T_VARIABLE; }
+/// Called once before any other HDF5 call: no atexit cleanup (Parity closes its own ids; a corrupt file can leave
+/// the library unable to close its internals, and its exit handler then prints "infinite loop closing library").
+static inline herr_t parity_h5_no_atexit(void) { return H5dont_atexit(); }
 /// Error-stack printing is per thread in Debian's thread-safe build: call this on every thread that uses HDF5.
 static inline herr_t parity_h5_silence_errors(void) { return H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 #endif

@@ -34,7 +34,11 @@ public final class HDF5File: @unchecked Sendable {
     public let path: String
     let id: hid_t
 
+    /// Runs once, before the first HDF5 call of the process.
+    private static let libraryConfigured: Bool = { parity_h5_no_atexit() >= 0 }()
+
     public init(readingFrom path: String) throws(ParityError) {
+        _ = HDF5File.libraryConfigured
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else { throw .notFound(path: path, what: "HDF5 file") }
         _ = parity_h5_silence_errors()
@@ -46,6 +50,7 @@ public final class HDF5File: @unchecked Sendable {
 
     /// Creates (truncating) a file for writing; callers write to a temporary path and rename (see `GoldenWriter`).
     public init(creating path: String) throws(ParityError) {
+        _ = HDF5File.libraryConfigured
         self.path = path
         _ = parity_h5_silence_errors()
         let id = H5Fcreate(path, parity_h5f_acc_trunc(), parity_h5p_default(), parity_h5p_default())
