@@ -63,7 +63,7 @@ MODELS = {
     "fmnist-mlp": ("mnist-fc", FashionMLP, 0.86),
 }
 ARCHITECTURES = {arch: cls for arch, cls, _ in MODELS.values()}
-MIN_ACCURACY = {arch: acc for arch, _, acc in MODELS.values()}
+MIN_ACCURACY = {name: acc for name, (_, _, acc) in MODELS.items()}  # for the bundled models, by name
 
 
 def reference_framework():
@@ -119,6 +119,44 @@ def describe_layers(model):
     return [describe_layer(name, m) for name, m in leaf_modules(model)]
 
 
+def build_layer(spec):
+    """The PyTorch module for one config.json "layers" entry: the inverse of describe_layer."""
+    op = spec["op"]
+    if op == "Conv2d":
+        return nn.Conv2d(spec["in_channels"], spec["out_channels"], kernel_size=tuple(spec["kernel_size"]),
+                         stride=tuple(spec["stride"]), padding=tuple(spec["padding"]), bias=spec["bias"])
+    if op == "ReLU":
+        return nn.ReLU()
+    if op == "MaxPool2d":
+        return nn.MaxPool2d(tuple(spec["kernel_size"]), stride=tuple(spec["stride"]))
+    if op == "Flatten":
+        return nn.Flatten(start_dim=spec["start_dim"])
+    if op == "Linear":
+        return nn.Linear(spec["in_features"], spec["out_features"], bias=spec["bias"])
+    raise ValueError(f"{spec.get('name')}: op {op!r} is not one Parity supports "
+                     "(Conv2d, ReLU, MaxPool2d, Flatten, Linear)")
+
+
+class ConfigSequential(nn.Module):
+    """Any sequential model a config.json "layers" list describes: each entry becomes a module registered
+    under its own name, run in list order. For the bundled models this is the same modules, in the same
+    order, doing the same operations as FashionCNN / FashionMLP, so their goldens come out bit for bit
+    identical (tools/regen_goldens.py checks that by diffing against the committed files)."""
+
+    def __init__(self, layers):
+        super().__init__()
+        for spec in layers:
+            name = spec["name"]
+            if not name or "." in name or hasattr(self, name):
+                raise ValueError(f"layer name {name!r}: must be a unique module name without dots")
+            self.add_module(name, build_layer(spec))
+
+    def forward(self, x):
+        for module in self.children():
+            x = module(x)
+        return x
+
+
 def sha256_file(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -127,18 +165,26 @@ def sha256_file(path):
 def load_reference(model_dir):
     """Build the model described by MODEL_DIR/config.json and load MODEL_DIR/<weights>.
 
-    Returns (config, model in eval mode, weights path). Fails if the config's layer list does not
-    describe the architecture it names, or if the weights do not match the model exactly.
+    Returns (config, model in eval mode, weights path). Any sequential model of supported ops works; a
+    config naming a bundled architecture must describe exactly that architecture. Fails if the weights
+    do not match the model exactly (names, shapes: load_state_dict(strict=True)).
     """
     with open(os.path.join(model_dir, "config.json")) as f:
         config = json.load(f)
-    try:
-        model = ARCHITECTURES[config["architecture"]]()
-    except KeyError:
-        raise ValueError(f"{model_dir}/config.json: unknown architecture {config.get('architecture')!r}")
+    # Every model is built from its own layer list, bundled or not, so one mechanism records every golden.
+    model = ConfigSequential(config["layers"])
     if describe_layers(model) != config["layers"]:
-        raise ValueError(f"{model_dir}/config.json: layers do not describe {config['architecture']}")
-    weights_path = os.path.join(model_dir, config["weights"])
+        raise ValueError(f"{model_dir}/config.json: the layer list has keys or values Parity does not read "
+                         f"(expected exactly {describe_layers(model)})")
+    # A config naming one of ggml's mnist architectures (whose GGUF layout Parity writes) must have its
+    # structure: the same layer names and ops in the same order; widths are the model's own.
+    known = ARCHITECTURES.get(config.get("architecture"))
+    if known is not None:
+        structure = [(layer["name"], layer["op"]) for layer in describe_layers(known())]
+        if [(layer["name"], layer["op"]) for layer in config["layers"]] != structure:
+            raise ValueError(f"{model_dir}/config.json: layers do not have the structure of "
+                             f"{config['architecture']} ({structure})")
+    weights_path = os.path.join(model_dir, config.get("weights", "model.safetensors"))
     state = {name: torch.from_numpy(a) for name, a in read_safetensors(weights_path).items()}
     model.load_state_dict(state, strict=True)  # strict: names and shapes must match exactly
     model.eval()
@@ -173,6 +219,20 @@ def load_fashion_mnist(split, data_dir=DEFAULT_DATA_DIR):
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{split}: {images.shape[0]} images but {labels.shape[0]} labels")
     return images, labels
+
+
+def training_seed(config):
+    """The golden's `seed` attribute: the config's training seed, or -1 when the config records none."""
+    return int(config.get("seed", -1))
+
+
+def model_input(config, images):
+    """Fashion-MNIST images as the model described by `config` takes them: pixel / 255, reshaped to the
+    config's input shape ([1, 28, 28] for the bundled models; [784] for a model that starts with Linear)."""
+    shape = list(config["input"]["shape"])
+    if int(np.prod(shape)) != 28 * 28:
+        raise ValueError(f"input shape {shape} does not hold a 28x28 Fashion-MNIST image")
+    return to_model_input(images).reshape(-1, *shape)
 
 
 def to_model_input(images):

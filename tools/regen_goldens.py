@@ -2,6 +2,12 @@
 """Regenerate MODEL_DIR/golden.h5 from MODEL_DIR/config.json + model.safetensors with PyTorch forward hooks.
 
     /usr/bin/python3 tools/regen_goldens.py golden/fmnist-cnn [--replace] [--count 64]
+    /usr/bin/python3 tools/regen_goldens.py path/to/your-model      # any model its config.json describes
+
+MODEL_DIR may be any reference directory: the model is built from config.json's "layers" list (Conv2d, ReLU,
+MaxPool2d, Flatten, Linear, run in list order; tools/parity_models.py ConfigSequential) and the weights must
+load into it with load_state_dict(strict=True). Inputs are Fashion-MNIST test images reshaped to the config's
+"input" shape. The bundled models are recorded the same way.
 
 Never replaces an existing golden.h5 silently: the new file is written next to it, a per-dataset diff is
 printed, and the old file is replaced only with --replace (and only if something changed). Without
@@ -26,7 +32,7 @@ import parity_models as pm  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INPUT_PATH = "/inputs/images"
-LAYOUTS = {4: "NCHW", 2: "NC"}
+LAYOUTS = {4: "NCHW", 3: "NCL", 2: "NC"}
 COMPRESS_ABOVE_BYTES = 1024
 
 
@@ -100,7 +106,7 @@ def add_dataset(group, name, array, **attrs):
 
 def write_golden(path, config, model, weights_sha256, generator, images, labels, count):
     """Write the golden file; return [(module, op, input path, noise max abs, noise rel l2)]."""
-    x = pm.to_model_input(images[:count])
+    x = pm.model_input(config, images[:count])
     records = capture(model, x)
     # The noise floor: the whole model re-run in float64 on the (exactly representable) float64 input.
     records64 = capture(copy.deepcopy(model).double(), x.double())
@@ -114,11 +120,11 @@ def write_golden(path, config, model, weights_sha256, generator, images, labels,
         f.attrs["reference_framework"] = pm.reference_framework()
         f.attrs["weights_sha256"] = weights_sha256
         f.attrs["generator"] = generator
-        f.attrs["seed"] = np.int64(config["seed"])
+        f.attrs["seed"] = np.int64(pm.training_seed(config))
         f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
         add_dataset(f.create_group("inputs"), "images", x.numpy(),
-                    source=f"fashion-mnist t10k images 0..{count - 1}", layout="NCHW")
+                    source=f"fashion-mnist t10k images 0..{count - 1}", layout=LAYOUTS[x.ndim])
         add_dataset(f, "labels", labels[:count].astype(np.int64),
                     source=f"fashion-mnist t10k labels 0..{count - 1}")
         activations = f.create_group("activations")

@@ -3,6 +3,12 @@
 
     /usr/bin/python3 tools/train.py                 # both models, 5 epochs, seed 20261122
     /usr/bin/python3 tools/train.py fmnist-cnn --epochs 6
+    /usr/bin/python3 tools/train.py --config my-model.json --out DIR [--epochs 2]
+
+--config trains any sequential model a config.json "layers" list describes (name, input, layers: the
+schema in golden/README.md; tools/parity_models.py ConfigSequential) and writes DIR/config.json (completed
+with training and evaluation records) and DIR/model.safetensors; then record its goldens with
+tools/regen_goldens.py DIR.
 
 Deterministic on one thread: the model is initialised right after torch.manual_seed(seed) and every
 epoch's shuffle comes from a torch.Generator seeded with the same seed.
@@ -37,17 +43,27 @@ def evaluate(model, x, labels):
     return accuracy, loss
 
 
-def train(name, epochs, seed, data_dir):
-    architecture, model_class, min_accuracy = pm.MODELS[name]
+def train(name, epochs, seed, data_dir, spec=None, out_dir=None):
+    """Train bundled model `name`, or — with `spec` (a config.json dict) — the sequential model it describes."""
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-    model = model_class()
+    if spec is None:
+        architecture, model_class, min_accuracy = pm.MODELS[name]
+        model = model_class()
+        input_spec = {"name": "images", "shape": [1, 28, 28], "layout": "NCHW", "dtype": "float32",
+                      "preprocessing": "pixel / 255 in [0, 1], no other normalisation "
+                                       "(what ggml's mnist-eval feeds)"}
+    else:
+        architecture, min_accuracy = spec.get("architecture", "sequential"), spec.get("min_accuracy", 0.0)
+        model = pm.ConfigSequential(spec["layers"])
+        input_spec = spec["input"]
 
     train_images, train_labels = pm.load_fashion_mnist("train", data_dir)
     test_images, test_labels = pm.load_fashion_mnist("t10k", data_dir)
-    x_train, y_train = pm.to_model_input(train_images), torch.from_numpy(train_labels.astype(np.int64))
-    x_test, y_test = pm.to_model_input(test_images), torch.from_numpy(test_labels.astype(np.int64))
+    shape_config = {"input": input_spec}
+    x_train, y_train = pm.model_input(shape_config, train_images), torch.from_numpy(train_labels.astype(np.int64))
+    x_test, y_test = pm.model_input(shape_config, test_images), torch.from_numpy(test_labels.astype(np.int64))
 
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     generator = torch.Generator().manual_seed(seed)
@@ -74,7 +90,7 @@ def train(name, epochs, seed, data_dir):
     if accuracy < min_accuracy:
         raise SystemExit(f"{name}: test accuracy {accuracy:.4f} < required {min_accuracy}")
 
-    out_dir = os.path.join(REPO, "golden", name)
+    out_dir = out_dir or os.path.join(REPO, "golden", name)
     os.makedirs(out_dir, exist_ok=True)
     # .clone(): state_dict tensors may be views; write each parameter as its own contiguous copy.
     tensors = {k: v.detach().clone().numpy() for k, v in model.state_dict().items()}
@@ -90,9 +106,7 @@ def train(name, epochs, seed, data_dir):
         "architecture": architecture,
         "task": "image-classification",
         "classes": pm.CLASSES,
-        "input": {"name": "images", "shape": [1, 28, 28], "layout": "NCHW", "dtype": "float32",
-                  "preprocessing": "pixel / 255 in [0, 1], no other normalisation "
-                                   "(what ggml's mnist-eval feeds)"},
+        "input": input_spec,
         "layers": pm.describe_layers(model),
         "weights": "model.safetensors",
         "reference_framework": pm.reference_framework(),
@@ -119,7 +133,18 @@ def main():
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--data-dir", default=pm.DEFAULT_DATA_DIR)
+    parser.add_argument("--config", help="train the sequential model this config.json describes (needs --out)")
+    parser.add_argument("--out", help="output directory for --config")
     args = parser.parse_args()
+    if args.config:
+        if args.models or not args.out:
+            parser.error("--config takes --out and no MODEL names")
+        with open(args.config) as f:
+            spec = json.load(f)
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True)
+        train(spec["name"], args.epochs, args.seed, args.data_dir, spec=spec, out_dir=os.path.abspath(args.out))
+        return
     unknown = [m for m in args.models if m not in pm.MODELS]
     if unknown:
         parser.error(f"unknown model(s): {', '.join(unknown)}")
