@@ -68,7 +68,7 @@ public struct StrictLoadingRule: Sendable, Equatable {
             }
         }
         if !extra.isEmpty {
-            add(unexpected, "\(extra.count) tensor(s) the model does not have: \(extra.joined(separator: ", "))"
+            add(unexpected, "\(extra.count) parameter(s) not in the model: \(extra.joined(separator: ", "))"
                 + (unexpected == .ignore ? " (loaded, never used by the graph)" : ""))
         }
         if !missingNames.isEmpty { add(missing, "\(missingNames.count) parameter(s) missing: \(missingNames.joined(separator: ", "))") }

@@ -179,9 +179,9 @@ public enum Diagnoser {
             let override = Tensor(shape: storedShape, data: v.data).permuted(inverse)
             let storedLabels = order.map { labels[$0] }
             let name = named.first { $0.0 == storedLabels }.map { " (\($0.1.components(separatedBy: " [").first!))" } ?? ""
-            let how = v.shape == storedShape ? "with that shape \(v.shape)" : "and reshaped to \(v.shape) to fit"
+            let how = v.shape == storedShape ? "with that shape, \(v.shape)" : "reshaped to \(v.shape) to fit"
             out.append(Candidate(id: "conv-layout", parameter: p.name, describe: {
-                "\(p.name) holds its values in [\(storedLabels.joined(separator: ", "))] order\(name) \(how); the runtime expects "
+                "\(p.name) has its values in [\(storedLabels.joined(separator: ", "))] order\(name), \(how); the runtime expects "
                     + "[\(labels.joined(separator: ", "))]; moving the axes back brings \($0) → \($1)"
             }, override: override))
         }
