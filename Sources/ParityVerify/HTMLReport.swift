@@ -66,7 +66,7 @@ public enum HTMLReport {
         }
         if hasZeros {
             svg += "<line x1=\"\(left)\" x2=\"\(left + plotW)\" y1=\"\(top + logH)\" y2=\"\(top + logH)\" stroke=\"#999\" stroke-dasharray=\"6,3\"/>"
-            svg += "<text x=\"\(left - 6)\" y=\"\(zeroY + 4)\" text-anchor=\"end\">= 0</text>\n"
+            svg += "<text x=\"\(left - 16)\" y=\"\(zeroY + 4)\" text-anchor=\"end\">= 0</text>\n"
         }
         for (i, name) in layers.enumerated() {
             svg += "<text transform=\"translate(\(x(i)),\(top + plotH + 12)) rotate(30)\">\(escape(name))</text>\n"
@@ -77,7 +77,7 @@ public enum HTMLReport {
             svg += "<line x1=\"\(x(i))\" x2=\"\(x(i))\" y1=\"\(top)\" y2=\"\(top + plotH)\" stroke=\"#c62828\" stroke-width=\"2\" stroke-dasharray=\"4,3\"/>"
             svg += "<text x=\"\(leftwards ? x(i) - 4 : x(i) + 4)\" y=\"\(top + 12)\" text-anchor=\"\(leftwards ? "end" : "start")\" fill=\"#c62828\">first divergence: \(escape(first.name))</text>\n"
         }
-        for s in series {
+        for (index, s) in series.enumerated() {
             // A line joins only neighbouring layers that were both measured and non-zero: a layer with no value
             // (not run, no tolerance) or an exact zero breaks it.
             var runs: [[(Double, Double)]] = [[]]
@@ -95,8 +95,10 @@ public enum HTMLReport {
                 svg += "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2\" stroke-dasharray=\"\(s.dash)\" points=\"\(points)\"><title>\(escape(s.name))</title></polyline>\n"
             }
             for p in runs.joined() { svg += "<circle cx=\"\(p.0)\" cy=\"\(p.1)\" r=\"2.5\" fill=\"\(s.color)\"><title>\(escape(s.name))</title></circle>" }
+            // Several series can be exactly 0 at one layer: their markers sit side by side, not on top of each other.
+            let nudge = (Double(index) - Double(series.count - 1) / 2) * 7
             for zx in zeros {
-                svg += "<circle class=\"zero\" cx=\"\(zx)\" cy=\"\(zeroY)\" r=\"4\" fill=\"#fff\" stroke=\"\(s.color)\" stroke-width=\"1.5\"><title>\(escape(s.name)): exactly 0</title></circle>"
+                svg += "<circle class=\"zero\" cx=\"\(zx + nudge)\" cy=\"\(zeroY)\" r=\"4\" fill=\"#fff\" stroke=\"\(s.color)\" stroke-width=\"1.5\"><title>\(escape(s.name)): exactly 0</title></circle>"
             }
             svg += "\n"
         }
