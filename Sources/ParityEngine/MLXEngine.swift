@@ -27,9 +27,14 @@ public struct MLXEngine: DiagnosableEngine, StrictLoadingEngine {
     public init(files: MLXModelFiles, layers: [LayerSpec], model: ModelConfig? = nil) throws(ParityError) {
         let expected = MLXEngine.moduleParameters(layers, files: files)
         if let model {
-            if let modelType = files.config?["model_type"]?.stringValue, modelType != model.architecture {
-                throw ArchitectureCheck.refuse(file: files.path + "/config.json", declared: modelType, by: "model_type", model: model.name,
-                                               modelArchitecture: model.architecture)
+            // mlx-lm picks the model class by `model_type`; a config without one may still name its "architecture".
+            for key in ["model_type", "architecture"] {
+                guard let declared = files.config?[key]?.stringValue else { continue }
+                guard declared == model.architecture else {
+                    throw ArchitectureCheck.refuse(file: files.path + "/config.json", declared: declared, by: key, model: model.name,
+                                                   modelArchitecture: model.architecture)
+                }
+                break
             }
             try ArchitectureCheck.checkTensorSet(file: files.path, expected: expected.map(\.name), stored: files.tensors.map(\.name),
                                                  model: model.name, modelArchitecture: model.architecture)
