@@ -81,9 +81,14 @@ public enum Comparator {
             let absLimit = (lastResult.tolerance?.maxAbsOverScale ?? 0) * m.goldenMaxAbs
             argmax = ArgmaxAgreement.compute(actual: output, expected: last.tensor, decisiveMargin: 2 * absLimit)
         }
-        return VerificationReport(model: model.name, format: format, variant: variant, file: file, engine: engine.semantics,
-                                  policy: policy, layers: results, argmax: argmax,
-                                  inputCount: input.shape.first ?? 0)
+        var report = VerificationReport(model: model.name, format: format, variant: variant, file: file, engine: engine.semantics,
+                                        policy: policy, layers: results, argmax: argmax,
+                                        inputCount: input.shape.first ?? 0)
+        if let loading = (engine as? StrictLoadingEngine)?.loading {
+            report.loadRefusals = loading.refusals
+            report.notes += loading.refusals.map { "FAIL: \($0)" } + loading.warnings.map { "warning: \($0)" }
+        }
+        return report
     }
 
     /// `layer-diff`: the propagated comparison, every layer also run on its golden input (isolated), and a

@@ -74,7 +74,7 @@ public struct SafetensorsSupport: FormatSupport {
         let floatTypes = Set(file.entries.filter { $0.dtype.isFloatingPoint }.map(\.dtype))
         let variant = floatTypes.count == 1 ? SafetensorsConverter.dtypes.first { $0.value == floatTypes.first! }?.key ?? floatTypes.first!.rawValue.lowercased()
             : "mixed(" + floatTypes.map(\.rawValue).sorted().joined(separator: ",") + ")"
-        return (PyTorchEngine(weights: file), variant)
+        return (try PyTorchEngine(weights: file, model: model.config), variant)
     }
 }
 
@@ -101,29 +101,15 @@ public struct GGUFSupport: FormatSupport {
     /// im2col is part of it ("f32+im2col-f16"), because it changes what the tolerances must allow.
     public func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: String) {
         let file = try GGUFFile(path: path)
-        let engine = try GGMLEngine(file: file, layers: model.config.layers, im2col: im2col)
+        let engine = try GGMLEngine(file: file, layers: model.config.layers, im2col: im2col, model: model.config)
         let matrixTypes = Set(file.tensors.filter { $0.ne.count >= 2 && !$0.name.hasSuffix(".bias") }.map(\.type))
         let variant = matrixTypes.count == 1 ? matrixTypes.first!.name : "mixed(" + matrixTypes.map(\.name).sorted().joined(separator: ",") + ")"
         return (engine, im2col == .kernelType ? variant : "\(variant)+im2col-\(im2col.rawValue)")
     }
 
-    /// For a CNN, rerun the same file with the other conv_2d im2col rule: what older ggml (F16 im2col) would
-    /// compute, or — when emulating that — how much of the gap to PyTorch the F16 im2col alone accounts for.
+    /// For a CNN, reruns the file under the other conv_2d im2col rule (FormatSupport+GGUFExplain.swift).
     public func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String] {
-        guard model.config.layers.contains(where: { if case .conv2d = $0 { return true } else { return false } }),
-              let last = report.layers.last, let lastMetrics = last.metrics else { return [] }
-        let other: GGMLIm2colRule = im2col == .kernelType ? .f16 : .kernelType
-        let engine = try GGMLEngine(file: GGUFFile(path: path), layers: model.config.layers, im2col: other)
-        let alt = try Comparator.verify(model: model, golden: golden, engine: engine, format: name, variant: report.variant, file: path)
-        guard let altMetrics = alt.layers.last?.metrics else { return [] }
-        let here = "max abs \(formatNumber(lastMetrics.maxAbs)) (rel L2 \(formatNumber(lastMetrics.relL2)))"
-        let there = "max abs \(formatNumber(altMetrics.maxAbs)) (rel L2 \(formatNumber(altMetrics.relL2)))"
-        if im2col == .kernelType {
-            return ["ggml 0.15 convolves in the kernel's type: \(last.name) is at \(here) against PyTorch. ggml up to d99724f built "
-                + "conv_2d's im2col in F16, which on this file gives \(there): that gap is ggml's rounding, not the conversion"]
-        }
-        return ["the F16 im2col of older ggml accounts for the gap to PyTorch: \(last.name) is at \(here) with it and \(there) "
-            + "when the same file is convolved in the kernel's type (ggml 0.15)"]
+        try explainIm2col(report, path: path, model: model, golden: golden)
     }
 }
 
@@ -184,6 +170,6 @@ public struct MLXSupport: FormatSupport {
             let suffix = defaults.map { $0.bits == q.bits && $0.groupSize == q.groupSize } == true ? q.mode : "\(q.mode)-b\(q.bits)-g\(q.groupSize)"
             variant = dtype == "f32" ? suffix : "\(dtype)+\(suffix)"
         }
-        return (MLXEngine(files: files, layers: model.config.layers), variant)
+        return (try MLXEngine(files: files, layers: model.config.layers, model: model.config), variant)
     }
 }

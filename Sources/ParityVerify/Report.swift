@@ -81,6 +81,8 @@ public struct VerificationReport: Sendable {
     public let inputCount: Int
     /// Format-specific explanations (e.g. how much of the gap to PyTorch a runtime's own numerics account for).
     public var notes: [String] = []
+    /// Why the format's runtime would refuse to load the file (its strict-loading rule): the file fails.
+    public var loadRefusals: [String] = []
 
     /// Layers compared against a golden (not missing, not errored, not skipped).
     public var covered: Int { layers.filter { $0.metrics != nil }.count }
@@ -107,9 +109,11 @@ public struct VerificationReport: Sendable {
 
     public var argmaxPasses: Bool { argmax.map { $0.decisiveAgreeing == $0.decisive } ?? true }
 
-    /// Pass only if a policy exists, every expected layer was compared and passed, and decisive argmaxes agree.
+    /// Pass only if a policy exists, every expected layer was compared and passed, decisive argmaxes agree, and
+    /// the format's runtime would load the file.
     public var passed: Bool {
         policy != nil && !layers.isEmpty && layers.allSatisfy { $0.status.isPass && ($0.isolatedStatus?.isPass ?? true) } && argmaxPasses
+            && loadRefusals.isEmpty
     }
 }
 

@@ -65,7 +65,7 @@ struct Verify: ParsableCommand {
         print("summary")
         for r in reports {
             let worst = r.layers.compactMap { $0.metrics?.relL2 }.max().map(formatNumber) ?? "-"
-            let first = r.firstDivergence.map { "first divergence: \($0.name)" } ?? ""
+            let first = r.firstDivergence.map { "first divergence: \($0.name)" } ?? (r.loadRefusals.isEmpty ? "" : "the runtime refuses the file (see note)")
             print("  \(r.passed ? "PASS" : "FAIL")  \(r.model)  \(r.format) \(r.variant)  worst rel L2 \(worst)  \(first)")
         }
         if let json {
