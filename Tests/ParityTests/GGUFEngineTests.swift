@@ -9,7 +9,7 @@ import Testing
 /// GGUF conversion to ggml's own layouts and the ggml-semantics engine.
 @Suite("GGUF converter and ggml engine")
 struct GGUFEngineTests {
-    static let cases: [(String, String)] = Repo.bundledModels.flatMap { m in GGUFSupport().variants.map { (m, $0) } }
+    static let cases: [(String, String)] = Repo.bundledModels.flatMap { m in GGUFSupport().variants.map { (m, $0.label) } }
 
     func convert(_ modelName: String, _ type: String, in dir: TemporaryDirectory) throws -> (String, [String]) {
         let path = dir.file("\(modelName)-\(type).gguf")

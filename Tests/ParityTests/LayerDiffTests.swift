@@ -44,7 +44,7 @@ struct LayerDiffTests {
         let support = try FormatRegistry.detect(path)
         #expect(support.name == c.format)
         let (engine, variant) = try support.open(path, for: model)
-        let report = try Comparator.layerDiff(model: model, golden: try model.golden(), engine: engine, format: support.name, variant: variant, file: path)
+        let report = try Comparator.layerDiff(model: model, golden: try model.golden(), engine: engine, format: support.name, variant: variant.label, file: path)
         guard let layer = c.layer, let id = c.diagnosis else {
             for l in report.layers { #expect(l.status.isPass && l.isolatedStatus == .pass, "\(c.file) \(l.name): \(l.status.detail)") }
             #expect(report.passed)
