@@ -94,12 +94,13 @@ public struct VerificationReport: Sendable {
     /// there is no first divergence (Model Explorer's rule: no threshold is invented).
     public var firstDivergence: LayerResult? {
         guard policy != nil else { return nil }
-        if hasIsolatedRun, let own = layers.first(where: { ($0.isolatedStatus.map { !$0.isPass && $0 != .notRun }) ?? false }) {
+        if hasIsolatedRun, let own = layers.first(where: { ($0.isolatedStatus.map { !$0.isPass && $0 != .notRun && $0 != .unjudged }) ?? false }) {
             return own
         }
         let byPath = Dictionary(uniqueKeysWithValues: layers.map { ("/activations/" + $0.name, $0) })
         return layers.first { layer in
-            guard !layer.status.isPass, layer.status != .notRun else { return false }
+            // An unjudged layer has no limit to exceed: it is never a divergence.
+            guard !layer.status.isPass, layer.status != .notRun, layer.status != .unjudged else { return false }
             guard let input = layer.input, let source = byPath[input] else { return true }
             return source.status.isPass
         }

@@ -7,12 +7,13 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a reference model to another format.",
         discussion: """
-            gguf: --type (ggml's mnist layouts). A matrix whose rows fit no block of the type stays F16, biases F32.
-            mlx: --dtype and optionally --mode [--bits B --group-size G]; a Linear whose last dimension no group divides
-                 stays in --dtype. -o DIR writes config.json + model.safetensors, -o FILE.safetensors or FILE.npz the weights only.
+            gguf: --type (ggml's mnist layouts). A matrix whose rows fit no block of the type stays F16; biases stay F32.
+
+            mlx: --dtype and optionally --mode [--bits B --group-size G]; a Linear whose last dimension no group divides stays in --dtype. -o DIR writes config.json + model.safetensors, -o FILE.safetensors or FILE.npz the weights only.
+
             safetensors: --dtype (PyTorch names and layouts).
-            Every tensor's stored type is printed, and the output is labelled by what it holds (GGUF general.file_type
-            too), which may differ from what was asked for.
+
+            Every tensor's stored type is printed, and the output is labelled by what it holds (GGUF: general.file_type too), which may differ from what was asked for.
             """)
 
     @Argument(help: "A bundled model name (see `parity models`) or a reference model directory.")

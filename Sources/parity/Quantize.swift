@@ -9,10 +9,9 @@ struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Requantize a GGUF file (as llama-quantize does) or MLX weights (as mlx-lm quantizes).",
         discussion: """
-            GGUF: --type T. Tensors with 2+ dimensions whose row length fits T's block size get T; others keep theirs;
-            general.file_type says what the matrices end up as.
-            MLX (a directory with config.json, a .safetensors or an .npz): --mode [--bits B] [--group-size G]. Every
-            2-D *.weight whose last dimension divides by G is quantized.
+            GGUF: --type T. Tensors with 2+ dimensions whose row length fits T's block size get T; others keep theirs; general.file_type says what the matrices end up as.
+
+            MLX (a directory with config.json, a .safetensors or an .npz): --mode [--bits B] [--group-size G]. Every 2-D *.weight whose last dimension divides by G is quantized.
             """)
 
     @Argument(help: "Input: a GGUF file, or MLX weights (directory, .safetensors, .npz).") var input: String

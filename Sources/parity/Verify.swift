@@ -10,11 +10,9 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert each model to each format (or take --file), run it, and compare every layer with the goldens.",
         discussion: """
-            Each model × format × variant is one cell. A cell whose input is bad (a model directory that cannot be read, a
-            model with no layout in a format, an unreadable file) is reported as an error with its reason, and the other
-            cells still run.
-            Exit status: 2 if any cell had bad input (or the command line is wrong); else 1 if any cell failed or could not
-            be judged (no tolerance policy: verdict UNJUDGED, never PASS); else 0.
+            Each model × format × variant is one cell. A cell whose input is bad (a model directory that cannot be read, a model with no layout in a format, an unreadable file) is reported as an error with its reason, and the other cells still run.
+
+            Exit status: 2 if any cell had bad input (or the command line is wrong); else 1 if any cell failed or could not be judged (no tolerance policy: verdict UNJUDGED, never PASS); else 0.
             """)
 
     @Argument(help: "Bundled model names or reference directories; none means every bundled model.")
