@@ -82,21 +82,15 @@ public struct SafetensorsSupport: FormatSupport {
         return (try? SafetensorsFile(path: path))?.metadata.contains { $0.key == "format" && $0.value == "mlx" } != true
     }
 
-    /// The float type of the tensors; a dtype Parity has no float type for (F8, F64, …) is reported as
-    /// unsupported rather than given a made-up name.
+    /// The float types of the tensors (F8, F64, … included: read, verified, reported unjudged).
     public func variant(ofFile path: String) throws -> Variant {
         try Self.variant(of: SafetensorsFile(path: path))
     }
 
     static func variant(of file: SafetensorsFile) throws -> Variant {
-        var floats: [FloatType] = []
-        for dtype in Set(file.entries.filter { $0.dtype.isFloatingPoint }.map(\.dtype)) {
-            guard let f = FloatType(dtype) else {
-                throw ParityError.unsupported(file: file.path, reason: "weights of dtype \(dtype.rawValue): Parity verifies f32, f16 and bf16 safetensors")
-            }
-            floats.append(f)
-        }
-        return .safetensors(floats.isEmpty ? [.f32] : floats)
+        let dtypes = Set(file.entries.filter { $0.dtype.isFloatingPoint }.map(\.dtype))
+        let floats = dtypes.compactMap(FloatType.init), other = dtypes.filter { FloatType($0) == nil }
+        return .safetensors(floats.isEmpty && other.isEmpty ? [.f32] : floats, other: Array(other))
     }
 
     public func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: Variant) {
@@ -199,14 +193,9 @@ public struct MLXSupport: FormatSupport {
         let packed = Set(quantizedModules.flatMap { ["\($0).weight", "\($0).scales", "\($0).biases"] })
         let floatTensors = files.tensors.filter { $0.dtype.isFloatingPoint && !packed.contains($0.name) }
         let weights = floatTensors.filter { $0.name.hasSuffix(".weight") }
-        var floats: [FloatType] = []
-        for dtype in Set((weights.isEmpty ? floatTensors : weights).map(\.dtype)) {
-            guard let f = FloatType(dtype) else {
-                throw ParityError.unsupported(file: files.path, reason: "weights of dtype \(dtype.rawValue): MLX modules hold f32, f16 or bf16")
-            }
-            floats.append(f)
-        }
-        return .mlx(floats.isEmpty ? [.f32] : floats, quantizations)
+        let dtypes = Set((weights.isEmpty ? floatTensors : weights).map(\.dtype))
+        let floats = dtypes.compactMap(FloatType.init), other = dtypes.filter { FloatType($0) == nil }
+        return .mlx(floats.isEmpty && other.isEmpty ? [.f32] : floats, quantizations, other: Array(other))
     }
 
     public func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: Variant) {

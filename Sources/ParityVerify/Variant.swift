@@ -101,6 +101,9 @@ public struct Variant: Hashable, Sendable, CustomStringConvertible {
     public let format: Format
     /// Float types of unquantized weights (sorted; more than one means a mix). Empty for GGUF.
     public let floats: [FloatType]
+    /// Other float dtypes a file may hold (F8_E4M3, F64, …): Parity reads them but converts to none of them and
+    /// derives no tolerance for them, so such a file is verified and reported unjudged.
+    public let otherFloats: [DType]
     /// GGUF: ggml types of the weight matrices (sorted by name; more than one means a mix).
     public let ggmlTypes: [GGMLType]
     /// MLX: quantizations of the quantized modules (sorted; empty = nothing quantized).
@@ -108,38 +111,41 @@ public struct Variant: Hashable, Sendable, CustomStringConvertible {
     /// GGUF: emulate older ggml's F16 im2col for conv_2d.
     public let legacyIm2col: Bool
 
-    init(format: Format, floats: [FloatType] = [], ggmlTypes: [GGMLType] = [], quantizations: [MLXQuantSpec] = [], legacyIm2col: Bool = false) {
+    init(format: Format, floats: [FloatType] = [], otherFloats: [DType] = [], ggmlTypes: [GGMLType] = [], quantizations: [MLXQuantSpec] = [],
+         legacyIm2col: Bool = false) {
         self.format = format
         self.floats = Array(Set(floats)).sorted()
+        self.otherFloats = Array(Set(otherFloats)).sorted { $0.rawValue < $1.rawValue }
         self.ggmlTypes = Array(Set(ggmlTypes)).sorted { $0.name < $1.name }
         self.quantizations = Array(Set(quantizations)).sorted()
         self.legacyIm2col = legacyIm2col
     }
 
-    public static func safetensors(_ floats: [FloatType]) -> Variant { Variant(format: .safetensors, floats: floats) }
+    public static func safetensors(_ floats: [FloatType], other: [DType] = []) -> Variant { Variant(format: .safetensors, floats: floats, otherFloats: other) }
     public static func gguf(_ types: [GGMLType], legacyIm2col: Bool = false) -> Variant { Variant(format: .gguf, ggmlTypes: types, legacyIm2col: legacyIm2col) }
-    public static func mlx(_ floats: [FloatType], _ quantizations: [MLXQuantSpec] = []) -> Variant {
-        Variant(format: .mlx, floats: floats, quantizations: quantizations)
+    public static func mlx(_ floats: [FloatType], _ quantizations: [MLXQuantSpec] = [], other: [DType] = []) -> Variant {
+        Variant(format: .mlx, floats: floats, otherFloats: other, quantizations: quantizations)
     }
 
     /// One float type, one ggml type, at most one quantization: what a converter can be asked to write.
     public var isUniform: Bool {
         switch format {
-        case .safetensors: return floats.count == 1
+        case .safetensors: return floats.count == 1 && otherFloats.isEmpty
         case .gguf: return ggmlTypes.count == 1
-        case .mlx: return floats.count == 1 && quantizations.count <= 1
+        case .mlx: return floats.count == 1 && otherFloats.isEmpty && quantizations.count <= 1
         }
     }
 
     public var label: String {
         func list(_ items: [String]) -> String { items.count == 1 ? items[0] : "mixed(" + items.joined(separator: ",") + ")" }
+        let floatNames = (floats.map(\.rawValue) + otherFloats.map { $0.rawValue.lowercased() }).sorted()
         switch format {
         case .safetensors:
-            return list(floats.map(\.rawValue))
+            return list(floatNames)
         case .gguf:
             return list(ggmlTypes.map(\.name)) + (legacyIm2col ? "+im2col-f16" : "")
         case .mlx:
-            let dtype = list(floats.map(\.rawValue))
+            let dtype = list(floatNames)
             guard !quantizations.isEmpty else { return dtype }
             let quant = list(quantizations.map(\.label))
             return floats == [.f32] ? quant : dtype + "+" + quant
@@ -168,19 +174,24 @@ public struct Variant: Hashable, Sendable, CustomStringConvertible {
             let inner = s.dropFirst("mixed(".count).dropLast()
             return inner.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         }
-        func floats(_ s: String) throws(ParityError) -> [FloatType] {
+        func floats(_ s: String) throws(ParityError) -> (known: [FloatType], other: [DType]) {
             let names = items(s) ?? [s]
-            var out: [FloatType] = []
+            var known: [FloatType] = [], other: [DType] = []
             for n in names {
-                guard let f = FloatType(rawValue: n) else { throw bad("\"\(n)\" is not a float type") }
-                out.append(f)
+                if let f = FloatType(rawValue: n) { known.append(f) } else if let d = DType(rawValue: n.uppercased()), d.isFloatingPoint, n == n.lowercased() {
+                    other.append(d)
+                } else {
+                    throw bad("\"\(n)\" is not a float type")
+                }
             }
-            if names.count > 1 && Set(out).count != out.count { throw bad("a type repeats") }
-            return out
+            if Set(names).count != names.count { throw bad("a type repeats") }
+            return (known, other)
         }
+        func isFloatList(_ s: String) -> Bool { (try? floats(s)) != nil }
         switch format {
         case .safetensors:
-            return .safetensors(try floats(text))
+            let f = try floats(text)
+            return .safetensors(f.known, other: f.other)
         case .gguf:
             var body = text, legacy = false
             if body.hasSuffix("+im2col-f16") { body = String(body.dropLast("+im2col-f16".count)); legacy = true }
@@ -194,10 +205,10 @@ public struct Variant: Hashable, Sendable, CustomStringConvertible {
             let plus = text.firstIndex(of: "+")
             let head = plus.map { String(text[..<$0]) } ?? text
             let tail = plus.map { String(text[text.index(after: $0)...]) }
-            var dtype: [FloatType] = [.f32], quantText: String?
+            var dtype: (known: [FloatType], other: [DType]) = ([.f32], []), quantText: String?
             if let tail {
                 dtype = try floats(head); quantText = tail
-            } else if FloatType(rawValue: head) != nil || head.hasPrefix("mixed(") && (items(head) ?? []).allSatisfy({ FloatType(rawValue: $0) != nil }) {
+            } else if isFloatList(head) {
                 dtype = try floats(head)
             } else {
                 quantText = head
@@ -208,7 +219,7 @@ public struct Variant: Hashable, Sendable, CustomStringConvertible {
                     do { quants.append(try MLXQuantSpec.parse(q)) } catch { throw bad(error.description) }
                 }
             }
-            return .mlx(dtype, quants)
+            return .mlx(dtype.known, quants, other: dtype.other)
         }
     }
 }

@@ -51,7 +51,7 @@ struct Verify: ParsableCommand {
             for support in formats {
                 do {
                     let v = try support.parseVariant(text)
-                    guard v.isUniform else { reasons.append("\(support.name): a mixed variant cannot be converted to (verify such a file with --file)"); continue }
+                    guard v.isUniform else { reasons.append("\(support.name) \(v.label): Parity does not convert to it (verify such a file with --file)"); continue }
                     out.append((v.legacyIm2col ? GGUFSupport(im2col: .f16) : support, v))
                     matched = true
                 } catch {

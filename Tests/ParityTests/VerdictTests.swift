@@ -187,6 +187,20 @@ struct VerdictTests {
         #expect(schema.validate(json) == [])
     }
 
+    @Test("an F8 safetensors file (official library) is read, verified and UNJUDGED: Parity derives no F8 tolerance")
+    func f8Unjudged() throws {
+        let dir = Repo.fixtures + "/verdict-safetensors"
+        let manifest = try Self.manifest(dir)
+        let name = "user-mlp-256-f8_e4m3.safetensors"
+        #expect(SHA256.hex(try readBytes(dir + "/" + name)) == manifest["files"]?[name]?["sha256"]?.stringValue)
+        let result = try runParity(["verify", Self.userModel, "--file", dir + "/" + name])
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("  UNJUDGED  user-mlp-256  safetensors f8_e4m3  worst rel L2"), "\(result.stdout)")
+        #expect(!result.stdout.contains("FAIL") && !result.stdout.contains("PASS"))
+        #expect(try Variant.parse("f8_e4m3", format: .safetensors).label == "f8_e4m3")
+        #expect(try !Variant.parse("f8_e4m3", format: .safetensors).isUniform)
+    }
+
     // MARK: labels say what was written
 
     @Test("convert labels the output by what it holds: all-F16 GGUF is MOSTLY_F16; an MLX file with nothing quantized is not called quantized")
