@@ -15,7 +15,7 @@ extension GGUFSupport {
         let other: GGMLIm2colRule = im2col == .kernelType ? .f16 : .kernelType
         let otherSupport = GGUFSupport(im2col: other)
         let (engine, otherVariant) = try otherSupport.open(path, for: model)
-        let alt = try Comparator.verify(model: model, golden: golden, engine: engine, format: name, variant: otherVariant, file: path)
+        let alt = try Comparator.verify(model: model, golden: golden, engine: engine, format: name, variant: otherVariant.label, file: path)
         guard let altMetrics = alt.layers.last?.metrics else { return [] }
         let here = "max abs \(formatNumber(lastMetrics.maxAbs)) (rel L2 \(formatNumber(lastMetrics.relL2)))"
         let there = "max abs \(formatNumber(altMetrics.maxAbs)) (rel L2 \(formatNumber(altMetrics.relL2)))"
@@ -25,7 +25,7 @@ extension GGUFSupport {
             guard exact.passed else { return [] }
             return ["ggml 0.15 convolves in the kernel's type, and the file passes: \(last.name) is at \(here) against PyTorch. ggml up to "
                 + "d99724f built conv_2d's im2col in F16, which on this file gives \(there) (\(alt.passed ? "within" : "outside") the "
-                + "\(otherVariant) tolerances); that difference is ggml's rounding, not the conversion"]
+                + "\(otherVariant.label) tolerances); that difference is ggml's rounding, not the conversion"]
         }
         guard exact.passed else {
             return ["the F16 im2col of older ggml does not explain this file's gap: convolved in the kernel's type (ggml 0.15) the same file "

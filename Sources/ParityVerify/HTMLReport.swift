@@ -7,8 +7,8 @@ public enum HTMLReport {
 
     public static func render(_ reports: [VerificationReport], title: String) -> String {
         var body = "<h1>\(escape(title))</h1>\n"
-        let verdict = reports.allSatisfy(\.passed)
-        body += "<p class=\"verdict \(verdict ? "pass" : "fail")\">\(verdict ? "PASS" : "FAIL") — \(reports.count) report(s)</p>\n"
+        let verdict = Verdict.combined(reports.map(\.verdict))
+        body += "<p class=\"verdict \(verdict.rawValue)\">\(verdict.rawValue.uppercased()) — \(reports.count) report(s)</p>\n"
         body += chart(reports)
         for r in reports { body += table(r) }
         return """
@@ -21,7 +21,7 @@ public enum HTMLReport {
         td.l:last-child { white-space: normal; max-width: 28em; }
         th { background: #f4f4f4; } td.l, th.l { text-align: left; }
         tr.fail td { background: #fff4e5; } tr.first td { background: #ffe0e0; font-weight: bold; }
-        .verdict { font-weight: bold; font-size: 1.2em; } .pass { color: #1a7f37; } .fail { color: #c62828; }
+        .verdict { font-weight: bold; font-size: 1.2em; } .pass { color: #1a7f37; } .fail { color: #c62828; } .unjudged { color: #9a6700; }
         .diag { background: #e8f4fd; border-left: 4px solid #1f77b4; padding: .5em 1em; margin: .5em 0; }
         .note { color: #555; } svg text { font: 11px system-ui, sans-serif; }
         </style></head><body>
@@ -113,7 +113,7 @@ public enum HTMLReport {
         let first = r.firstDivergence?.name
         var html = "<h2>\(escape(r.model)) · \(escape(r.format)) \(escape(r.variant))</h2>\n"
         html += "<p class=\"note\">\(escape(r.file)) — \(escape(r.engine))</p>\n"
-        html += "<p class=\"verdict \(r.passed ? "pass" : "fail")\">\(r.passed ? "PASS" : "FAIL")"
+        html += "<p class=\"verdict \(r.verdict.rawValue)\">\(r.verdict.rawValue.uppercased())"
         if let first { html += " — first divergence: \(escape(first))" }
         html += "</p>\n<table><tr><th>#</th><th class=\"l\">layer</th><th class=\"l\">op</th><th>max abs</th><th>mean abs</th><th>rel L2</th><th>cosine</th><th>SQNR dB</th><th>growth</th>"
         if r.hasIsolatedRun { html += "<th>own rel L2</th><th class=\"l\">own</th>" }

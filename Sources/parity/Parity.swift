@@ -3,7 +3,8 @@ import Foundation
 import ParityCore
 import ParityVerify
 
-/// Exit codes (ARCHITECTURE.md CLI contract): 0 all passed, 1 a verification failed, 2 bad input or usage.
+/// Exit codes: 0 all passed, 1 a verification failed or could not be judged (verdict UNJUDGED: no tolerance
+/// policy; fail-closed, so an unjudged file never turns CI green), 2 bad input or usage.
 enum Exit {
     static let verificationFailed: Int32 = 1
     static let badInput: Int32 = 2

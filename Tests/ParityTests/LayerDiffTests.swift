@@ -46,7 +46,7 @@ struct LayerDiffTests {
         let support = try FormatRegistry.detect(path)
         #expect(support.name == c.format)
         let (engine, variant) = try support.open(path, for: model)
-        let report = try Comparator.layerDiff(model: model, golden: try model.golden(), engine: engine, format: support.name, variant: variant, file: path)
+        let report = try Comparator.layerDiff(model: model, golden: try model.golden(), engine: engine, format: support.name, variant: variant.label, file: path)
         guard let layer = c.layer, let id = c.diagnosis else {
             for l in report.layers { #expect(l.status.isPass && l.isolatedStatus == .pass, "\(c.file) \(l.name): \(l.status.detail)") }
             #expect(report.passed)
@@ -86,7 +86,7 @@ struct LayerDiffTests {
         #expect(schema.validate(report) == [])
         #expect(report["reports"]?.arrayValue?.first?["first_divergence"]?.stringValue == "dense")
         // The validator is not vacuous: a report with a wrong field type is rejected.
-        let broken = JSONValue.object([("schema", .string("parity-report")), ("schema_version", .number(2)), ("passed", .string("no")), ("reports", .array([]))])
+        let broken = JSONValue.object([("schema", .string("parity-report")), ("schema_version", .number(2)), ("passed", .string("no")), ("verdict", .string("pass")), ("reports", .array([]))])
         #expect(schema.validate(broken).count == 2)
         let verify = try runParity(["verify", "fmnist-mlp", "--format", "mlx", "--json", dir.file("v.json")])
         #expect(verify.status == 0)

@@ -27,7 +27,7 @@ struct RuntimeLoadingTests {
         let model = try Repo.model(model)
         let support = try support ?? FormatRegistry.detect(path)
         let (engine, variant) = try support.open(path, for: model)
-        var report = try Comparator.layerDiff(model: model, golden: try model.golden(), engine: engine, format: support.name, variant: variant, file: path)
+        var report = try Comparator.layerDiff(model: model, golden: try model.golden(), engine: engine, format: support.name, variant: variant.label, file: path)
         report.notes += try support.explain(report, path: path, model: model, golden: try model.golden())
         return report
     }
