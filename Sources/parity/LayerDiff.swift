@@ -15,7 +15,7 @@ struct LayerDiff: ParsableCommand {
             README "Reading a report"). For each layer that fails on its golden input, Parity tries the conversion mistakes
             people make (transposed matrix, flatten order, swapped or flipped kernel, conv layout, f16/bf16 mix-up,
             missing or doubled bias, wrong scale) and reports the one that makes it pass.
-            Exit status: 0 pass, 1 a layer failed or the file could not be judged (verdict UNJUDGED: no tolerance policy), 2 bad input or usage.
+            Exit status: 0 pass, 1 a layer failed, 2 bad input or usage, 3 nothing failed but some layer could not be judged (verdict UNJUDGED: no tolerance policy).
             """)
 
     @Argument(help: "A bundled model name or a reference model directory.") var model: String
@@ -51,6 +51,7 @@ struct LayerDiff: ParsableCommand {
         if let html {
             try AtomicFileWriter.write(Array(HTMLReport.render([report], title: "Parity layer-diff: \(reference.name) · \(converted)").utf8), to: html)
         }
-        if !report.passed { throw ExitCode(Exit.verificationFailed) }
+        let status = Exit.status(for: report.verdict)
+        if status != 0 { throw ExitCode(status) }
     }
 }

@@ -12,7 +12,7 @@ struct Verify: ParsableCommand {
         discussion: """
             Each model × format × variant is one cell. A cell whose input is bad (a model directory that cannot be read, a model with no layout in a format, an unreadable file) is reported as an error with its reason, and the other cells still run.
 
-            Exit status: 2 if any cell had bad input (or the command line is wrong); else 1 if any cell failed or could not be judged (no tolerance policy: verdict UNJUDGED, never PASS); else 0.
+            Exit status: 2 if any cell had bad input (or the command line is wrong); else 1 if any cell failed; else 3 if any cell could not be judged (no tolerance policy: verdict UNJUDGED, neither PASS nor FAIL); else 0.
             """)
 
     @Argument(help: "Bundled model names or reference directories; none means every bundled model.")
@@ -121,7 +121,7 @@ struct Verify: ParsableCommand {
         }
         for e in errors { print("  ERROR  \(e.model)  \(e.format) \(e.variant)  \(e.message)") }
         if reports.isEmpty && errors.isEmpty { throw ParityError.usage("nothing to verify: no format/variant matched") }
-        let exit: Int32 = !errors.isEmpty ? Exit.badInput : reports.allSatisfy(\.passed) ? 0 : Exit.verificationFailed
+        let exit: Int32 = !errors.isEmpty ? Exit.badInput : reports.isEmpty ? 0 : Exit.status(for: Verdict.combined(reports.map(\.verdict)))
         if let json {
             var document = ReportRendering.json(reports)
             if case var .object(members) = document {

@@ -167,12 +167,12 @@ struct VerdictTests {
         #expect(abs(ours - mlxRel) < 1e-3 * mlxRel + 1e-6, "Parity \(ours), MLX \(mlxRel)")
     }
 
-    @Test("no tolerance policy is its own outcome: UNJUDGED, never PASS or FAIL, exit 1, JSON verdict unjudged (MLX-written 1-bit)")
+    @Test("no tolerance policy is its own outcome: UNJUDGED, never PASS or FAIL, exit 3, JSON verdict unjudged (MLX-written 1-bit)")
     func unjudged() throws {
         let dir = Self.mlxDir + "/f16-affine-b1-g64"
         let scratch = try TemporaryDirectory()
         let result = try runParity(["verify", Self.userModel, "--file", dir, "--json", scratch.file("r.json")])
-        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
         let summary = try #require(result.stdout.components(separatedBy: "summary\n").last)
         #expect(summary.hasPrefix("  UNJUDGED  user-mlp-256  mlx f16+affine-b1-g64"), "\(summary)")
         #expect(!result.stdout.contains("FAIL") && !summary.contains("PASS"), "\(result.stdout)")
@@ -194,7 +194,7 @@ struct VerdictTests {
         let name = "user-mlp-256-f8_e4m3.safetensors"
         #expect(SHA256.hex(try readBytes(dir + "/" + name)) == manifest["files"]?[name]?["sha256"]?.stringValue)
         let result = try runParity(["verify", Self.userModel, "--file", dir + "/" + name])
-        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("  UNJUDGED  user-mlp-256  safetensors f8_e4m3  worst rel L2"), "\(result.stdout)")
         #expect(!result.stdout.contains("FAIL") && !result.stdout.contains("PASS"))
         #expect(try Variant.parse("f8_e4m3", format: .safetensors).label == "f8_e4m3")
