@@ -228,6 +228,7 @@ struct MLXRuntimeTests {
             let m = LayerMetrics.compare(ours.data, theirs.data)
             // Both sides compute in float32 (quantized_matmul is reproduced bit for bit); only the summation order
             // of the convolutions and plain matmuls differs: the f32 policy's 1e-5 applies.
+            printMargin("mlx-runtime", "\(name) \(layer) max abs", value: m.maxAbs, limit: 1e-5 * m.goldenMaxAbs)
             #expect(m.relL2 <= 1e-5 && m.maxAbs <= 1e-5 * m.goldenMaxAbs, "\(name) \(layer): rel L2 \(m.relL2), max abs \(m.maxAbs)")
             compared += 1
         }

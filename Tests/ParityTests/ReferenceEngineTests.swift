@@ -51,6 +51,7 @@ struct ReferenceEngineTests {
             // PyTorch's own f32-vs-f64 deviation is recorded per layer; a correct f32 engine is of the same
             // order (different summation order, same precision). 20x is generous and still 50x below tolerance.
             let noiseFloor = try #require(layer.noiseFloorRelL2, "\(layer.name): the golden records no noise floor")
+            printMargin("f32NoiseFloor", "\(modelName) \(layer.name) rel L2", value: m.relL2, limit: 20 * noiseFloor + 1e-7)
             #expect(m.relL2 <= 20 * noiseFloor + 1e-7, "\(layer.name) rel L2 \(m.relL2), noise floor \(noiseFloor)")
         }
         let argmax = try #require(report.argmax)

@@ -100,6 +100,13 @@ func spawn(_ path: String, _ arguments: [String], environment: [String: String],
     return pid
 }
 
+/// With PARITY_PRINT_MARGINS set, tests with near-exact limits print how much of each limit they use (value /
+/// limit), so a run under another OpenBLAS kernel (OPENBLAS_CORETYPE) shows how close it comes to failing.
+func printMargin(_ test: String, _ what: String, value: Double, limit: Double) {
+    guard ProcessInfo.processInfo.environment["PARITY_PRINT_MARGINS"] != nil else { return }  // checked: printing only
+    print("margin \(test) \(what): \(value) / \(limit) = \(value / limit)")
+}
+
 /// Bytes of a file.
 func readBytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
 func writeBytes(_ bytes: [UInt8], to path: String) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
