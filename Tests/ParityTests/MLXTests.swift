@@ -22,6 +22,7 @@ struct MLXTests {
             #expect(try FormatRegistry.detect(output).name == "mlx")
             let report = try MLXSupport().verify(output, model: model, golden: golden)
             #expect(report.variant == variant)
+            printMargins(report, "mlx \(modelName) \(variant) \(output.split(separator: "/").last ?? "")")
             for layer in try nonEmpty(report.layers, "\(output) report layers") {
                 #expect(layer.status == .pass, "\(output) \(layer.name): \(layer.status.label) \(layer.status.detail)")
             }

@@ -32,6 +32,7 @@ struct ReferenceEngineTests {
     @Test("gate: every layer within tolerance", arguments: try nonEmpty(cases, "bundled models × safetensors variants"))
     func gate(modelName: String, variant: String) throws {
         let report = try verify(modelName, variant: variant)
+        printMargins(report, "safetensors \(modelName) \(variant)")
         for layer in report.layers {
             #expect(layer.status == .pass, "\(modelName) \(variant) \(layer.name): \(layer.status.label) \(layer.status.detail)")
         }

@@ -2,6 +2,7 @@ import Foundation
 import ParityCore
 import ParityFormats
 import ParityModels
+import ParityVerify
 import Testing
 
 /// Paths shared by the tests: the repository root is found from this file's location, so tests run from any
@@ -105,6 +106,15 @@ func spawn(_ path: String, _ arguments: [String], environment: [String: String],
 func printMargin(_ test: String, _ what: String, value: Double, limit: Double) {
     guard ProcessInfo.processInfo.environment["PARITY_PRINT_MARGINS"] != nil else { return }  // checked: printing only
     print("margin \(test) \(what): \(value) / \(limit) = \(value / limit)")
+}
+
+/// The share of its tolerance each layer of a verification uses (with PARITY_PRINT_MARGINS).
+func printMargins(_ report: VerificationReport, _ label: String) {
+    for layer in report.layers {
+        guard let m = layer.metrics, let t = layer.tolerance else { continue }  // checked: printing only
+        printMargin("gate", "\(label) \(layer.name) rel L2", value: m.relL2, limit: t.maxRelL2)
+        printMargin("gate", "\(label) \(layer.name) max abs", value: m.maxAbs, limit: t.maxAbsOverScale * m.goldenMaxAbs)
+    }
 }
 
 /// Bytes of a file.
