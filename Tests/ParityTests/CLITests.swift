@@ -3,7 +3,7 @@ import ParityCore
 import ParityFormats
 import Testing
 
-/// The command-line contract (ARCHITECTURE.md), exercised on the built `parity` binary:
+/// The command-line contract (README "Commands" and exit status), exercised on the built `parity` binary:
 /// exit 0 all passed, 1 a verification failed, 2 bad input or usage — with a message naming file and problem.
 @Suite("parity CLI")
 struct CLITests {

@@ -250,7 +250,7 @@ struct MLXQuantizationTests {
         expectUsageError("group size 16 is not supported (supported: 32, 64, 128)") {
             _ = try MLXQuantization.quantize(w, rows: 2, cols: 256, mode: .affine, groupSize: 16, bits: 4)
         }
-        // The MNIST dense layer: 784 is divisible by neither 32 nor 64 (CNN-NOTES §4).
+        // The MNIST dense layer: 784 is divisible by neither 32 nor 64.
         expectUsageError("the last dimension (784) must be divisible by the group size 32") {
             _ = try MLXQuantization.quantize([Float](repeating: 0, count: 10 * 784), rows: 10, cols: 784, groupSize: 32, bits: 4)
         }
