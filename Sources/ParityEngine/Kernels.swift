@@ -4,13 +4,27 @@ import ParityCore
 /// CPU kernels shared by the engines. Layout conventions are stated per function; the engines decide
 /// which layout they run in (PyTorch: NCHW; MLX: NHWC; ggml: its own).
 public enum Kernels {
-    /// Pins OpenBLAS to one thread: the thread count changes the summation order, and verification wants the
-    /// same numbers on every run (FORMATS.md B.6). The benchmark may change it explicitly.
-    public static func pinBLASThreads(_ n: Int32 = 1) { openblas_set_num_threads(n) }
+    /// OpenBLAS splits a product across threads, and the thread count changes the summation order (measured with
+    /// OpenBLAS 0.3.21: a [64×784]·[784×500] product differs in its last bits between 1 and 2 threads). Verification
+    /// wants the same numbers on every run, so every product runs on one thread — set before the first product,
+    /// whoever calls it, and overriding OPENBLAS_NUM_THREADS (which OpenBLAS reads only when it loads).
+    private static let oneThreadBeforeFirstProduct: Void = { openblas_set_num_threads(1) }()
+
+    /// Pins OpenBLAS to `n` threads (1 unless a benchmark asks otherwise; see `oneThreadBeforeFirstProduct`).
+    public static func pinBLASThreads(_ n: Int32 = 1) {
+        _ = oneThreadBeforeFirstProduct
+        openblas_set_num_threads(n)
+    }
+
+    /// The thread count OpenBLAS will use, and the kernel family it picked for this CPU (OPENBLAS_CORETYPE
+    /// overrides it): which CPU-specific summation order the f32 products follow.
+    public static var blasThreads: Int { _ = oneThreadBeforeFirstProduct; return Int(openblas_get_num_threads()) }
+    public static var blasCore: String { String(cString: openblas_get_corename()) }
 
     /// C[m×n] = A[m×k] · op(B) (+ C when `accumulate`), row-major; op(B) is B[k×n] or, with `transposeB`, B[n×k]ᵀ.
     public static func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, transposeB: Bool,
                              c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        _ = oneThreadBeforeFirstProduct
         cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(transposeB ? k : n),
                     accumulate ? 1 : 0, c, Int32(n))

@@ -3,7 +3,7 @@ import ParityCore
 import ParityFormats
 import Testing
 
-/// The command-line contract (ARCHITECTURE.md), exercised on the built `parity` binary:
+/// The command-line contract (README "Commands" and exit status), exercised on the built `parity` binary:
 /// exit 0 all passed, 1 a verification failed, 2 bad input or usage — with a message naming file and problem.
 @Suite("parity CLI")
 struct CLITests {
@@ -37,7 +37,7 @@ struct CLITests {
         #expect(result.stdout.contains("FAIL  fmnist-cnn  safetensors f32"))
     }
 
-    @Test("bad input exits 2 with a message naming the file and the problem", arguments: [
+    @Test("bad input exits 2 with a message naming the file and the problem", arguments: try nonEmpty([
         (["verify", "/no/such/model"], "/no/such/model: model directory not found"),
         (["verify", "no-such-model"], "no-such-model: model (neither a directory"),
         (["verify", "fmnist-cnn", "--file", "/no/such.safetensors"], "/no/such.safetensors: converted file not found"),
@@ -48,7 +48,7 @@ struct CLITests {
         (["quantize", "/no/such.gguf", "/tmp/out.gguf", "--type", "q8_0"], "/no/such.gguf: file not found"),
         (["inspect", "/no/such/file"], "/no/such/file: file not found"),
         (["verify", "--bogus-flag"], "Unknown option"),
-    ])
+    ], "bad-input cases"))
     func badInput(arguments: [String], message: String) throws {
         let result = try runParity(arguments)
         #expect(result.status == 2)

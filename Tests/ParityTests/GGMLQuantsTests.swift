@@ -16,10 +16,9 @@ enum QuantFixtures {
         return raw.withUnsafeBytes { b in (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
     }
 
-    static var manifest: [String: Any] {
-        guard let data = FileManager.default.contents(atPath: dir + "/manifest.json"),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
-        return object
+    static func manifest() throws -> [String: Any] {
+        let data = Data(try bytes("manifest.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(dir)/manifest.json is not a JSON object")
     }
 
     static let rows = 16, cols = 256, randomRows = 8, activationRows = 4
@@ -110,7 +109,7 @@ struct GGMLQuantsTests {
             #expect(GGMLType.named(name) == type && GGMLType.named(name.uppercased()) == type)
         }
         // sizeof(block_*) as compiled by the fixture generator, for every block type including the unsupported ones.
-        let table = try #require(QuantFixtures.manifest["c_block_table"] as? [String: [Int]], "manifest.json lacks c_block_table")
+        let table = try #require(QuantFixtures.manifest()["c_block_table"] as? [String: [Int]], "manifest.json lacks c_block_table")
         #expect(table.count >= 26)
         for (name, entry) in table {
             let type = try #require(GGMLType.named(name), "ggml type \(name) is not a GGMLType case")
@@ -137,7 +136,7 @@ struct GGMLQuantsTests {
 
     // MARK: Dequantization
 
-    @Test("dequantize equals the oracle bit for bit (gguf-py; ggml's C for q8_K; d·q for q8_1)", arguments: fixtureTypes)
+    @Test("dequantize equals the oracle bit for bit (gguf-py; ggml's C for q8_K; d·q for q8_1)", arguments: try nonEmpty(fixtureTypes, "fixture types"))
     func dequantizeFixture(type: GGMLType) throws {
         let count = QuantFixtures.rows * QuantFixtures.cols
         let q = try QuantFixtures.bytes("\(type.name).q.bin")
@@ -149,7 +148,7 @@ struct GGMLQuantsTests {
         }
     }
 
-    @Test("dequantize random block bytes equals the oracle bit for bit", arguments: fixtureTypes)
+    @Test("dequantize random block bytes equals the oracle bit for bit", arguments: try nonEmpty(fixtureTypes, "fixture types"))
     func dequantizeRandomBytes(type: GGMLType) throws {
         let count = QuantFixtures.randomRows * QuantFixtures.cols
         let q = try QuantFixtures.bytes("\(type.name).rand.q.bin")
@@ -215,13 +214,13 @@ struct GGMLQuantsTests {
     // MARK: Quantization
 
     @Test("quantize equals the oracle's bytes (gguf-py for the six reference types and F16/BF16; ggml's C for k-quants, q8_1, q8_K)",
-          arguments: fixtureTypes)
+          arguments: try nonEmpty(fixtureTypes, "fixture types"))
     func quantizeFixture(type: GGMLType) throws {
         let src = try QuantFixtures.floats("src.f32")
         let theirs = try QuantFixtures.bytes("\(type.name).q.bin")
         let ours = try GGMLQuants.quantize(src, to: type)
         if let problem = blockMismatch(ours: ours, theirs: theirs, type: type) {
-            let oracle = (QuantFixtures.manifest["types"] as? [String: [String: Any]])?[type.name]?["quantizer"] as? String ?? "?"
+            let oracle = (try QuantFixtures.manifest()["types"] as? [String: [String: Any]])?[type.name]?["quantizer"] as? String ?? "?"  // checked: only names the oracle in the message
             Issue.record("\(type.name) quantize vs \(oracle): \(problem)")
         }
         #expect(try GGMLQuants.quantize(src, to: type) == ours, "\(type.name): quantization is not deterministic")
@@ -232,7 +231,7 @@ struct GGMLQuantsTests {
     /// the fixture holds FNV-1a-32 hashes of the oracle's blocks, so a mismatch names the block and shows our
     /// bytes (the generator can print theirs).
     @Test("bulk quantization: block hashes equal the oracle's for 2048 (or 1024) blocks per type",
-          arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .mxfp4, .q8_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K])
+          arguments: try nonEmpty([GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .mxfp4, .q8_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K], "bulk types"))
     func bulkQuantize(type: GGMLType) throws {
         let cols = QuantFixtures.cols
         let rows = type.blockSize == 256 ? 1024 : 256
@@ -263,7 +262,7 @@ struct GGMLQuantsTests {
         }
     }
 
-    @Test("activation quantizers (q8_0, q8_1, q8_K) equal ggml's C on the activation rows", arguments: [GGMLType.q8_0, .q8_1, .q8_K])
+    @Test("activation quantizers (q8_0, q8_1, q8_K) equal ggml's C on the activation rows", arguments: try nonEmpty([GGMLType.q8_0, .q8_1, .q8_K], "activation types"))
     func activationQuantizers(type: GGMLType) throws {
         let act = try QuantFixtures.floats("act.src.f32")
         let ours = try GGMLQuants.quantize(act, to: type)
@@ -277,7 +276,7 @@ struct GGMLQuantsTests {
     /// is at most that of naive symmetric round-to-nearest with the same bits per group and an f32 scale per
     /// group (16 values for Q2_K/Q3_K/Q6_K, 32 for Q4_K/Q5_K). Rows with outliers or a large offset are left out:
     /// there the 6-bit quantized sub-scales can lose to a per-group f32 scale, which is a property of the format.
-    @Test("k-quant round-trip RMSE is no worse than naive symmetric rounding on ordinary rows", arguments: kQuants)
+    @Test("k-quant round-trip RMSE is no worse than naive symmetric rounding on ordinary rows", arguments: try nonEmpty(kQuants, "k-quants"))
     func kQuantRoundTrip(type: GGMLType) throws {
         let src = try QuantFixtures.floats("src.f32")
         let (bits, group): (Int, Int) = [.q2_K: (2, 16), .q3_K: (3, 16), .q4_K: (4, 32), .q5_K: (5, 32), .q6_K: (6, 16)][type]!
@@ -302,7 +301,7 @@ struct GGMLQuantsTests {
     }
 
     @Test("quantize rejects counts that are not whole blocks and types without a quantizer")
-    func quantizeErrors() {
+    func quantizeErrors() throws {
         #expect(throws: ParityError.self) { try GGMLQuants.quantize([Float](repeating: 1, count: 33), to: .q4_0) }
         #expect(throws: ParityError.self) { try GGMLQuants.quantize([Float](repeating: 1, count: 256), to: .iq2_xxs) }
         do {
@@ -311,7 +310,7 @@ struct GGMLQuantsTests {
         } catch {
             #expect("\(error)".contains("block size 256"))
         }
-        #expect((try? GGMLQuants.quantize([], to: .q6_K)) == [])
+        #expect(try GGMLQuants.quantize([], to: .q6_K) == [])
     }
 
     @Test("reference-quantizer edge cases: all-zero, ±0, ties round half away from zero, huge values")
@@ -348,7 +347,7 @@ struct GGMLQuantsTests {
     /// one rounding per block term and per accumulation (blocks + the 8 lanes of the k-quant kernels), one for
     /// dequantizing w_i and a_i; (3) for the single-scale types, an integer-sum reference: per-block Σ q_x·q_y
     /// recovered exactly from the dequantized values, combined in C's float order, equal bit for bit.
-    @Test("vecDot equals ggml's generic C kernel, the dequantized dot within rounding, and an integer-sum reference", arguments: dotTypes)
+    @Test("vecDot equals ggml's generic C kernel, the dequantized dot within rounding, and an integer-sum reference", arguments: try nonEmpty(dotTypes, "dot types"))
     func vecDot(type: GGMLType) throws {
         let dotType = type.vecDotType
         let n = QuantFixtures.cols

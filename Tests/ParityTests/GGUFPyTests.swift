@@ -11,8 +11,13 @@ import Testing
 @Suite("GGUF vs gguf-py")
 struct GGUFPyTests {
     static let dir = Repo.fixtures + "/gguf-py"
-    static let manifest: JSONValue? = (try? readBytes(dir + "/manifest.json")).flatMap { try? JSONParser.parse($0) }
-    static let files: [String] = manifest?["files"]?.objectValue?.map(\.key) ?? []
+    static let manifestPath = dir + "/manifest.json"
+    static func manifest() throws -> JSONValue { try fixtureJSON(manifestPath) }
+    /// The files gguf-py read: a manifest that lost its "files" key (or emptied it) fails, never runs zero cases.
+    static func files() throws -> [String] {
+        let files = try #require(try required(manifest(), "files", in: manifestPath).objectValue, "\(manifestPath): \"files\" is not an object")
+        return files.map(\.key)
+    }
 
     static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
@@ -27,17 +32,16 @@ struct GGUFPyTests {
     static func compare(_ file: GGUFFile, with record: JSONValue, values: SafetensorsFile, label: String) throws {
         #expect(Int(file.version) == record["version"]?.intValue && file.alignment == record["alignment"]?.intValue)
         #expect(file.dataStart == record["data_offset"]?.intValue, "\(label): data section")
-        let metadata = record["metadata"]?.arrayValue ?? []
+        let metadata = try nonEmpty(try #require(try required(record, "metadata", in: label).arrayValue), "\(label) metadata")
         #expect(file.metadata.map(\.key) == metadata.compactMap { $0["key"]?.stringValue }, "\(label): metadata keys and order")
         for (entry, ours) in zip(metadata, file.metadata) {
             let theirType = entry["type"]?.stringValue ?? ""
             #expect(ours.value.type.name == theirType || theirType == "ARRAY" && ours.value.type == .array, "\(label) \(ours.key): type")
-            if let hexValue = entry["value_hex"]?.stringValue {
-                #expect(valueHex(ours.value) == hexValue, "\(label) \(ours.key): value bytes")
-            }
+            let hexValue = try #require(entry["value_hex"]?.stringValue, "\(label) \(ours.key): gguf-py's record has no value bytes")
+            #expect(valueHex(ours.value) == hexValue, "\(label) \(ours.key): value bytes")
         }
-        let tensors = record["tensors"]?.arrayValue ?? []
-        #expect(file.tensors.count == tensors.count)
+        let tensors = try nonEmpty(try #require(try required(record, "tensors", in: label).arrayValue), "\(label) tensors")
+        #expect(file.tensors.count == tensors.count, "\(label): tensor count")
         for (t, ours) in zip(tensors, file.tensors) {
             #expect(ours.name == t["name"]?.stringValue)
             #expect(ours.type.name.uppercased() == t["type"]?.stringValue, "\(label) \(ours.name): type")
@@ -49,16 +53,17 @@ struct GGUFPyTests {
             // Bit-identical to gguf.quants.dequantize over the whole tensor (its sha256), and value by value
             // where gguf-py's values are stored.
             #expect(SHA256.hex(mineBytes) == t["dequantized"]?["sha256_f32"]?.stringValue, "\(label) \(ours.name): dequantized values")
-            if let key = t["dequantized"]?["key"]?.stringValue, let stored = values.entry(named: key) {
-                let theirs = try values.tensor(stored).data
+            if let key = t["dequantized"]?["key"]?.stringValue {
+                let stored = try #require(values.entry(named: key), "\(label) \(ours.name): dequantized.safetensors lacks \(key)")
+                let theirs = try nonEmpty(try values.tensor(stored).data, "\(label) \(ours.name): stored values")
                 #expect(Array(mine.prefix(theirs.count)).map(\.bitPattern) == theirs.map(\.bitPattern), "\(label) \(ours.name): stored values")
             }
         }
     }
 
-    @Test("every GGUF Parity writes is byte-identical to what gguf-py read, and reads the same in Parity", arguments: files)
+    @Test("every GGUF Parity writes is byte-identical to what gguf-py read, and reads the same in Parity", arguments: try nonEmpty(files(), "gguf-py manifest files"))
     func parityWritten(name: String) throws {
-        let entry = try #require(Self.manifest?["files"]?[name])
+        let entry = try #require(try Self.manifest()["files"]?[name])
         let command = try #require(entry["command"]?.stringValue).split(separator: " ").map(String.init)
         let scratch = try TemporaryDirectory()
         let out = scratch.file(name)
@@ -76,23 +81,24 @@ struct GGUFPyTests {
 
     @Test("GGUF files written by gguf-py's GGUFWriter read identically in Parity (every metadata type, alignment 32 and 64)")
     func ggufPyWritten() throws {
-        let sources = try #require(Self.manifest?["sources"]?.objectValue)
+        let sources = try #require(try Self.manifest()["sources"]?.objectValue)
         #expect(sources.count == 2)
         for (name, record) in sources {
             let file = try GGUFFile(path: Self.dir + "/" + name)
             #expect(SHA256.hex(try readBytes(Self.dir + "/" + name)) == record["sha256"]?.stringValue)
             #expect(file.alignment == record["alignment"]?.intValue)
-            let metadata = record["metadata"]?.arrayValue ?? []
+            let metadata = try nonEmpty(try #require(try required(record, "metadata", in: name).arrayValue), "\(name) metadata")
             #expect(file.metadata.map(\.key) == metadata.compactMap { $0["key"]?.stringValue })
             for (entry, ours) in zip(metadata, file.metadata) {
-                if let hexValue = entry["value_hex"]?.stringValue { #expect(Self.valueHex(ours.value) == hexValue, "\(name) \(ours.key)") }
+                let hexValue = try #require(entry["value_hex"]?.stringValue, "\(name) \(ours.key): no value bytes recorded")
+                #expect(Self.valueHex(ours.value) == hexValue, "\(name) \(ours.key)")
             }
         }
         // The quantization fixture (gguf-py GGUFWriter, 14 types): every q.<t> decodes to the stored deq.<t>.
         let quants = try GGUFFile(path: Repo.fixtures + "/ggml-quants/quants.gguf")
         var compared = 0
         for t in quants.tensors where t.name.hasPrefix("q.") {
-            guard let deq = quants.tensor(named: "deq." + t.name.dropFirst(2)) else { continue }
+            guard let deq = quants.tensor(named: "deq." + t.name.dropFirst(2)) else { continue }  // checked: compared count below
             #expect(try quants.values(t).map(\.bitPattern) == quants.values(deq).map(\.bitPattern), "quants.gguf \(t.name)")
             compared += 1
         }
@@ -107,14 +113,14 @@ struct MnistEvalTests {
     @Test("Parity's f32 GGUFs load in mnist-eval and give PyTorch's accuracy; the recorded files are what Parity writes")
     func mnistEval() throws {
         let record = try JSONParser.parse(readBytes(Repo.fixtures + "/ggml/parity-written/accuracy.json"))
-        let files = try #require(record["files"]?.objectValue)
+        let files = try nonEmpty(try #require(record["files"]?.objectValue), "accuracy.json files")
         for (name, entry) in files {
             let command = try #require(entry["command"]?.stringValue).split(separator: " ").map(String.init)
             let model = try Repo.model(command[2])
             let scratch = try TemporaryDirectory()
             _ = try GGUFConverter.convert(model, typeName: command[6], to: scratch.file(name))
             #expect(SHA256.hex(try readBytes(scratch.file(name))) == entry["sha256"]?.stringValue, "\(name) changed since mnist-eval ran it")
-            let variants = try #require(entry["variants"]?.objectValue)
+            let variants = try nonEmpty(try #require(entry["variants"]?.objectValue), "\(name) variants")
             for (variant, run) in variants {
                 if command[6] == "f32" {
                     #expect(run["exit_status"]?.intValue == 0, "\(name) \(variant)")

@@ -6,7 +6,7 @@ import Testing
 
 @Suite("HDF5 goldens")
 struct GoldenTests {
-    @Test("the bundled goldens follow the contract and match their config", arguments: Repo.bundledModels)
+    @Test("the bundled goldens follow the contract and match their config", arguments: try nonEmpty(Repo.bundledModels, "bundled models"))
     func contract(modelName: String) throws {
         let model = try Repo.model(modelName)
         let golden = try model.golden()  // also checks weights_sha256 against model.safetensors
@@ -28,7 +28,7 @@ struct GoldenTests {
         for (previous, next) in zip(golden.activations, golden.activations.dropFirst()) {
             #expect(next.input == "/activations/" + previous.name)
         }
-        for activation in golden.activations {
+        for activation in try nonEmpty(golden.activations, "\(modelName) golden activations") {
             #expect(activation.tensor.shape.first == 64)
             #expect(activation.tensor.data.allSatisfy { $0.isFinite })
             #expect(activation.layout == (activation.tensor.rank == 4 ? "NCHW" : "NC"))

@@ -41,8 +41,9 @@ struct JSONSchemaValidator {
         if let min = s["exclusiveMinimum"]?.doubleValue, let x = v.doubleValue, x <= min { errors.append("\(path): \(x) <= \(min)") }
         if let min = s["minLength"]?.intValue, let text = v.stringValue, text.count < min { errors.append("\(path): shorter than \(min)") }
         if let members = v.objectValue {
-            let properties = s["properties"]?.objectValue ?? []
-            for key in s["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] where !members.contains(where: { $0.key == key }) {
+            let properties = s["properties"]?.objectValue ?? []  // checked: JSON Schema: no "properties" constrains none
+            for key in s["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] where  // checked: no "required", none required
+                   !members.contains(where: { $0.key == key }) {
                 errors.append("\(path): missing required \"\(key)\"")
             }
             for (key, value) in members {

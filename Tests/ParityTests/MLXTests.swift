@@ -10,7 +10,7 @@ import Testing
 struct MLXTests {
     static let cases: [(String, String)] = Repo.bundledModels.flatMap { m in MLXSupport().variants.map { (m, $0.label) } }
 
-    @Test("gate: every layer within the MLX policy, for directories, .safetensors and .npz", arguments: cases)
+    @Test("gate: every layer within the MLX policy, for directories, .safetensors and .npz", arguments: try nonEmpty(cases, "bundled models × MLX variants"))
     func gate(modelName: String, variant: String) throws {
         let model = try Repo.model(modelName)
         let golden = try model.golden()
@@ -22,7 +22,10 @@ struct MLXTests {
             #expect(try FormatRegistry.detect(output).name == "mlx")
             let report = try MLXSupport().verify(output, model: model, golden: golden)
             #expect(report.variant == variant)
-            for layer in report.layers { #expect(layer.status == .pass, "\(output) \(layer.name): \(layer.status.label) \(layer.status.detail)") }
+            printMargins(report, "mlx \(modelName) \(variant) \(output.split(separator: "/").last ?? "")")
+            for layer in try nonEmpty(report.layers, "\(output) report layers") {
+                #expect(layer.status == .pass, "\(output) \(layer.name): \(layer.status.label) \(layer.status.detail)")
+            }
             #expect(report.passed)
         }
     }
@@ -85,7 +88,7 @@ struct MLXTests {
         let report = try MLXSupport().verify(dir.file("bad"), model: model, golden: try model.golden())
         #expect(report.firstDivergence?.name == "dense")
         #expect(report.layers.last?.status == .error("parameter 'dense.weight' has shape [784, 10]; mlx.nn expects [10, 784]"))
-        #expect(report.layers.dropLast().allSatisfy { $0.status == .pass })
+        for layer in try nonEmpty(report.layers.dropLast(), "layers before dense") { #expect(layer.status == .pass, "\(layer.name)") }
     }
 
     @Test("a PyTorch-layout conv weight in an MLX file fails at conv1, not later")
@@ -170,7 +173,7 @@ struct MLXTests {
         let dir = try TemporaryDirectory()
         _ = try MLXConverter.convert(model, dtype: "f32", quantization: MLXQuantParameters(mode: "nvfp4", groupSize: 16, bits: 4), to: dir.file("m"))
         var config = try #require(try MLXModelFiles.load(path: dir.file("m")).config)
-        guard case var .object(members) = config else { return }
+        guard case var .object(members) = config else { Issue.record("config.json is not an object: \(config.serialized())"); return }
         members.removeAll { $0.key == "quantization" }
         config = .object(members)
         try AtomicFileWriter.write(Array(config.serialized().utf8), to: dir.file("m/config.json"))
@@ -199,7 +202,7 @@ struct MLXRuntimeTests {
     static let dir = Repo.fixtures + "/mlx-runtime"
     static let cases = ["fmnist-cnn-f32", "fmnist-cnn-nvfp4", "fmnist-mlp-f32", "fmnist-mlp-nvfp4"]
 
-    @Test("every recorded layer matches MLX's own output", arguments: cases)
+    @Test("every recorded layer matches MLX's own output", arguments: try nonEmpty(cases, "MLX runtime fixtures"))
     func matchesMLX(name: String) throws {
         let modelName = name.hasPrefix("fmnist-cnn") ? "fmnist-cnn" : "fmnist-mlp"
         let model = try Repo.model(modelName)
@@ -226,6 +229,7 @@ struct MLXRuntimeTests {
             let m = LayerMetrics.compare(ours.data, theirs.data)
             // Both sides compute in float32 (quantized_matmul is reproduced bit for bit); only the summation order
             // of the convolutions and plain matmuls differs: the f32 policy's 1e-5 applies.
+            printMargin("mlx-runtime", "\(name) \(layer) max abs", value: m.maxAbs, limit: 1e-5 * m.goldenMaxAbs)
             #expect(m.relL2 <= 1e-5 && m.maxAbs <= 1e-5 * m.goldenMaxAbs, "\(name) \(layer): rel L2 \(m.relL2), max abs \(m.maxAbs)")
             compared += 1
         }
@@ -248,7 +252,7 @@ extension MLXRuntimeTests {
             let scratch = try TemporaryDirectory()
             let quantization = mode.map { m in MLXQuantization.defaults(mode: m).map { MLXQuantParameters(mode: m, groupSize: $0.groupSize, bits: $0.bits) } } ?? nil
             _ = try MLXConverter.convert(model, dtype: command[6], quantization: quantization, to: scratch.file("d"))
-            for (file, record) in try #require(entry["files"]?.objectValue) {
+            for (file, record) in try nonEmpty(try #require(entry["files"]?.objectValue), "\(name) files") {
                 #expect(SHA256.hex(try readBytes(scratch.file("d/" + file))) == record["sha256"]?.stringValue, "\(name)\(file)")
             }
         }

@@ -29,9 +29,10 @@ struct ReferenceEngineTests {
         return try Comparator.verify(model: model, golden: try model.golden(), engine: engine, format: "safetensors", variant: variant, file: path)
     }
 
-    @Test("gate: every layer within tolerance", arguments: cases)
+    @Test("gate: every layer within tolerance", arguments: try nonEmpty(cases, "bundled models × safetensors variants"))
     func gate(modelName: String, variant: String) throws {
         let report = try verify(modelName, variant: variant)
+        printMargins(report, "safetensors \(modelName) \(variant)")
         for layer in report.layers {
             #expect(layer.status == .pass, "\(modelName) \(variant) \(layer.name): \(layer.status.label) \(layer.status.detail)")
         }
@@ -43,25 +44,27 @@ struct ReferenceEngineTests {
         #expect(report.firstDivergence == nil)
     }
 
-    @Test("f32 runs sit at PyTorch's own float32 noise, far inside tolerance", arguments: Repo.bundledModels)
+    @Test("f32 runs sit at PyTorch's own float32 noise, far inside tolerance", arguments: try nonEmpty(Repo.bundledModels, "bundled models"))
     func f32NoiseFloor(modelName: String) throws {
         let report = try verify(modelName, variant: "f32")
-        for layer in report.layers {
+        for layer in try nonEmpty(report.layers, "\(modelName) report layers") {
             let m = try #require(layer.metrics)
             // PyTorch's own f32-vs-f64 deviation is recorded per layer; a correct f32 engine is of the same
             // order (different summation order, same precision). 20x is generous and still 50x below tolerance.
-            #expect(m.relL2 <= 20 * (layer.noiseFloorRelL2 ?? 0) + 1e-7, "\(layer.name) rel L2 \(m.relL2)")
+            let noiseFloor = try #require(layer.noiseFloorRelL2, "\(layer.name): the golden records no noise floor")
+            printMargin("f32NoiseFloor", "\(modelName) \(layer.name) rel L2", value: m.relL2, limit: 20 * noiseFloor + 1e-7)
+            #expect(m.relL2 <= 20 * noiseFloor + 1e-7, "\(layer.name) rel L2 \(m.relL2), noise floor \(noiseFloor)")
         }
         let argmax = try #require(report.argmax)
         #expect(argmax.agreeing == argmax.total, "an f32 conversion changes no prediction")
     }
 
     /// The weight of each parametric layer, scaled by 1.01: verification must fail at exactly that layer.
-    static let parametricLayers: [(String, String)] = Repo.bundledModels.flatMap { m in
-        ((try? Repo.model(m).config.layers) ?? []).filter(\.hasParameters).map { (m, $0.name) }
+    static func parametricLayers() throws -> [(String, String)] {
+        try Repo.bundledModels.flatMap { m in try Repo.model(m).config.layers.filter(\.hasParameters).map { (m, $0.name) } }
     }
 
-    @Test("a 1% weight perturbation is reported at its layer and not before", arguments: parametricLayers)
+    @Test("a 1% weight perturbation is reported at its layer and not before", arguments: try nonEmpty(parametricLayers(), "parametric layers of the bundled models"))
     func perturbedWeights(modelName: String, layerName: String) throws {
         let report = try verify(modelName, variant: "f32") { name, tensor in
             name == layerName + ".weight" ? Tensor(shape: tensor.shape, data: tensor.data.map { $0 * 1.01 }) : tensor
@@ -77,11 +80,11 @@ struct ReferenceEngineTests {
     }
 
     /// Every layer in turn (parametric or not) has its output scaled by 1.01 inside the engine.
-    static let allLayers: [(String, String)] = Repo.bundledModels.flatMap { m in
-        ((try? Repo.model(m).config.layers) ?? []).map { (m, $0.name) }
+    static func allLayers() throws -> [(String, String)] {
+        try Repo.bundledModels.flatMap { m in try Repo.model(m).config.layers.map { (m, $0.name) } }
     }
 
-    @Test("a 1% error injected at any layer's output is reported at that layer and not before", arguments: allLayers)
+    @Test("a 1% error injected at any layer's output is reported at that layer and not before", arguments: try nonEmpty(allLayers(), "layers of the bundled models"))
     func perturbedOutputs(modelName: String, layerName: String) throws {
         let model = try Repo.model(modelName)
         let engine = OutputPerturbingEngine(base: PyTorchEngine(weights: try model.weights()), layer: layerName, factor: 1.01)
@@ -125,7 +128,7 @@ struct ReferenceEngineTests {
         // An engine Parity cannot look into, labelled with a variant it has no derivation for: no policy at all.
         let engine = OutputPerturbingEngine(base: PyTorchEngine(weights: try model.weights()), layer: "fc1", factor: 1)
         let report = try Comparator.verify(model: model, golden: try model.golden(), engine: engine, format: "safetensors", variant: "f8", file: "x")
-        #expect(report.layers.allSatisfy { $0.status == .unjudged })
+        for layer in try nonEmpty(report.layers, "report layers") { #expect(layer.status == .unjudged, "\(layer.name)") }
         #expect(report.firstDivergence == nil)
         #expect(!report.passed && report.verdict == .unjudged)
     }

@@ -2,6 +2,7 @@ import Foundation
 import ParityCore
 import ParityFormats
 import ParityModels
+import ParityVerify
 import Testing
 
 /// Paths shared by the tests: the repository root is found from this file's location, so tests run from any
@@ -34,7 +35,7 @@ final class TemporaryDirectory {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
     func file(_ name: String) -> String { path + "/" + name }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    deinit { try? FileManager.default.removeItem(atPath: path) }  // checked: cleanup of scratch space, not a check
 }
 
 struct CommandResult {
@@ -100,6 +101,45 @@ func spawn(_ path: String, _ arguments: [String], environment: [String: String],
     return pid
 }
 
+/// With PARITY_PRINT_MARGINS set, tests with near-exact limits print how much of each limit they use (value /
+/// limit), so a run under another OpenBLAS kernel (OPENBLAS_CORETYPE) shows how close it comes to failing.
+func printMargin(_ test: String, _ what: String, value: Double, limit: Double) {
+    guard ProcessInfo.processInfo.environment["PARITY_PRINT_MARGINS"] != nil else { return }  // checked: printing only
+    print("margin \(test) \(what): \(value) / \(limit) = \(value / limit)")
+}
+
+/// The share of its tolerance each layer of a verification uses (with PARITY_PRINT_MARGINS).
+func printMargins(_ report: VerificationReport, _ label: String) {
+    for layer in report.layers {
+        guard let m = layer.metrics, let t = layer.tolerance else { continue }  // checked: printing only
+        printMargin("gate", "\(label) \(layer.name) rel L2", value: m.relL2, limit: t.maxRelL2)
+        printMargin("gate", "\(label) \(layer.name) max abs", value: m.maxAbs, limit: t.maxAbsOverScale * m.goldenMaxAbs)
+    }
+}
+
 /// Bytes of a file.
 func readBytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
 func writeBytes(_ bytes: [UInt8], to path: String) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
+
+/// An empty list of cases is a lost fixture or manifest key, never a pass. Swift Testing reports a parameterized
+/// test whose argument list is empty as skipped and the run as passed, and a loop over an empty collection checks
+/// nothing; so every parameterized test takes its arguments through `nonEmpty`, and every loop that holds the
+/// test's expectations iterates through it. A throw while evaluating `arguments:` fails the test with this message.
+struct EmptyCases: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "no cases: \(what) is empty, so nothing would be checked" }
+}
+
+func nonEmpty<C: Collection>(_ items: C, _ what: String) throws -> C {
+    guard !items.isEmpty else { throw EmptyCases(what: what) }
+    return items
+}
+
+/// A fixture's JSON, or an error naming the file: a manifest that cannot be read must fail the tests built on it.
+func fixtureJSON(_ path: String) throws -> JSONValue { try JSONParser.parse(readBytes(path)) }
+
+/// A required member of a fixture's JSON: a missing key is an error naming the file and the key, never a default.
+func required(_ value: JSONValue?, _ key: String, in file: String) throws -> JSONValue {
+    guard let member = value?[key] else { throw ParityError.malformed(file: file, at: "key '\(key)'", reason: "missing from the fixture") }
+    return member
+}
