@@ -12,13 +12,13 @@ import Testing
 /// runtimes did with each file).
 @Suite("runtime loading rules and attribution on planted files")
 struct RuntimeLoadingTests {
-    static let manifest: [JSONValue] = {
-        guard let bytes = try? readBytes(Repo.fixtures + "/planted/expected.json"), let json = try? JSONParser.parse(bytes) else { return [] }
-        return json.arrayValue ?? []
-    }()
+    static func manifest() throws -> [JSONValue] {
+        let path = Repo.fixtures + "/planted/expected.json"
+        return try #require(try fixtureJSON(path).arrayValue, "\(path): not a list of cases")
+    }
 
     static func planted(_ id: Int) throws -> JSONValue {
-        try #require(manifest.first { $0["id"]?.intValue == id }, "case \(id) missing from planted/expected.json")
+        try #require(try manifest().first { $0["id"]?.intValue == id }, "case \(id) missing from planted/expected.json")
     }
 
     static func path(_ c: JSONValue) throws -> String { Repo.fixtures + "/planted/" + (try #require(c["file"]?.stringValue)) }
@@ -34,11 +34,11 @@ struct RuntimeLoadingTests {
 
     // MARK: item 2 — a layout written in another framework's order, then reshaped to the expected shape
 
-    @Test("a conv weight in another framework's order, reshaped to fit, is diagnosed with both layouts named", arguments: [
+    @Test("a conv weight in another framework's order, reshaped to fit, is diagnosed with both layouts named", arguments: try nonEmpty([
         (20, "conv2.weight has its values in [out, in, kh, kw] order (PyTorch's and ggml's), reshaped to [16, 3, 3, 8] to fit; the runtime expects [out, kh, kw, in]"),
         (21, "conv2.kernel has its values in [out, kh, kw, in] order (MLX's), reshaped to [16, 8, 3, 3] to fit; the runtime expects [out, in, kh, kw]"),
         (26, "dense.weight holds the [in, out] matrix (784×10) reshaped to [10, 784] without transposing"),
-    ])
+    ], "reshaped-layout cases"))
     func reshapedLayouts(id: Int, message: String) throws {
         let c = try Self.planted(id)
         let layer = try #require(c["layer"]?.stringValue)
@@ -60,7 +60,7 @@ struct RuntimeLoadingTests {
 
     // MARK: item 3 — the wrong file for the model
 
-    @Test("a file declaring another architecture is bad input naming both (GGUF general.architecture, MLX model_type)", arguments: [22, 23])
+    @Test("a file declaring another architecture is bad input naming both (GGUF general.architecture, MLX model_type)", arguments: try nonEmpty([22, 23], "architecture cases"))
     func otherArchitecture(id: Int) throws {
         let c = try Self.planted(id)
         let path = try Self.path(c)
@@ -154,7 +154,7 @@ struct RuntimeLoadingTests {
 
     // MARK: item 6 — a failing report does not excuse itself
 
-    @Test("a file that fails both im2col rules gets no rounding excuse; a correct one does", arguments: GGMLIm2colRule.allCases.filter { $0 != .f32 })
+    @Test("a file that fails both im2col rules gets no rounding excuse; a correct one does", arguments: try nonEmpty(GGMLIm2colRule.allCases.filter { $0 != .f32 }, "im2col rules"))
     func noExcuse(rule: GGMLIm2colRule) throws {
         let c = try Self.planted(3)
         #expect(c["report_rule"]?.stringValue != nil)

@@ -54,10 +54,10 @@ struct VerdictTests {
         }
     }
 
-    @Test("an unknown variant is a usage error that names the valid forms", arguments: [
+    @Test("an unknown variant is a usage error that names the valid forms", arguments: try nonEmpty([
         (Variant.Format.gguf, "q9_0"), (.gguf, "q8_K"), (.mlx, "f16+affine-b7-g64"), (.mlx, "affine-b4-g48"), (.mlx, "nvfp4-g32"),
         (.mlx, "f8+affine"), (.safetensors, "fp16"), (.mlx, "f16+affine-b4-b8"),
-    ])
+    ], "unknown variants"))
     func unknownVariant(format: Variant.Format, label: String) throws {
         #expect(throws: ParityError.self) { try Variant.parse(label, format: format) }
         do { _ = try Variant.parse(label, format: format) } catch {
@@ -88,7 +88,7 @@ struct VerdictTests {
     }
 
     @Test("a gguf-py-written quantized GGUF of the user's model passes, each layer judged by its own stored type",
-          arguments: ["user-mlp-256-q8_0.gguf", "user-mlp-256-q4_K.gguf"])
+          arguments: try nonEmpty(["user-mlp-256-q8_0.gguf", "user-mlp-256-q4_K.gguf"], "gguf-py files"))
     func ggufPyQuantizedPasses(file: String) throws {
         let manifest = try Self.manifest(Self.ggufDir)
         let entry = try #require(manifest["files"]?[file])
@@ -180,7 +180,7 @@ struct VerdictTests {
         #expect(json["verdict"] == .string("unjudged") && json["passed"] == .bool(false))
         let report = try #require(json["reports"]?.arrayValue?.first)
         #expect(report["verdict"] == .string("unjudged") && report["first_divergence"] == .null)
-        let statuses = (report["layers"]?.arrayValue ?? []).map { ($0["name"]?.stringValue ?? "", $0["status"]?.stringValue ?? "") }
+        let statuses = try #require(report["layers"]?.arrayValue).map { ($0["name"]?.stringValue ?? "", $0["status"]?.stringValue ?? "") }
         // fc1 (f16) is still judged; fc2 (1-bit) has no derivation.
         #expect(statuses.first { $0.0 == "fc1" }?.1 == "pass" && statuses.first { $0.0 == "fc2" }?.1 == "unjudged", "\(statuses)")
         let schema = JSONSchemaValidator(root: try JSONParser.parse(readBytes(Repo.root + "/tools/schemas/parity-report.schema.json")))
@@ -239,7 +239,7 @@ struct VerdictTests {
         #expect(result.stdout.contains("converted as q4_K, but the file holds mixed(f16,q4_K)"))
     }
 
-    @Test("bad variants and option values are usage errors (exit 2) that say what is accepted", arguments: [
+    @Test("bad variants and option values are usage errors (exit 2) that say what is accepted", arguments: try nonEmpty([
         (["verify", "fmnist-mlp", "--variant", "f16+affine-b7-g64"], "valid forms"),
         (["verify", "fmnist-mlp", "--format", "gguf", "--variant", "nvfp4"], "unknown variant \"nvfp4\""),
         (["verify", "fmnist-mlp", "--format", "ggfu"], "ggfu"),
@@ -247,7 +247,7 @@ struct VerdictTests {
         (["convert", "fmnist-mlp", "--to", "mlx", "--bits", "7", "-o", "/tmp/x"], "7 bits is not supported (supported: 1, 2, 3, 4, 5, 6, 8)"),
         (["convert", "fmnist-mlp", "--to", "gguf", "--type", "q4_k", "-o", "/tmp/x"], "q4_k"),
         (["layer-diff", "fmnist-mlp", "x", "--ggml-im2col", "f32"], "f32"),
-    ])
+    ], "usage errors"))
     func usageErrors(arguments: [String], message: String) throws {
         let result = try runParity(arguments)
         #expect(result.status == 2, "\(arguments): \(result.stdout)\(result.stderr)")
