@@ -30,7 +30,7 @@ struct LayerDiff: ParsableCommand {
 
     func run() throws {
         let reference = try ModelRepository.locate(model)
-        let golden = try Watchdog.guardingHDF5(reference.goldenPath) { try reference.golden() }
+        let golden = try reference.golden()
         var support = try format.map { name throws(ParityError) in try FormatRegistry.named(name) } ?? FormatRegistry.detect(converted)
         if support.name == "gguf" { support = GGUFSupport(im2col: ggmlIm2col) }
         let (engine, variant) = try support.open(converted, for: reference)

@@ -37,7 +37,7 @@ struct Verify: ParsableCommand {
         var reports: [VerificationReport] = []
         for name in names {
             let model = try ModelRepository.locate(name)
-            let golden = try Watchdog.guardingHDF5(model.goldenPath) { try model.golden() }
+            let golden = try model.golden()
             if let file {
                 var support = try format.first.map { name throws(ParityError) in try FormatRegistry.named(name) } ?? FormatRegistry.detect(file)
                 if support.name == "gguf" { support = GGUFSupport(im2col: ggmlIm2col) }

@@ -118,7 +118,7 @@ struct ReliabilityTests {
         let path = Repo.fixtures + "/malformed/libhdf5-loops.h5"
         let result = try runParity(["inspect", path], environment: ["PARITY_HDF5_TIMEOUT": "2"], timeout: 30)
         #expect(result.status == 2)
-        #expect(result.stderr.contains("\(path): malformed: the HDF5 library did not finish reading it within 2 s"))
+        #expect(result.stderr.contains("\(path): malformed at HDF5 reader process: the HDF5 library did not finish reading it within 2 s"))
     }
 
     @Test("an HDF5 file on which libhdf5 itself crashes (found by fuzzing) exits 2 with a message, not a signal")
@@ -126,7 +126,7 @@ struct ReliabilityTests {
         let path = Repo.fixtures + "/malformed/libhdf5-segfaults.h5"
         let result = try runParity(["inspect", path], timeout: 30)
         #expect(result.status == 2)
-        #expect(result.stderr.contains("\(path): malformed: the HDF5 library crashed reading it"))
+        #expect(result.stderr.contains("\(path): malformed at HDF5 reader process: the HDF5 library crashed reading it"))
     }
 
     @Test("a killed conversion leaves the previous file intact and no debris")
