@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -289,6 +290,8 @@ int parity_h5_reader_is_in_main_executable(void) {
     // glibc names the main program's link map "".
     return map->l_name == NULL || map->l_name[0] == '\0';
 }
+
+const char *parity_h5_started_executable(void) { return (const char *)getauxval(AT_EXECFN); }
 
 pid_t parity_h5_spawn_reader(const char *executable, const char *path, int *read_fd) {
     int fds[2];

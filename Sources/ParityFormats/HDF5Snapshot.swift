@@ -163,7 +163,12 @@ extension HDF5Snapshot {
                 + "HDF5 reader is not linked into the main executable here (ParityFormats loaded as a shared library). "
                 + "Set PARITY_HDF5_READER to the path of the `parity` executable.")
         }
-        return "/proc/self/exe"
+        if access("/proc/self/exe", X_OK) == 0 { return "/proc/self/exe" }
+        // No /proc (some containers): the path this program was started by, when it is absolute.
+        if let started = parity_h5_started_executable(), started.pointee == 0x2F {
+            return String(cString: started)
+        }
+        throw .io(path: "/proc/self/exe", reason: "cannot find this program's executable to start the HDF5 reader process; set PARITY_HDF5_READER to the `parity` executable")
     }
 
     /// The reader's stream produced in this process (libhdf5 in-process): for the fuzz harness and for tests of

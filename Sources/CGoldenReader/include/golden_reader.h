@@ -30,6 +30,9 @@ int parity_h5_snapshot(const char *path, FILE *out);
 /// starting /proc/self/exe with PARITY_H5_READER_ENV set runs the reader rather than the program's main.
 int parity_h5_reader_is_in_main_executable(void);
 
+/// The path this program was executed by (the kernel's AT_EXECFN), possibly relative; NULL if unknown.
+const char *parity_h5_started_executable(void);
+
 /// Starts `executable` as the reader of `path` (posix_spawn: safe in a multi-threaded process, nothing of the
 /// parent's state carried over): stdin and stderr /dev/null, stdout the write end of a pipe whose read end
 /// (close-on-exec) is returned in *read_fd, every other descriptor closed. Returns the child's pid, or -errno.
