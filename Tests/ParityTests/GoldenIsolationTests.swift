@@ -80,6 +80,21 @@ struct GoldenIsolationTests {
         #expect(results.all.allSatisfy { $0 == "ok" }, "\(results.all)")
     }
 
+    /// Files written by h5py (tools/hdf5/make_link_fixtures.py): links are refused before libhdf5 follows them
+    /// (an external link would make it open another file), a non-numeric dataset is named.
+    @Test("soft and external links are refused unfollowed; a string dataset where numbers belong is named", arguments: [
+        ("h5py-external-link.h5", "/activations/fc1: is a soft or external link"),
+        ("h5py-soft-link.h5", "/activations/fc1: is a soft or external link"),
+        ("h5py-string-dataset.h5", "dataset /inputs/images: dataset is not numeric"),
+    ])
+    func linksAndStrings(fixture: String, expected: String) throws {
+        let path = Repo.fixtures + "/malformed/" + fixture
+        #expect { try GoldenFile(path: path) } throws: { error in
+            guard let e = error as? ParityError, case let .unsupported(file, reason) = e else { return false }
+            return file == path && reason.contains(expected)
+        }
+    }
+
     /// A reader that misbehaves (as a compromised reader could): the parent must answer with an error, never
     /// crash, hang or take its word for sizes.
     @Test("hostile reader processes: garbage, lies about sizes, crash, hang, silence", arguments: [
