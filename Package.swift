@@ -18,8 +18,10 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "CParitySys"),
+        // The HDF5 reader process for goldens (untrusted input: libhdf5 runs only there; see HDF5Snapshot.swift).
+        .target(name: "CGoldenReader", dependencies: ["CHDF5"]),
         .target(name: "ParityCore", dependencies: ["CParitySys"]),
-        .target(name: "ParityFormats", dependencies: ["ParityCore", "CHDF5", "CZlib"]),
+        .target(name: "ParityFormats", dependencies: ["ParityCore", "CHDF5", "CZlib", "CGoldenReader"]),
         .target(name: "ParityModels", dependencies: ["ParityCore", "ParityFormats"]),
         .target(name: "ParityEngine", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "CBLAS"]),
         .target(name: "ParityVerify", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine"]),

@@ -29,8 +29,14 @@ public struct GoldenFile: Sendable {
     /// In forward order.
     public let activations: [GoldenActivation]
 
-    public init(path: String) throws(ParityError) {
-        let file = try HDF5File(readingFrom: path)
+    /// Reads and validates a golden. libhdf5 runs in a separate reader process (HDF5Snapshot explains why);
+    /// `.inProcessForFuzzing` is for the fuzz harness only.
+    public init(path: String, isolation: HDF5Snapshot.Isolation = .separateProcess) throws(ParityError) {
+        try self.init(snapshot: HDF5Snapshot.read(path, isolation: isolation))
+    }
+
+    public init(snapshot file: HDF5Snapshot) throws(ParityError) {
+        let path = file.path
         self.path = path
         func required(_ name: String) throws(ParityError) -> HDF5AttributeValue {
             guard let value = try file.attribute(name) else { throw .malformed(file: path, at: "/@\(name)", reason: "missing root attribute") }

@@ -26,8 +26,10 @@ public enum HDF5AttributeValue: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A thin, read-mostly wrapper over the HDF5 C library: open a file, walk groups, read float/int datasets and
-/// attributes. Every failing call becomes a `ParityError` naming the file and the object.
+/// A thin wrapper over the HDF5 C library: open a file, walk groups, read float/int datasets and attributes,
+/// write goldens. Every failing call becomes a `ParityError` naming the file and the object.
+/// Reading here runs libhdf5 in this process: use it only on files this process wrote. Goldens and anything
+/// else from outside are read through `HDF5Snapshot` (a separate reader process).
 /// HDF5's own error printing is switched off per thread (Debian's build is thread-safe, and its auto-print
 /// setting is per thread: SWIFT-NOTES §2).
 public final class HDF5File: @unchecked Sendable {

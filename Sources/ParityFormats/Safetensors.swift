@@ -13,7 +13,7 @@ public struct SafetensorsEntry: Equatable, Sendable {
 
 /// A safetensors file, validated on open as the reference implementation (safetensors-rs) validates it:
 /// 8-byte little-endian header size no larger than 100 MB and inside the file; a JSON object header
-/// (strict UTF-8, no duplicate keys); `__metadata__` string→string only; every entry with a known dtype,
+/// (strict UTF-8, no duplicate keys); `__metadata__` null (no metadata) or string→string only; every entry with a known dtype,
 /// a non-negative shape and offsets whose length matches shape × dtype size; entries that, sorted by offset,
 /// tile the data buffer exactly from 0 to its end (no holes, no overlaps, nothing trailing).
 /// The file is memory-mapped; tensor bytes are read on demand.
@@ -73,8 +73,11 @@ public struct SafetensorsFile: Sendable {
         var entries: [SafetensorsEntry] = []
         for (name, value) in members {
             if name == "__metadata__" {
+                // safetensors-rs declares the metadata `Option<HashMap<String, String>>`: JSON null means "no
+                // metadata" (mx.save_safetensors writes null when given none), anything else must be a map.
+                if value == .null { continue }
                 guard let pairs = value.objectValue else {
-                    throw .malformed(file: path, at: "key \"__metadata__\"", reason: "must be an object of strings")
+                    throw .malformed(file: path, at: "key \"__metadata__\"", reason: "must be null or an object of strings")
                 }
                 for (key, item) in pairs {
                     guard let text = item.stringValue else {

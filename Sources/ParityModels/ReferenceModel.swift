@@ -3,6 +3,8 @@ import ParityCore
 import ParityFormats
 
 /// A reference model directory: config.json, the PyTorch weights (safetensors) and the golden activations.
+/// Opening one checks that config.json and the weights agree (ReferenceConsistency); `golden()` checks the
+/// goldens against both. A reference that disagrees with itself is bad input, never a failed conversion.
 public struct ReferenceModel: Sendable {
     public let directory: String
     public let config: ModelConfig
@@ -16,8 +18,13 @@ public struct ReferenceModel: Sendable {
             throw .notFound(path: directory, what: "model directory")
         }
         self.directory = directory
-        config = try ModelConfig.load(path: directory + "/config.json")
+        let configPath = directory + "/config.json"
+        config = try ModelConfig.load(path: configPath)
+        _ = try ReferenceConsistency.outputShapes(of: config, configPath: configPath)
+        try ReferenceConsistency.checkWeights(config, configPath: configPath, weights: SafetensorsFile(path: directory + "/" + config.weightsFile))
     }
+
+    public var configPath: String { directory + "/config.json" }
 
     public func weights() throws(ParityError) -> SafetensorsFile { try SafetensorsFile(path: weightsPath) }
 
@@ -33,6 +40,7 @@ public struct ReferenceModel: Sendable {
         guard golden.model == config.name else {
             throw .mismatch(file: goldenPath, reason: "golden is for model \"\(golden.model)\" but config.json names \"\(config.name)\"")
         }
+        try ReferenceConsistency.checkGolden(golden, config: config, configPath: configPath)
         return golden
     }
 }

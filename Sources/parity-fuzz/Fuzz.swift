@@ -6,7 +6,7 @@ import ParityModels
 /// One fuzz target per parser Parity exposes to files from anywhere. Each must answer any input with a value or
 /// a `ParityError`: a crash, a trap, an overflow or a hang is a bug. Selected by `PARITY_FUZZ_TARGET`.
 enum FuzzTarget: String, CaseIterable {
-    case gguf, safetensors, npz, json, hdf5
+    case gguf, safetensors, npz, json, hdf5, hdf5stream = "hdf5-stream"
 
     func run(_ data: Data) {
         let file = MappedFile(data: data, name: "fuzz-input")
@@ -27,10 +27,17 @@ enum FuzzTarget: String, CaseIterable {
             _ = try? ModelConfig(json: json, path: "fuzz-input")
             _ = try? MLXModelFiles.parseQuantization(json, path: "fuzz-input")
         case .hdf5:
-            // HDF5 opens files by name: the input goes through a file in shared memory.
+            // HDF5 opens files by name: the input goes through a file in shared memory. libhdf5 runs IN this
+            // process here, unlike everywhere else (goldens are read in a separate reader process): the harness
+            // exists to fuzz libhdf5, the reader's C walk, the snapshot stream decoder and the golden checks
+            // together under the sanitizers.
             let path = "/dev/shm/parity-fuzz-\(getpid()).h5"
             guard FileManager.default.createFile(atPath: path, contents: data) else { return }
-            _ = try? GoldenFile(path: path)
+            _ = try? GoldenFile(path: path, isolation: .inProcessForFuzzing)
+        case .hdf5stream:
+            // The parent's side of the isolation: whatever a (compromised) reader process sends must decode to a
+            // snapshot or a ParityError.
+            _ = try? HDF5Snapshot.decode([UInt8](data), path: "fuzz-input")
         }
     }
 

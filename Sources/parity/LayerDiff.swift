@@ -29,7 +29,7 @@ struct LayerDiff: ParsableCommand {
 
     func run() throws {
         let reference = try ModelRepository.locate(model)
-        let golden = try Watchdog.guardingHDF5(reference.goldenPath) { try reference.golden() }
+        let golden = try reference.golden()
         let support = im2col.support(try format.map { f in FormatRegistry.all.first { $0.format == f }! } ?? FormatRegistry.detect(converted))
         let (engine, opened) = try support.open(converted, for: reference)
         let variant = opened.label

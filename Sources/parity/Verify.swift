@@ -78,7 +78,7 @@ struct Verify: ParsableCommand {
             let model: ReferenceModel, golden: GoldenFile
             do {
                 model = try ModelRepository.locate(name)
-                golden = try Watchdog.guardingHDF5(model.goldenPath) { try model.golden() }
+                golden = try model.golden()
             } catch {
                 errors.append(CellError(model: name, format: "-", variant: "-", message: "\(error)"))
                 continue
