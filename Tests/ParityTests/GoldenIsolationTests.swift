@@ -14,7 +14,7 @@ struct GoldenIsolationTests {
         return Date().timeIntervalSince(start)
     }
 
-    @Test("the isolated reader returns exactly what libhdf5 reads in-process; cost of the isolation", arguments: Repo.bundledModels)
+    @Test("the isolated reader returns exactly what libhdf5 reads in-process; cost of the isolation", arguments: try nonEmpty(Repo.bundledModels, "bundled models"))
     func sameAsInProcess(modelName: String) throws {
         let path = Repo.golden + "/\(modelName)/golden.h5"
         let isolated = try GoldenFile(path: path)
@@ -82,11 +82,11 @@ struct GoldenIsolationTests {
 
     /// Files written by h5py (tools/hdf5/make_link_fixtures.py): links are refused before libhdf5 follows them
     /// (an external link would make it open another file), a non-numeric dataset is named.
-    @Test("soft and external links are refused unfollowed; a string dataset where numbers belong is named", arguments: [
+    @Test("soft and external links are refused unfollowed; a string dataset where numbers belong is named", arguments: try nonEmpty([
         ("h5py-external-link.h5", "/activations/fc1: is a soft or external link"),
         ("h5py-soft-link.h5", "/activations/fc1: is a soft or external link"),
         ("h5py-string-dataset.h5", "dataset /inputs/images: dataset is not numeric"),
-    ])
+    ], "cases"))
     func linksAndStrings(fixture: String, expected: String) throws {
         let path = Repo.fixtures + "/malformed/" + fixture
         #expect { try GoldenFile(path: path) } throws: { error in
@@ -97,7 +97,7 @@ struct GoldenIsolationTests {
 
     /// A reader that misbehaves (as a compromised reader could): the parent must answer with an error, never
     /// crash, hang or take its word for sizes.
-    @Test("hostile reader processes: garbage, lies about sizes, crash, hang, silence", arguments: [
+    @Test("hostile reader processes: garbage, lies about sizes, crash, hang, silence", arguments: try nonEmpty([
         ("printf 'hello world'", "does not start with the snapshot signature"),
         // A dataset claiming 2^27 floats and sending none.
         (#"printf 'PH5SNAP1G\001\000\000\000/D\002\000\000\000/xf\001\000\000\000\000\000\000\010\000\000\000\000'"#, "ends early"),
@@ -114,7 +114,7 @@ struct GoldenIsolationTests {
         ("exec 1>&-; exec sleep 600", "did not finish reading it within 1 s"),
         ("exit 7", "exited with status 7"),
         ("exit 0", "ends early"),
-    ])
+    ], "cases"))
     func hostileReader(script: String, expected: String) throws {
         let dir = try TemporaryDirectory()
         let reader = dir.file("reader.sh")
@@ -148,7 +148,7 @@ struct GoldenIsolationTests {
             var corrupted = stream
             let at = Int(generator.next() % UInt64(min(stream.count, 4096)))
             corrupted[at] ^= UInt8(truncatingIfNeeded: generator.next() | 1)
-            if (try? HDF5Snapshot.decode(corrupted, path: path)) == nil { refused += 1 }
+            if (try? HDF5Snapshot.decode(corrupted, path: path)) == nil { refused += 1 }  // checked: counts refusals; a crash would end the test
         }
         #expect(refused > 0)
     }

@@ -39,7 +39,7 @@ struct GoldenReferenceConsistencyTests {
         return writer.serialized()
     }
 
-    @Test("an inconsistent reference directory: exit 2 naming the reference file and the layer or tensor", arguments: [
+    @Test("an inconsistent reference directory: exit 2 naming the reference file and the layer or tensor", arguments: try nonEmpty([
         // fc1 declared 784→400 (fc2 400→10, so the config is consistent in itself): the weights have 500 rows.
         ("fc1 400 outputs, weights 500", "model.safetensors", #"tensor "fc1.weight" has shape [500, 784]"#),
         // Only fc1 changed: the config contradicts itself at fc2.
@@ -48,7 +48,7 @@ struct GoldenReferenceConsistencyTests {
         ("input 1x14x56", "golden.h5", "/inputs/images has shape [64, 1, 28, 28]"),
         ("fc2 without bias", "model.safetensors", #""fc2.bias" that no layer"#),
         ("extra tensor", "model.safetensors", #""extra.weight" that no layer"#),
-    ])
+    ], "cases"))
     func inconsistent(change: String, file: String, message: String) throws {
         let dir: TemporaryDirectory
         switch change {
@@ -77,7 +77,7 @@ struct GoldenReferenceConsistencyTests {
         #expect(throws: ParityError.self, "\(change)") { _ = try ReferenceModel(directory: dir.path).golden() }
     }
 
-    @Test("the bundled reference models agree with themselves", arguments: Repo.bundledModels)
+    @Test("the bundled reference models agree with themselves", arguments: try nonEmpty(Repo.bundledModels, "bundled models"))
     func bundledAreConsistent(modelName: String) throws {
         let model = try Repo.model(modelName)
         let golden = try model.golden()
