@@ -18,7 +18,7 @@ public enum Comparator {
     }
 
     public static func verify(model: ReferenceModel, golden: GoldenFile, engine: FormatEngine,
-                              format: String, variant: String, file: String) throws(ParityError) -> VerificationReport {
+                              format: String, variant: String, file: String, checkWeights: Bool = true) throws(ParityError) -> VerificationReport {
         var layerTypes: [String: String] = [:]
         if let ggml = engine as? GGMLEngine {
             for layer in model.config.layers { if let t = ggml.weightType(of: layer) { layerTypes[layer.name] = t.name } }
@@ -81,9 +81,12 @@ public enum Comparator {
             let absLimit = (lastResult.tolerance?.maxAbsOverScale ?? 0) * m.goldenMaxAbs
             argmax = ArgmaxAgreement.compute(actual: output, expected: last.tensor, decisiveMargin: 2 * absLimit)
         }
-        return VerificationReport(model: model.name, format: format, variant: variant, file: file, engine: engine.semantics,
-                                  policy: policy, layers: results, argmax: argmax,
-                                  inputCount: input.shape.first ?? 0)
+        var report = VerificationReport(model: model.name, format: format, variant: variant, file: file, engine: engine.semantics,
+                                        policy: policy, layers: results, argmax: argmax,
+                                        inputCount: input.shape.first ?? 0)
+        // Weights first: every stored parameter against the reference, independent of activation tolerances.
+        if checkWeights { report.weights = try WeightVerifier.verify(engine: engine, model: model) }
+        return report
     }
 
     /// `layer-diff`: the propagated comparison, every layer also run on its golden input (isolated), and a

@@ -81,6 +81,8 @@ public struct VerificationReport: Sendable {
     public let inputCount: Int
     /// Format-specific explanations (e.g. how much of the gap to PyTorch a runtime's own numerics account for).
     public var notes: [String] = []
+    /// Every stored parameter compared with the reference weights (WeightVerifier); a tensor out of bounds fails.
+    public var weights: WeightReport?
 
     /// Layers compared against a golden (not missing, not errored, not skipped).
     public var covered: Int { layers.filter { $0.metrics != nil }.count }
@@ -110,6 +112,7 @@ public struct VerificationReport: Sendable {
     /// Pass only if a policy exists, every expected layer was compared and passed, and decisive argmaxes agree.
     public var passed: Bool {
         policy != nil && !layers.isEmpty && layers.allSatisfy { $0.status.isPass && ($0.isolatedStatus?.isPass ?? true) } && argmaxPasses
+            && (weights?.passed ?? true)
     }
 }
 

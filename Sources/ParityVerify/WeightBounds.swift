@@ -1,0 +1,143 @@
+import ParityCore
+import ParityFormats
+
+/// What a quantizer of one storage type may legitimately do to a block of reference values, as bounds that a
+/// corrupted block (a changed code, a scaled or shifted scale/min) violates by construction.
+///
+/// Every block type stores, per scale group, values `y = s·c + m` with codes c from a grid (integers lo...hi,
+/// or a table such as E2M1). Three rules, each with the reason it holds for every real quantizer:
+///
+/// 1. **Nearest code.** Every quantizer Parity knows (ggml's reference and imatrix quantizers, gguf-py's,
+///    `mx.quantize`) picks, for each element, the grid value nearest to it for the scale it settled on:
+///    `round`, `nearest_int`, `(int)(x·id + 8.5)` or an argmin over the table. The k-quants recompute the codes
+///    with the final stored sub-scales; Q4_0…Q8_0 and MLX affine compute them with the unrounded float scale
+///    and store the scale rounded (f16 / the weight dtype), which moves a value by at most |c|·(half an ulp of
+///    the scale) + half an ulp of the offset. Inputs may have been rounded to bf16 first (convert → f16/bf16
+///    GGUF → llama-quantize; MLX casts before quantizing): at most 2⁻⁹·|x|. So
+///    `|x − y| ≤ dist(x, grid) + slack`, with slack = 2⁻⁹|x| + |c|·δs + δm + float rounding (4·2⁻²⁴ of the
+///    magnitudes). A changed code is farther than the nearest grid value; a scaled or shifted group moves every
+///    value off its nearest code.
+/// 2. **Clipping.** A value beyond the grid's end may only be clipped by a bounded amount: `clipSteps` gaps
+///    of the grid at that end, plus |c_end|·(the quantum of the stored scale) + the quantum of the stored min
+///    (a k-quant's 6-bit sub-scale moves its group's scale by up to d/2). A halved scale clips the group's
+///    large values by far more.
+/// 3. **Scale tightness.** The group's scale may exceed the nominal one — the smallest that reaches the group's
+///    values, `amax / c_ref` (symmetric types) or `(max − min) / (2^b − 1)` (affine types) — by at most
+///    `maxScaleRatio` (+ the scale's quantum): a doubled scale is out of bounds even where the codes were
+///    recomputed for it.
+public struct QuantBoundPolicy: Sendable {
+    public enum Nominal: Sendable {
+        /// Symmetric: s_nom = amax / code.
+        case amax(code: Float)
+        /// Affine: s_nom = (max − min) / levels; `includeZero`: the grid is made to include 0 (k-quants force
+        /// min ≤ 0), so the range is max(max, 0) − min(min, 0).
+        case range(levels: Float, includeZero: Bool)
+    }
+
+    public let type: String
+    public let groupLength: Int
+    public let grid: QuantGrid
+    public let nominal: Nominal
+    public let maxScaleRatio: Float
+    public let clipSteps: Float
+    /// The reason for each number, printed in reports.
+    public let derivation: String
+
+    /// Relative rounding of a quantizer's input (bf16 is the coarsest dtype a pipeline casts to first).
+    public static let inputRounding: Float = 0x1p-9
+
+    public var ruleText: String {
+        let nominalText: String
+        switch nominal {
+        case let .amax(code): nominalText = "amax/\(formatCode(code))"
+        case let .range(levels, zero): nominalText = zero ? "(max(max,0)−min(min,0))/\(formatCode(levels))" : "(max−min)/\(formatCode(levels))"
+        }
+        return "each element at a nearest grid value (|x−y| ≤ dist(x, grid) + slack); clipping ≤ \(formatCode(clipSteps)) end gap(s); "
+            + "scale ≤ \(formatNumber(Double(maxScaleRatio)))× \(nominalText)"
+    }
+
+    private func formatCode(_ v: Float) -> String { v == v.rounded() ? String(Int(v)) : String(describing: v) }
+
+    // MARK: GGUF block types
+
+    /// The bound for a ggml block type. The scale ratios and clip allowances: the reference quantizers'
+    /// analytic ranges (ggml-quants.c), widened for the imatrix quantizers' scale searches, then checked
+    /// against the largest values measured on real quantizers (WeightBoundsTests, README "Weight bounds").
+    public static func gguf(_ type: GGMLType) -> QuantBoundPolicy? {
+        guard let (length, grid) = GGMLQuants.groupStructure(type) else { return nil }
+        switch type {
+        case .q8_0:
+            // d = amax/127 in every Q8_0 quantizer (ggml ignores an imatrix for Q8_0); stored as f16 (2⁻¹¹) of an
+            // input possibly rounded to bf16 (2⁻⁹): ratio ≤ (1+2⁻⁹)(1+2⁻¹¹) < 1.003. Nothing is clipped.
+            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 127), maxScaleRatio: 1.003, clipSteps: 0.5,
+                                    derivation: "q8_0: d = amax/127 (ggml, gguf-py; imatrix unused); f16 d and bf16 input → ratio ≤ 1.003; no clipping (half a step)")
+        case .q4_0, .q5_0:
+            // Reference: d = max/−8 (−16): the max-magnitude value lands on the end code −8·d; the other end
+            // clips to +7d (+15d), at most 1 step. imatrix (make_qx_quants) tries 1/d = (n ± 0.9)/max and refits by
+            // least squares: another ≤ 0.9 step of clipping, ratio ≤ n/(n−0.9)·refit → 1.25, 2 steps.
+            let n: Float = type == .q4_0 ? 8 : 16
+            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: n), maxScaleRatio: 1.25, clipSteps: 2,
+                                    derivation: "\(type.name): d = amax/\(Int(n)) (reference: the far end clips ≤ 1 step); imatrix scale search ±0.9/\(Int(n)) + least-squares refit → scale ≤ 1.25× nominal, clipping ≤ 2 steps")
+        case .q4_1, .q5_1:
+            let levels: Float = type == .q4_1 ? 15 : 31
+            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: levels, includeZero: false), maxScaleRatio: 1.25, clipSteps: 2,
+                                    derivation: "\(type.name): d = (max−min)/\(Int(levels)), m = min (reference, no clipping); imatrix make_qkx3_quants searches 1/d in (n ± 0.9)/range and refits scale and min → ≤ 1.25× nominal, clipping ≤ 2 steps")
+        case .q2_K:
+            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: 3, includeZero: true), maxScaleRatio: 1.5, clipSteps: 2,
+                                    derivation: "q2_K: make_qkx2_quants(nmax 3, rmin −0.5, 15 steps of 0.1) searches 1/d in (2.5…4)/range and refits → measured ≤ 1.36× nominal and ≤ 1.1 steps of clipping; bound 1.5×, 2 steps; 4-bit sub-scales of d and dmin add d/2, dmin/2")
+        case .q3_K:
+            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 4), maxScaleRatio: 1.5, clipSteps: 2,
+                                    derivation: "q3_K: make_q3_quants(nmax 4) starts at d = amax/4 and moves codes to cut the squared error, refitting d → measured ≤ 1.2× nominal, ≤ 1 step of clipping; bound 1.5×, 2 steps; 6-bit sub-scales add d/2")
+        case .q4_K, .q5_K:
+            let levels: Float = type == .q4_K ? 15 : 31
+            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: levels, includeZero: true), maxScaleRatio: 1.35, clipSteps: 2,
+                                    derivation: "\(type.name): make_qkx2_quants(nmax \(Int(levels))) searches 1/d in (n ± 1)/range (min ≤ 0) and refits; imatrix make_qkx3_quants a similar range → measured ≤ 1.2× nominal, ≤ 1 step of clipping; bound 1.35×, 2 steps; 6-bit sub-scales and mins add d/2, dmin/2")
+        case .q6_K:
+            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 32), maxScaleRatio: 1.25, clipSteps: 2,
+                                    derivation: "q6_K: make_qx_quants(nmax 32) tries 1/d = (32 ± 0.9)/max and refits → measured ≤ 1.1× nominal, ≤ 1 step of clipping; bound 1.25×, 2 steps; 8-bit sub-scales add d/2")
+        case .mxfp4:
+            // e = floor(log2 amax) − 2 + 127 → top value 12·2^(e−128) = 1.5·2^⌊log2 amax⌋ ∈ (0.75, 1.5]·amax: the
+            // scale is ≤ 1.5× amax/12, and amax can be clipped to 0.75·amax: one top gap (8 → 12 is 4 scale units).
+            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 12), maxScaleRatio: 1.5 * (1 + 0x1p-9), clipSteps: 1,
+                                    derivation: "mxfp4 (ggml): E8M0 e = ⌊log2 amax⌋ − 2 + 127 puts the top value at 1.5·2^⌊log2 amax⌋ ∈ (0.75, 1.5]·amax → scale ≤ 1.5× amax/12, clipping ≤ 1 top gap")
+        default:
+            return nil
+        }
+    }
+
+    // MARK: MLX modes
+
+    /// The bound for an MLX quantization mode.
+    public static func mlx(mode: MLXQuantMode, bits: Int, groupSize: Int) -> QuantBoundPolicy {
+        switch mode {
+        case .affine:
+            let levels = Float((1 << bits) - 1)
+            // scale = (max−min)/levels, then snapped so the larger-magnitude end e is a level: scale = e/round(e/scale)
+            // with |e/scale| ≥ levels/2, so the ratio is t/round(t) for t ≥ levels/2: ≤ 1 + 1/levels. The other end
+            // then overshoots by ≤ levels·(1/ratio − 1) ≤ 1 step. 1 bit: scale = max − min exactly.
+            let ratio: Float = bits == 1 ? 1 : 1 + 1 / levels
+            return QuantBoundPolicy(type: "affine-b\(bits)-g\(groupSize)", groupLength: groupSize, grid: .uniform(lo: 0, hi: Int(levels)),
+                                    nominal: .range(levels: levels, includeZero: false), maxScaleRatio: ratio * (1 + 0x1p-8), clipSteps: 1,
+                                    derivation: "affine \(bits)-bit: scale = (max−min)/\(Int(levels)) snapped so the larger end is a level → ratio ≤ 1 + 1/\(Int(levels)), the other end overshoots ≤ 1 step; scales and biases rounded to the weight dtype after the codes were chosen")
+        case .mxfp4, .mxfp8:
+            let top: Float = mode == .mxfp8 ? 448 : 6
+            let values = mode == .mxfp8 ? (0...255).map { FloatCodecs.f8E4M3ToFloat(UInt8($0)) }.filter(\.isFinite) : MLXQuantization.fp4Values
+            // E8M0 scale 2^⌈log2(amax/top)⌉ ∈ [1, 2)·amax/top: nothing clipped.
+            return QuantBoundPolicy(type: mode.rawValue, groupLength: groupSize, grid: .table(Array(Set(values.map { $0 == 0 ? 0 : $0 })).sorted()),
+                                    nominal: .amax(code: top), maxScaleRatio: 2 * (1 + 0x1p-8), clipSteps: 0.5,
+                                    derivation: "\(mode.rawValue): E8M0 scale 2^⌈log2(amax/\(Int(top)))⌉ ∈ [1, 2)× amax/\(Int(top)) (MLX rounds up) → no clipping")
+        case .nvfp4:
+            // E4M3 scale = RNE(amax/6): relative error ≤ 2⁻⁴ (normal), absolute ≤ 2⁻¹⁰ (subnormal). Top value 6s.
+            return QuantBoundPolicy(type: "nvfp4", groupLength: groupSize, grid: .table(Array(Set(MLXQuantization.fp4Values.map { $0 == 0 ? 0 : $0 })).sorted()),
+                                    nominal: .amax(code: 6), maxScaleRatio: (1 + 0x1p-4) * (1 + 0x1p-8), clipSteps: 0.25,
+                                    derivation: "nvfp4: E4M3 scale = RNE(amax/6): within 2⁻⁴ relative (2⁻¹⁰ absolute when subnormal) → scale ≤ 1.0625× amax/6; amax clipped ≤ 6·2⁻⁴ of a scale unit")
+        }
+    }
+}
+
+/// The quantum of an E4M3 value near `v` (half the spacing): used for nvfp4 scales.
+@inline(__always) func halfSpacingE4M3(_ v: Float) -> Float {
+    let a = abs(v)
+    if a < 0x1p-6 { return 0x1p-10 }  // subnormal spacing 2⁻⁹
+    return Float(sign: .plus, exponent: a.exponent - 3, significand: 1) / 2
+}

@@ -1,0 +1,6 @@
+import ParityCore
+import ParityEngine
+
+enum WeightDiagnosis {
+    static func diagnose(_ binding: RuntimeWeight, reference: [Float]) -> String? { nil }
+}

@@ -1,0 +1,484 @@
+import Foundation
+import ParityCore
+import ParityEngine
+import ParityFormats
+import ParityModels
+
+/// Reads every parameter the way the engine's runtime reads it, brings it into the reference layout by the
+/// runtime's semantics, and compares it with the reference weights: f32 identical; f16/bf16 identical to
+/// round-to-nearest-even (a consistent truncation is named as a finding); block-quantized types within the
+/// bounds of `QuantBoundPolicy`. Stored data is read in place from the memory-mapped file, a block at a time;
+/// only the reference tensor being checked is held in memory.
+public enum WeightVerifier {
+    /// Issues listed per tensor (the counts cover all).
+    public static let listedIssues = 8
+
+    /// Checks the engine's file against `model`'s reference weights; nil when the engine cannot say how it
+    /// reads its parameters.
+    public static func verify(engine: FormatEngine, model: ReferenceModel) throws(ParityError) -> WeightReport? {
+        guard let reader = engine as? RuntimeWeightReading else { return nil }
+        let start = Date()
+        let reference = try model.weights()
+        var results: [TensorWeightResult] = []
+        var consumed = Set<String>()
+        var bytes = 0
+        let mlxFloat = (engine as? MLXEngine)?.floatWeightType
+        for binding in reader.runtimeWeights(for: model.config.layers) {
+            consumed.formUnion(binding.consumedNames)
+            guard let entry = reference.entry(named: binding.referenceName) else {
+                throw .mismatch(file: reference.path, reason: "the reference weights have no tensor \"\(binding.referenceName)\" that config.json's layer \(binding.layer) needs")
+            }
+            guard entry.shape == binding.referenceShape else {
+                throw .mismatch(file: reference.path, reason: "reference tensor \"\(binding.referenceName)\" has shape \(entry.shape); config.json says \(binding.referenceShape)")
+            }
+            let expected: [Float]
+            do { expected = try reference.tensor(entry).data } catch {
+                throw .unsupported(file: reference.path, reason: "cannot read reference tensor \"\(binding.referenceName)\": \(error)")
+            }
+            var result = check(binding, reference: expected, mlxFloat: mlxFloat)
+            if result.status == .outOfBounds || result.status == .refused {
+                result.diagnosis = WeightDiagnosis.diagnose(binding, reference: expected)
+            }
+            bytes += storedBytes(binding.source)
+            results.append(result)
+        }
+        for name in reader.storedTensorNames where !consumed.contains(name) {
+            var extra = TensorWeightResult(layer: nil, referenceName: nil, fileName: name, storedType: "-", storedShape: [], referenceShape: [],
+                                           layout: "-", status: .extra, failsVerification: reader.refusesUnreadTensors)
+            extra.detail = reader.refusesUnreadTensors
+                ? "no parameter of the model reads it; the runtime's strict loading refuses unread tensors"
+                : "no parameter of the model reads it; ggml's loader looks tensors up by name and ignores it"
+            results.append(extra)
+        }
+        return WeightReport(tensors: results, bytesChecked: bytes, seconds: Date().timeIntervalSince(start), referenceFile: reference.path)
+    }
+
+    static func storedBytes(_ source: StoredWeightSource?) -> Int {
+        switch source {
+        case let .gguf(_, t): return t.byteCount
+        case let .safetensors(_, e): return e.dataRange.count
+        case let .mlxArray(r): return r.bytes.count
+        case let .mlxQuantized(w, s, b, _): return w.bytes.count + s.bytes.count + (b?.bytes.count ?? 0)
+        case nil: return 0
+        }
+    }
+
+    // MARK: One parameter
+
+    static func check(_ b: RuntimeWeight, reference: [Float], mlxFloat: MLXFloatType?) -> TensorWeightResult {
+        func result(_ type: String, _ shape: [Int], _ status: TensorWeightResult.Status) -> TensorWeightResult {
+            TensorWeightResult(layer: b.layer, referenceName: b.referenceName, fileName: b.fileName, storedType: type, storedShape: shape,
+                               referenceShape: b.referenceShape, layout: b.layout.description, status: status,
+                               failsVerification: status != .pass)
+        }
+        guard let source = b.source else {
+            var r = result("-", [], .missing)
+            r.detail = "the runtime looks for '\(b.fileName)' and the file has no such tensor"
+            return r
+        }
+        let (typeName, shape) = describe(source)
+        if let refusal = b.refusal {
+            var r = result(typeName, shape, .refused)
+            r.detail = refusal
+            return r
+        }
+        // The reference values in the stored order: what the runtime must find at each stored position.
+        let map = b.layout.referenceIndexOfStored()
+        let expected = map.map { m in m.map { reference[$0] } } ?? reference
+        var r = result(typeName, shape, .pass)
+        let rowLength = b.requiredShape.last ?? 1
+        var sink = IssueSink(map: map, rowLength: rowLength)
+        switch source {
+        case let .gguf(file, t):
+            do {
+                try file.withData(t) { bytes in
+                    switch t.type {
+                    case .f32, .f16, .bf16:
+                        checkDense(bytes, dtype: t.type == .f32 ? .f32 : t.type == .f16 ? .f16 : .bf16, expected: expected, into: &r, sink: &sink)
+                    default:
+                        guard let policy = QuantBoundPolicy.gguf(t.type) else {
+                            r.status = .unchecked
+                            r.detail = "no weight bound for ggml type \(t.type.name)"
+                            return
+                        }
+                        checkGGUFBlocks(bytes, type: t.type, policy: policy, expected: expected, into: &r, sink: &sink)
+                        var ref = [UInt8](repeating: 0, count: t.byteCount)
+                        let ok: Bool = expected.withUnsafeBufferPointer { e in
+                            ref.withUnsafeMutableBytes { out in (try? GGMLQuants.quantize(e, to: t.type, into: out)) != nil }
+                        }
+                        r.identicalToReferenceQuantizer = ok ? ref.elementsEqual(bytes) : nil
+                    }
+                }
+            } catch {
+                r.status = .refused
+                r.detail = "cannot read '\(t.name)': \(error)"
+            }
+        case let .safetensors(file, entry):
+            do {
+                let raw = try file.rawBytes(entry)
+                raw.withUnsafeBytes { checkDenseAny($0, dtype: entry.dtype, expected: expected, into: &r, sink: &sink) }
+            } catch {
+                r.status = .refused
+                r.detail = "cannot read '\(entry.name)': \(error)"
+            }
+        case let .mlxArray(raw):
+            raw.bytes.withUnsafeBytes { checkDenseAny($0, dtype: raw.dtype, expected: expected, into: &r, sink: &sink) }
+        case let .mlxQuantized(weight, scales, biases, parameters):
+            guard let mode = MLXQuantMode(rawValue: parameters.mode),
+                  let q = try? MLXQuantized(weight: weight, scales: scales, biases: biases, mode: mode, groupSize: parameters.groupSize, bits: parameters.bits) else {
+                var refused = result(typeName, shape, .refused)
+                refused.detail = "cannot read the quantized module as \(parameters.mode) \(parameters.bits)-bit group \(parameters.groupSize)"
+                return refused
+            }
+            let policy = QuantBoundPolicy.mlx(mode: mode, bits: q.bits, groupSize: q.groupSize)
+            checkMLX(q, policy: policy, expected: expected, into: &r, sink: &sink)
+            let dtype: MLXFloatType = mode == .affine ? q.scaleType : (mlxFloat ?? .f32)
+            if let ref = try? MLXQuantization.quantize(expected, rows: q.rows, cols: q.cols, dtype: dtype, mode: mode, groupSize: q.groupSize, bits: q.bits) {
+                r.identicalToReferenceQuantizer = ref.packed == q.packed && ref.scales == q.scales && ref.biases == q.biases
+            }
+        }
+        r.issues = sink.issues
+        r.worst = sink.worst
+        if r.status == .pass && (r.elementsOutOfBounds > 0 || r.blocksOutOfBounds > 0) { r.status = .outOfBounds }
+        r.failsVerification = r.status != .pass
+        return r
+    }
+
+    static func describe(_ source: StoredWeightSource) -> (String, [Int]) {
+        switch source {
+        case let .gguf(_, t): return (t.type.name, t.shape)
+        case let .safetensors(_, e): return (e.dtype.rawValue.lowercased(), e.shape)
+        case let .mlxArray(r): return (r.dtype.rawValue.lowercased(), r.shape)
+        case let .mlxQuantized(w, s, _, p):
+            let rows = w.shape.dropLast().reduce(1, *)
+            let cols = (w.shape.last ?? 0) * 32 / max(p.bits, 1)
+            let label = p.mode == "affine" ? "affine-b\(p.bits)-g\(p.groupSize) (\(s.dtype.rawValue.lowercased()) scales)" : p.mode
+            return (label, [rows, cols])
+        }
+    }
+
+    // MARK: Issue bookkeeping
+
+    struct IssueSink {
+        let map: [Int]?
+        let rowLength: Int
+        var issues: [WeightIssue] = []
+        var worst: WeightIssue?
+        var worstScore = -Double.infinity
+
+        mutating func consider(index: Int, block: Int?, scale: Double?, stored: Float, reference: Float, expected: Float, bound: Double,
+                               rule: String, score: Double, isIssue: Bool) {
+            guard isIssue || score > worstScore else { return }
+            let issue = WeightIssue(storedIndex: index, referenceIndex: map?[index] ?? index, row: index / max(rowLength, 1), column: index % max(rowLength, 1),
+                                    block: block, scale: scale, stored: Double(stored), reference: Double(reference), expected: Double(expected),
+                                    bound: bound, rule: rule)
+            if score > worstScore { worstScore = score; worst = issue }
+            if isIssue && issues.count < WeightVerifier.listedIssues { issues.append(issue) }
+        }
+    }
+
+    // MARK: Dense floats
+
+    static func checkDenseAny(_ bytes: UnsafeRawBufferPointer, dtype: DType, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
+        switch dtype {
+        case .f32, .f16, .bf16:
+            checkDense(bytes, dtype: dtype, expected: expected, into: &r, sink: &sink)
+        case .f64:
+            // float64 holds every float32 exactly: the values must be the reference's.
+            r.rule = "f64: identical to the float32 reference (exactly representable)"
+            r.elements = expected.count
+            for i in 0..<expected.count {
+                let v = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))
+                let same = v == Double(expected[i]) || (v.isNaN && expected[i].isNaN)
+                if !same { r.elementsOutOfBounds += 1 }
+                sink.consider(index: i, block: nil, scale: nil, stored: Float(v), reference: expected[i], expected: expected[i], bound: 0,
+                              rule: "not identical", score: same ? 0 : abs(v - Double(expected[i])), isIssue: !same)
+            }
+        default:
+            r.status = .unchecked
+            r.detail = "no weight rule for dtype \(dtype.rawValue)"
+        }
+    }
+
+    /// f32: bit-identical (NaN matches NaN). f16/bf16: identical to round-to-nearest-even of the reference; an
+    /// element equal instead to the reference truncated toward zero is counted separately, and a tensor whose
+    /// every difference is such a truncation is named "rounded toward zero" (a finding, not a corruption).
+    static func checkDense(_ bytes: UnsafeRawBufferPointer, dtype: DType, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
+        let n = expected.count
+        r.elements = n
+        var truncated = 0, nearestOnly = 0, neither = 0
+        var truncMaxAbs: Float = 0
+        switch dtype {
+        case .f32:
+            r.rule = "f32: bit-identical to the reference"
+            for i in 0..<n {
+                let bits = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                let v = Float(bitPattern: bits), x = expected[i]
+                let same = bits == x.bitPattern || (v.isNaN && x.isNaN)
+                if !same { neither += 1 }
+                sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: x, bound: 0, rule: "not identical",
+                              score: same ? 0 : Double(abs(v - x)).isNaN ? .infinity : Double(abs(v - x)), isIssue: !same)
+            }
+        default:
+            let isHalf = dtype == .f16
+            r.rule = "\(isHalf ? "f16" : "bf16"): identical to round-to-nearest-even of the reference (PyTorch, numpy, gguf-py, MLX)"
+            for i in 0..<n {
+                let stored = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                let x = expected[i]
+                let rne = isHalf ? FloatCodecs.floatToHalf(x) : FloatCodecs.floatToBFloat16(x)
+                let v = isHalf ? FloatCodecs.halfToFloat(stored) : FloatCodecs.bfloat16ToFloat(stored)
+                let rneValue = isHalf ? FloatCodecs.halfToFloat(rne) : FloatCodecs.bfloat16ToFloat(rne)
+                if stored == rne || (v.isNaN && x.isNaN) {
+                    let trunc = truncate(x, half: isHalf)
+                    if trunc != rne { nearestOnly += 1 }
+                    sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: rneValue, bound: 0, rule: "", score: 0, isIssue: false)
+                    continue
+                }
+                if stored == truncate(x, half: isHalf) {
+                    truncated += 1
+                    truncMaxAbs = max(truncMaxAbs, abs(v - x))
+                    continue
+                }
+                neither += 1
+                let diff = Double(abs(v - rneValue))
+                sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: rneValue, bound: 0,
+                              rule: "not round-to-nearest-even", score: diff.isNaN ? .infinity : diff, isIssue: true)
+            }
+        }
+        r.elementsOutOfBounds = neither
+        if truncated > 0 {
+            if nearestOnly == 0 {
+                r.finding = "rounded toward zero (truncation), not to nearest even: \(truncated) of \(n) elements differ from round-to-nearest-even by one ulp "
+                    + "(largest |stored − reference| \(formatNumber(Double(truncMaxAbs)))); a consistent rounding choice, not a corruption"
+            } else {
+                // Mixed rounding is not any converter's consistent choice: each truncated element is an issue.
+                r.elementsOutOfBounds += truncated
+                r.finding = "mixed rounding: \(truncated) elements truncated toward zero among \(nearestOnly) rounded to nearest even"
+                recordTruncations(bytes, dtype: dtype, expected: expected, sink: &sink)
+            }
+        }
+        r.identicalToReferenceQuantizer = neither == 0 && truncated == 0
+    }
+
+    static func recordTruncations(_ bytes: UnsafeRawBufferPointer, dtype: DType, expected: [Float], sink: inout IssueSink) {
+        let isHalf = dtype == .f16
+        for i in 0..<expected.count {
+            let stored = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            let x = expected[i]
+            let rne = isHalf ? FloatCodecs.floatToHalf(x) : FloatCodecs.floatToBFloat16(x)
+            guard stored != rne, stored == truncate(x, half: isHalf) else { continue }
+            let v = isHalf ? FloatCodecs.halfToFloat(stored) : FloatCodecs.bfloat16ToFloat(stored)
+            let rneValue = isHalf ? FloatCodecs.halfToFloat(rne) : FloatCodecs.bfloat16ToFloat(rne)
+            sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: rneValue, bound: 0,
+                          rule: "truncated (mixed rounding)", score: Double(abs(v - rneValue)), isIssue: true)
+        }
+    }
+
+    /// The reference rounded toward zero (a converter that drops the low bits).
+    static func truncate(_ x: Float, half: Bool) -> UInt16 {
+        if half {
+            let h = Float16(x)
+            if x.isNaN || Float(h) == x { return h.bitPattern }
+            // Float16(x) rounds to nearest: step back toward zero when it rounded away.
+            guard abs(Float(h)) > abs(x) else { return h.bitPattern }
+            return (x > 0 ? h.nextDown : h.nextUp).bitPattern
+        }
+        if x.isNaN { return FloatCodecs.floatToBFloat16(x) }
+        return UInt16(truncatingIfNeeded: x.bitPattern >> 16)
+    }
+
+    // MARK: Quantized blocks
+
+    /// Per-tensor accumulation of the block rules.
+    struct GroupChecker {
+        let policy: QuantBoundPolicy
+        let codes: [Float]   // sorted code values (uniform: lo...hi)
+        let uniform: (lo: Float, hi: Float)?
+        var worstFraction = 0.0
+        var worstScaleFraction = 0.0
+
+        init(policy: QuantBoundPolicy) {
+            self.policy = policy
+            switch policy.grid {
+            case let .uniform(lo, hi):
+                uniform = (Float(lo), Float(hi))
+                codes = []
+            case let .table(t):
+                uniform = nil
+                codes = t
+            }
+        }
+
+        /// Checks one group; returns the number of elements out of bounds and whether the scale itself is.
+        mutating func check(x: UnsafePointer<Float>, y: UnsafePointer<Float>, count: Int, group g: QuantGroup, base: Int, block: Int,
+                            sink: inout IssueSink) -> (bad: Int, scaleBad: Bool) {
+            let s = g.scale, m = g.offset
+            let u = QuantBoundPolicy.inputRounding
+            let eps: Float = 4 * 0x1p-24
+            // Rule 3: scale tightness against the nominal scale of this group's reference values.
+            var amax: Float = 0, lo = Float.infinity, hi = -Float.infinity
+            for i in 0..<count { amax = max(amax, abs(x[i])); lo = min(lo, x[i]); hi = max(hi, x[i]) }
+            let nominal: Float
+            switch policy.nominal {
+            case let .amax(code): nominal = amax / code
+            case let .range(levels, zero): nominal = ((zero ? max(hi, 0) : hi) - (zero ? min(lo, 0) : lo)) / levels
+            }
+            let scaleLimit = policy.maxScaleRatio * nominal * (1 + u) + g.scaleQuantum + eps * abs(s)
+            var scaleBad = false
+            if s.isNaN || !s.isFinite || !m.isFinite {
+                scaleBad = true
+            } else if nominal > 0 {
+                worstScaleFraction = max(worstScaleFraction, Double(abs(s) / scaleLimit))
+                scaleBad = abs(s) > scaleLimit
+            }
+            var bad = 0
+            for i in 0..<count {
+                let xi = x[i], yi = y[i]
+                let err = abs(xi - yi)
+                // The nearest grid value to x, whether x lies inside the grid, the gap there and the end code.
+                var near: Float, gap: Float, inside: Bool, endCode: Float, nearestValue: Float
+                if s == 0 || !s.isFinite {
+                    nearestValue = m; near = abs(xi - m); gap = 0; inside = xi == m; endCode = policy.grid.maxAbsCode
+                } else if let (clo, chi) = uniform {
+                    let t = (xi - m) / s
+                    let c = min(max(t.rounded(.toNearestOrEven), clo), chi)
+                    nearestValue = s * c + m
+                    near = abs(xi - nearestValue)
+                    inside = t >= clo && t <= chi
+                    gap = abs(s)
+                    endCode = c
+                } else {
+                    let t = (xi - m) / s
+                    let last = codes.count - 1
+                    var k: Int
+                    if t < codes[0] || t > codes[last] {
+                        inside = false
+                        k = t < codes[0] ? 0 : last
+                        gap = abs(s) * (k == 0 ? codes[1] - codes[0] : codes[last] - codes[last - 1])
+                    } else {
+                        inside = true
+                        var a = 0, b = last
+                        while b - a > 1 { let mid = (a + b) / 2; if codes[mid] <= t { a = mid } else { b = mid } }
+                        k = (t - codes[a]) <= (codes[b] - t) ? a : b
+                        gap = abs(s) * (codes[b] - codes[a])
+                    }
+                    nearestValue = s * codes[k] + m
+                    near = abs(xi - nearestValue)
+                    endCode = codes[k]
+                }
+                let storedCode: Float = s != 0 && s.isFinite ? (yi - m) / s : endCode
+                let slack = u * abs(xi) + abs(storedCode) * g.scaleStorageSlack + g.offsetStorageSlack
+                    + eps * (abs(xi) + abs(yi) + abs(m) + abs(s) * policy.grid.maxAbsCode)
+                // Rule 1: a nearest code. Rule 2: bounded clipping.
+                let nearestOK = err <= near + slack
+                let clipLimit = policy.clipSteps * gap + abs(endCode) * g.scaleQuantum + g.offsetQuantum + slack
+                let clipOK = inside || near <= clipLimit
+                let allowed = inside ? gap / 2 + slack : clipLimit
+                let fraction = allowed > 0 ? Double(err / allowed) : (err == 0 ? 0 : .infinity)
+                let elementBad = !nearestOK || !clipOK || !yi.isFinite
+                if elementBad { bad += 1 }
+                worstFraction = max(worstFraction, elementBad ? max(fraction, 1) : fraction.isNaN ? .infinity : fraction)
+                let bound = Double(nearestOK ? (inside ? near + slack : clipLimit) : near + slack)
+                sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: nearestValue, bound: bound,
+                              rule: !nearestOK ? "not a nearest code" : !clipOK ? "clipped beyond bound" : "non-finite",
+                              score: elementBad ? 1e30 + Double(err) : fraction, isIssue: elementBad)
+            }
+            if scaleBad && bad == 0 {
+                // Report the block at its largest element, under the scale rule.
+                var k = 0
+                for i in 1..<max(count, 1) where abs(x[i]) > abs(x[k]) { k = i }
+                sink.consider(index: base + k, block: block, scale: Double(s), stored: y[k], reference: x[k], expected: x[k],
+                              bound: Double(scaleLimit), rule: "scale \(formatNumber(Double(abs(s)))) > bound \(formatNumber(Double(scaleLimit)))",
+                              score: 1e30, isIssue: true)
+            }
+            return (bad, scaleBad)
+        }
+    }
+
+    static func checkGGUFBlocks(_ bytes: UnsafeRawBufferPointer, type: GGMLType, policy: QuantBoundPolicy, expected: [Float],
+                                into r: inout TensorWeightResult, sink: inout IssueSink) {
+        let blockSize = type.blockSize, typeSize = type.typeSize
+        let blocks = expected.count / blockSize
+        r.rule = "\(type.name): " + policy.ruleText
+        r.derivation = policy.derivation
+        r.elements = expected.count
+        r.blocks = blocks
+        var checker = GroupChecker(policy: policy)
+        var y = [Float](repeating: 0, count: blockSize)
+        expected.withUnsafeBufferPointer { xs in
+            y.withUnsafeMutableBufferPointer { yb in
+                for blk in 0..<blocks {
+                    let raw = UnsafeRawBufferPointer(rebasing: bytes[(blk * typeSize)..<((blk + 1) * typeSize)])
+                    GGMLQuants.dequantize(raw, type: type, count: blockSize, into: yb)
+                    guard let groups = GGMLQuants.groups(ofBlock: raw.baseAddress!, type: type) else { continue }
+                    let length = blockSize / groups.count
+                    var blockBad = false
+                    for (gi, g) in groups.enumerated() {
+                        let offset = blk * blockSize + gi * length
+                        let (bad, scaleBad) = checker.check(x: xs.baseAddress! + offset, y: yb.baseAddress! + gi * length, count: length, group: g,
+                                                            base: offset, block: blk, sink: &sink)
+                        r.elementsOutOfBounds += bad
+                        if bad > 0 || scaleBad { blockBad = true }
+                    }
+                    if blockBad { r.blocksOutOfBounds += 1 }
+                }
+            }
+        }
+        r.worstFractionOfBound = checker.worstFraction
+        r.worstScaleFractionOfBound = checker.worstScaleFraction
+    }
+
+    static func checkMLX(_ q: MLXQuantized, policy: QuantBoundPolicy, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
+        r.rule = "MLX \(policy.type): " + policy.ruleText
+        r.derivation = policy.derivation
+        r.elements = expected.count
+        let groupsPerRow = q.groupsPerRow, g = q.groupSize
+        r.blocks = q.rows * groupsPerRow
+        var checker = GroupChecker(policy: policy)
+        let scales = q.scaleValues, biases = q.biasValues
+        let fpValues: [Float] = q.mode == .mxfp8 ? (0...255).map { FloatCodecs.f8E4M3ToFloat(UInt8($0)) } : MLXQuantization.fp4Values
+        var y = [Float](repeating: 0, count: g)
+        for row in 0..<q.rows {
+            let codes = q.codes(row: row)
+            for gi in 0..<groupsPerRow {
+                let index = row * groupsPerRow + gi
+                let s = scales[index], m = biases?[index] ?? 0
+                let group: QuantGroup
+                switch q.mode {
+                case .affine:
+                    let hs = halfULP(s, q.scaleType), hm = halfULP(m, q.scaleType)
+                    group = QuantGroup(scale: s, offset: m, scaleStorageSlack: hs, offsetStorageSlack: hm, scaleQuantum: hs, offsetQuantum: hm)
+                    for j in 0..<g { y[j] = s * Float(codes[gi * g + j]) + m }
+                case .nvfp4:
+                    group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: halfSpacingE4M3(s), offsetQuantum: 0)
+                    for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
+                case .mxfp4, .mxfp8:
+                    group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: 0, offsetQuantum: 0)
+                    for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
+                }
+                let base = row * q.cols + gi * g
+                let (bad, scaleBad) = expected.withUnsafeBufferPointer { xs in
+                    y.withUnsafeBufferPointer { yb in
+                        checker.check(x: xs.baseAddress! + base, y: yb.baseAddress!, count: g, group: group, base: base, block: index, sink: &sink)
+                    }
+                }
+                r.elementsOutOfBounds += bad
+                if bad > 0 || scaleBad { r.blocksOutOfBounds += 1 }
+            }
+        }
+        r.worstFractionOfBound = checker.worstFraction
+        r.worstScaleFractionOfBound = checker.worstScaleFraction
+    }
+
+    /// Half an ulp of `v` in an MLX float type.
+    static func halfULP(_ v: Float, _ t: MLXFloatType) -> Float {
+        switch t {
+        case .f32: return v.ulp / 2
+        case .f16: return halfULPOfHalf(v)
+        case .bf16:
+            let a = abs(v)
+            guard a.isFinite, a > 0 else { return 0 }
+            return Float(sign: .plus, exponent: max(a.exponent, -126) - 8, significand: 1)
+        }
+    }
+}
