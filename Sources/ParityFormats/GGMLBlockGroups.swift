@@ -90,7 +90,7 @@ extension GGMLQuants {
                 let sc = loadU8(x, j)
                 let s = Float(sc & 0x0F), m = Float(sc >> 4)
                 return QuantGroup(scale: d * s, offset: -(dmin * m), scaleStorageSlack: s * hd, offsetStorageSlack: m * hm,
-                                  scaleQuantum: d / 2 + s * hd, offsetQuantum: dmin / 2 + m * hm)
+                                  scaleQuantum: abs(d) / 2 + s * hd, offsetQuantum: abs(dmin) / 2 + m * hm)
             }
         case .q3_K:
             // y = d·(sc − 32)·q with 16 six-bit scales packed in 12 bytes, 16 groups of 16.
@@ -100,7 +100,7 @@ extension GGMLQuants {
                 let high = (loadU8(x, 96 + 8 + j % 4) >> UInt8(2 * (j / 4))) & 3
                 let sc = Float(Int(low | high << 4) - 32)
                 return QuantGroup(scale: d * sc, offset: 0, scaleStorageSlack: abs(sc) * hd, offsetStorageSlack: 0,
-                                  scaleQuantum: d / 2 + abs(sc) * hd, offsetQuantum: 0)
+                                  scaleQuantum: abs(d) / 2 + abs(sc) * hd, offsetQuantum: 0)
             }
         case .q4_K, .q5_K:
             // y = d·sc·q − dmin·m with get_scale_min_k4, 8 groups of 32.
@@ -109,7 +109,7 @@ extension GGMLQuants {
                 let (sc, mn) = getScaleMinK4(j, x + 4)
                 let s = Float(sc), m = Float(mn)
                 return QuantGroup(scale: d * s, offset: -(dmin * m), scaleStorageSlack: s * hd, offsetStorageSlack: m * hm,
-                                  scaleQuantum: d / 2 + s * hd, offsetQuantum: dmin / 2 + m * hm)
+                                  scaleQuantum: abs(d) / 2 + s * hd, offsetQuantum: abs(dmin) / 2 + m * hm)
             }
         case .q6_K:
             // y = d·sc·q with int8 scales, 16 groups of 16.
@@ -117,7 +117,7 @@ extension GGMLQuants {
             return (0..<16).map { j in
                 let sc = Float(loadI8(x, 192 + j))
                 return QuantGroup(scale: d * sc, offset: 0, scaleStorageSlack: abs(sc) * hd, offsetStorageSlack: 0,
-                                  scaleQuantum: d / 2 + abs(sc) * hd, offsetQuantum: 0)
+                                  scaleQuantum: abs(d) / 2 + abs(sc) * hd, offsetQuantum: 0)
             }
         default:
             return nil

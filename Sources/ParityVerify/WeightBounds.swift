@@ -43,8 +43,9 @@ public struct QuantBoundPolicy: Sendable {
     /// The reason for each number, printed in reports.
     public let derivation: String
 
-    /// Relative rounding of a quantizer's input (bf16 is the coarsest dtype a pipeline casts to first).
-    public static let inputRounding: Float = 0x1p-9
+    /// Relative rounding of a quantizer's input: bf16's unit roundoff 2⁻⁸ (8 significant bits), the coarsest dtype a
+    /// pipeline casts to first (MLX also rounds amax/top and x/scale to the weight dtype).
+    public static let inputRounding: Float = 0x1p-8
 
     public var ruleText: String {
         let nominalText: String
@@ -67,10 +68,10 @@ public struct QuantBoundPolicy: Sendable {
         guard let (length, grid) = GGMLQuants.groupStructure(type) else { return nil }
         switch type {
         case .q8_0:
-            // d = amax/127 in every Q8_0 quantizer (ggml ignores an imatrix for Q8_0); stored as f16 (2⁻¹¹) of an
-            // input possibly rounded to bf16 (2⁻⁹): ratio ≤ (1+2⁻⁹)(1+2⁻¹¹) < 1.003. Nothing is clipped.
-            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 127), maxScaleRatio: 1.003, clipSteps: 0.5,
-                                    derivation: "q8_0: d = amax/127 (ggml, gguf-py; imatrix unused); f16 d and bf16 input → ratio ≤ 1.003; no clipping (half a step)")
+            // d = amax/127 in every Q8_0 quantizer (ggml ignores an imatrix for Q8_0); stored as f16 (half an ulp,
+            // added as the scale quantum) of an input possibly rounded to bf16 (×(1+2⁻⁸)). Nothing is clipped.
+            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 127), maxScaleRatio: 1.002, clipSteps: 0.5,
+                                    derivation: "q8_0: d = amax/127 (ggml, gguf-py; imatrix unused); f16 d (+ half an f16 ulp) of a bf16-rounded input (×(1+2⁻⁸)) → ratio ≤ 1.002 beyond those; no clipping (half a step)")
         case .q4_0, .q5_0:
             // Reference: d = max/−8 (−16): the max-magnitude value lands on the end code −8·d; the other end
             // clips to +7d (+15d), at most 1 step. imatrix (make_qx_quants) tries 1/d = (n ± 0.9)/max and refits by
@@ -83,18 +84,18 @@ public struct QuantBoundPolicy: Sendable {
             return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: levels, includeZero: false), maxScaleRatio: 1.25, clipSteps: 2,
                                     derivation: "\(type.name): d = (max−min)/\(Int(levels)), m = min (reference, no clipping); imatrix make_qkx3_quants searches 1/d in (n ± 0.9)/range and refits scale and min → ≤ 1.25× nominal, clipping ≤ 2 steps")
         case .q2_K:
-            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: 3, includeZero: true), maxScaleRatio: 1.5, clipSteps: 2,
-                                    derivation: "q2_K: make_qkx2_quants(nmax 3, rmin −0.5, 15 steps of 0.1) searches 1/d in (2.5…4)/range and refits → measured ≤ 1.36× nominal and ≤ 1.1 steps of clipping; bound 1.5×, 2 steps; 4-bit sub-scales of d and dmin add d/2, dmin/2")
+            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: 3, includeZero: true), maxScaleRatio: 2.2, clipSteps: 2,
+                                    derivation: "q2_K: make_qkx2_quants(nmax 3, rmin −0.5, 15 steps of 0.1, weighted by |x|) searches 1/d in (2.5…4)/range and refits scale and min by weighted least squares, which can push the min far below the data: measured up to 1.9× nominal; bound 2.2× (so only rule 1 catches a doubled q2_K scale), 2 steps of clipping; 4-bit sub-scales of d and dmin add d/2, dmin/2")
         case .q3_K:
             return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 4), maxScaleRatio: 1.5, clipSteps: 2,
-                                    derivation: "q3_K: make_q3_quants(nmax 4) starts at d = amax/4 and moves codes to cut the squared error, refitting d → measured ≤ 1.2× nominal, ≤ 1 step of clipping; bound 1.5×, 2 steps; 6-bit sub-scales add d/2")
+                                    derivation: "q3_K: make_q3_quants(nmax 4) starts at d = amax/4 and moves codes to cut the squared error, refitting d → measured up to 1.34× nominal; bound 1.5×, 2 steps of clipping; 6-bit sub-scales add d/2")
         case .q4_K, .q5_K:
             let levels: Float = type == .q4_K ? 15 : 31
             return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: levels, includeZero: true), maxScaleRatio: 1.35, clipSteps: 2,
-                                    derivation: "\(type.name): make_qkx2_quants(nmax \(Int(levels))) searches 1/d in (n ± 1)/range (min ≤ 0) and refits; imatrix make_qkx3_quants a similar range → measured ≤ 1.2× nominal, ≤ 1 step of clipping; bound 1.35×, 2 steps; 6-bit sub-scales and mins add d/2, dmin/2")
+                                    derivation: "\(type.name): make_qkx2_quants(nmax \(Int(levels))) searches 1/d in (n ± 1)/range (min ≤ 0) and refits; imatrix make_qkx3_quants a similar range → measured up to 1.10× nominal (q4_K), 1.04× (q5_K); bound 1.35×, 2 steps of clipping; 6-bit sub-scales and mins add d/2, dmin/2")
         case .q6_K:
             return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 32), maxScaleRatio: 1.25, clipSteps: 2,
-                                    derivation: "q6_K: make_qx_quants(nmax 32) tries 1/d = (32 ± 0.9)/max and refits → measured ≤ 1.1× nominal, ≤ 1 step of clipping; bound 1.25×, 2 steps; 8-bit sub-scales add d/2")
+                                    derivation: "q6_K: make_qx_quants(nmax 32) tries 1/d = (32 ± 0.9)/max and refits → measured up to 1.03× nominal; bound 1.25×, 2 steps of clipping; 8-bit sub-scales add d/2")
         case .mxfp4:
             // e = floor(log2 amax) − 2 + 127 → top value 12·2^(e−128) = 1.5·2^⌊log2 amax⌋ ∈ (0.75, 1.5]·amax: the
             // scale is ≤ 1.5× amax/12, and amax can be clipped to 0.75·amax: one top gap (8 → 12 is 4 scale units).
@@ -112,13 +113,14 @@ public struct QuantBoundPolicy: Sendable {
         switch mode {
         case .affine:
             let levels = Float((1 << bits) - 1)
-            // scale = (max−min)/levels, then snapped so the larger-magnitude end e is a level: scale = e/round(e/scale)
-            // with |e/scale| ≥ levels/2, so the ratio is t/round(t) for t ≥ levels/2: ≤ 1 + 1/levels. The other end
-            // then overshoots by ≤ levels·(1/ratio − 1) ≤ 1 step. 1 bit: scale = max − min exactly.
-            let ratio: Float = bits == 1 ? 1 : 1 + 1 / levels
+            // scale = (max−min)/levels, then snapped so the larger-magnitude end e is a level: scale = e/rint(e/scale)
+            // with t = |e/scale| ≥ levels/2 = k + ½ (levels odd). The ratio t/rint(t) is largest when t = k + ½ rounds
+            // down to k (ties to even, or float rounding just below): 1 + 1/(levels − 1) (measured: 3-bit groups with
+            // min = −max hit 7/6). The other end then overshoots by ≤ 1 step. 1 bit: scale = max − min exactly.
+            let ratio: Float = bits == 1 ? 1 : 1 + 1 / (levels - 1)
             return QuantBoundPolicy(type: "affine-b\(bits)-g\(groupSize)", groupLength: groupSize, grid: .uniform(lo: 0, hi: Int(levels)),
                                     nominal: .range(levels: levels, includeZero: false), maxScaleRatio: ratio * (1 + 0x1p-8), clipSteps: 1,
-                                    derivation: "affine \(bits)-bit: scale = (max−min)/\(Int(levels)) snapped so the larger end is a level → ratio ≤ 1 + 1/\(Int(levels)), the other end overshoots ≤ 1 step; scales and biases rounded to the weight dtype after the codes were chosen")
+                                    derivation: "affine \(bits)-bit: scale = (max−min)/\(Int(levels)) snapped so the larger end is a level → ratio ≤ 1 + 1/\(Int(levels) - 1), the other end overshoots ≤ 1 step; scales and biases rounded to the weight dtype after the codes were chosen")
         case .mxfp4, .mxfp8:
             let top: Float = mode == .mxfp8 ? 448 : 6
             let values = mode == .mxfp8 ? (0...255).map { FloatCodecs.f8E4M3ToFloat(UInt8($0)) }.filter(\.isFinite) : MLXQuantization.fp4Values

@@ -318,12 +318,18 @@ public enum WeightVerifier {
             // Rule 3: scale tightness against the nominal scale of this group's reference values.
             var amax: Float = 0, lo = Float.infinity, hi = -Float.infinity
             for i in 0..<count { amax = max(amax, abs(x[i])); lo = min(lo, x[i]); hi = max(hi, x[i]) }
-            let nominal: Float
+            // The nominal scale of the quantizer's input, which may be the reference rounded to bf16/f16: amax moves
+            // by u·amax, a range by up to 2u·max(|lo|, |hi|) (large for a narrow group far from zero).
+            let nominal: Float, nominalSlack: Float
             switch policy.nominal {
-            case let .amax(code): nominal = amax / code
-            case let .range(levels, zero): nominal = ((zero ? max(hi, 0) : hi) - (zero ? min(lo, 0) : lo)) / levels
+            case let .amax(code):
+                nominal = amax / code
+                nominalSlack = (u * amax + 0x1p-25) / code
+            case let .range(levels, zero):
+                nominal = ((zero ? max(hi, 0) : hi) - (zero ? min(lo, 0) : lo)) / levels
+                nominalSlack = (2 * u * max(abs(lo), abs(hi)) + 0x1p-24) / levels
             }
-            let scaleLimit = policy.maxScaleRatio * nominal * (1 + u) + g.scaleQuantum + eps * abs(s)
+            let scaleLimit = policy.maxScaleRatio * (nominal + nominalSlack + g.scaleQuantum) + eps * abs(s)
             var scaleBad = false
             if s.isNaN || !s.isFinite || !m.isFinite {
                 scaleBad = true
@@ -367,11 +373,14 @@ public enum WeightVerifier {
                     endCode = codes[k]
                 }
                 let storedCode: Float = s != 0 && s.isFinite ? (yi - m) / s : endCode
-                let slack = u * abs(xi) + abs(storedCode) * g.scaleStorageSlack + g.offsetStorageSlack
+                // Both the stored value and the grid value the quantizer preferred may have moved (see QuantBoundPolicy).
+                // Input rounding: bf16's 2⁻⁸ relative, or f16's subnormal half-spacing 2⁻²⁵ for tiny weights.
+                let slack = 2 * (max(u * abs(xi), 0x1p-25) + (abs(storedCode) + 1) * g.scaleStorageSlack + g.offsetStorageSlack)
                     + eps * (abs(xi) + abs(yi) + abs(m) + abs(s) * policy.grid.maxAbsCode)
                 // Rule 1: a nearest code. Rule 2: bounded clipping.
                 let nearestOK = err <= near + slack
-                let clipLimit = policy.clipSteps * gap + abs(endCode) * g.scaleQuantum + g.offsetQuantum + slack
+                // The quantizer's own step may exceed the stored one by the scale quantum (a k-quant sub-scale rounded down).
+                let clipLimit = policy.clipSteps * (gap + g.scaleQuantum * (uniform != nil ? 1 : 0)) + abs(endCode) * g.scaleQuantum + g.offsetQuantum + slack
                 let clipOK = inside || near <= clipLimit
                 let allowed = inside ? gap / 2 + slack : clipLimit
                 let fraction = allowed > 0 ? Double(err / allowed) : (err == 0 ? 0 : .infinity)
@@ -450,10 +459,10 @@ public enum WeightVerifier {
                     group = QuantGroup(scale: s, offset: m, scaleStorageSlack: hs, offsetStorageSlack: hm, scaleQuantum: hs, offsetQuantum: hm)
                     for j in 0..<g { y[j] = s * Float(codes[gi * g + j]) + m }
                 case .nvfp4:
-                    group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: halfSpacingE4M3(s), offsetQuantum: 0)
+                    group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: halfSpacingE4M3(s) + dtypeQuantum(s), offsetQuantum: 0)
                     for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
                 case .mxfp4, .mxfp8:
-                    group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: 0, offsetQuantum: 0)
+                    group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: dtypeQuantum(s), offsetQuantum: 0)
                     for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
                 }
                 let base = row * q.cols + gi * g
@@ -470,6 +479,10 @@ public enum WeightVerifier {
         r.worstScaleFractionOfBound = checker.worstScaleFraction
     }
 
+    /// MLX rounds amax/top to the weight dtype before choosing an fp scale: up to bf16's 2⁻⁸ relative, or f16's
+    /// subnormal half-spacing 2⁻²⁵ absolute for tiny weights.
+    static func dtypeQuantum(_ s: Float) -> Float { max(0x1p-25, abs(s) * 0x1p-8) }
+
     /// Half an ulp of `v` in an MLX float type.
     static func halfULP(_ v: Float, _ t: MLXFloatType) -> Float {
         switch t {
@@ -480,5 +493,41 @@ public enum WeightVerifier {
             guard a.isFinite, a > 0 else { return 0 }
             return Float(sign: .plus, exponent: max(a.exponent, -126) - 8, significand: 1)
         }
+    }
+}
+
+// MARK: Entry points for single tensors (tests, measurements)
+
+extension WeightVerifier {
+    /// Checks GGUF block bytes of `type` (rows of `rowLength`) against reference values in the same order.
+    public static func checkGGUF(_ bytes: [UInt8], type: GGMLType, reference: [Float], rowLength: Int, name: String = "tensor") -> TensorWeightResult {
+        var r = TensorWeightResult(layer: nil, referenceName: name, fileName: name, storedType: type.name, storedShape: [reference.count / rowLength, rowLength],
+                                   referenceShape: [reference.count / rowLength, rowLength], layout: "identity", status: .pass, failsVerification: false)
+        var sink = IssueSink(map: nil, rowLength: rowLength)
+        bytes.withUnsafeBytes { b in
+            switch type {
+            case .f32, .f16, .bf16: checkDense(b, dtype: type == .f32 ? .f32 : type == .f16 ? .f16 : .bf16, expected: reference, into: &r, sink: &sink)
+            default:
+                if let policy = QuantBoundPolicy.gguf(type) { checkGGUFBlocks(b, type: type, policy: policy, expected: reference, into: &r, sink: &sink) } else { r.status = .unchecked }
+            }
+        }
+        r.issues = sink.issues
+        r.worst = sink.worst
+        if r.status == .pass && (r.elementsOutOfBounds > 0 || r.blocksOutOfBounds > 0) { r.status = .outOfBounds }
+        r.failsVerification = r.status != .pass
+        return r
+    }
+
+    /// Checks an MLX quantized matrix against reference values `[rows, cols]`.
+    public static func checkMLX(_ q: MLXQuantized, reference: [Float], name: String = "tensor") -> TensorWeightResult {
+        var r = TensorWeightResult(layer: nil, referenceName: name, fileName: name, storedType: q.mode.rawValue, storedShape: [q.rows, q.cols],
+                                   referenceShape: [q.rows, q.cols], layout: "identity", status: .pass, failsVerification: false)
+        var sink = IssueSink(map: nil, rowLength: q.cols)
+        checkMLX(q, policy: QuantBoundPolicy.mlx(mode: q.mode, bits: q.bits, groupSize: q.groupSize), expected: reference, into: &r, sink: &sink)
+        r.issues = sink.issues
+        r.worst = sink.worst
+        if r.elementsOutOfBounds > 0 || r.blocksOutOfBounds > 0 { r.status = .outOfBounds }
+        r.failsVerification = r.status != .pass
+        return r
     }
 }
