@@ -42,6 +42,12 @@ public struct QuantBoundPolicy: Sendable {
     public let clipSteps: Float
     /// The reason for each number, printed in reports.
     public let derivation: String
+    /// A floor the quantizer puts under its scale (MLX affine: 1e-7, rounded to the weight dtype ≤ 1.2e-7).
+    public var minimumScale: Float = 0
+    /// The scale a quantizer writes when amax/top underflows to zero in f16 (MLX mxfp4/mxfp8: E8M0 127 = 1.0).
+    public var underflowScale: Float?
+    /// The largest scale the format can store (nvfp4: E4M3 448): a group that needs more is clipped without bound.
+    public var maxScale: Float?
 
     /// Relative rounding of a quantizer's input: bf16's unit roundoff 2⁻⁸ (8 significant bits), the coarsest dtype a
     /// pipeline casts to first (MLX also rounds amax/top and x/scale to the weight dtype).
@@ -118,21 +124,27 @@ public struct QuantBoundPolicy: Sendable {
             // down to k (ties to even, or float rounding just below): 1 + 1/(levels − 1) (measured: 3-bit groups with
             // min = −max hit 7/6). The other end then overshoots by ≤ 1 step. 1 bit: scale = max − min exactly.
             let ratio: Float = bits == 1 ? 1 : 1 + 1 / (levels - 1)
-            return QuantBoundPolicy(type: "affine-b\(bits)-g\(groupSize)", groupLength: groupSize, grid: .uniform(lo: 0, hi: Int(levels)),
+            var policy = QuantBoundPolicy(type: "affine-b\(bits)-g\(groupSize)", groupLength: groupSize, grid: .uniform(lo: 0, hi: Int(levels)),
                                     nominal: .range(levels: levels, includeZero: false), maxScaleRatio: ratio * (1 + 0x1p-8), clipSteps: 1,
-                                    derivation: "affine \(bits)-bit: scale = (max−min)/\(Int(levels)) snapped so the larger end is a level → ratio ≤ 1 + 1/\(Int(levels) - 1), the other end overshoots ≤ 1 step; scales and biases rounded to the weight dtype after the codes were chosen")
+                                    derivation: "affine \(bits)-bit: scale = (max−min)/\(Int(levels)) snapped so the larger end is a level → ratio ≤ 1 + 1/\(Int(levels) - 1), the other end overshoots ≤ 1 step; scales and biases rounded to the weight dtype after the codes were chosen; scale ≥ 1e-7 (MLX's floor)")
+            policy.minimumScale = 1.2e-7
+            return policy
         case .mxfp4, .mxfp8:
             let top: Float = mode == .mxfp8 ? 448 : 6
             let values = mode == .mxfp8 ? (0...255).map { FloatCodecs.f8E4M3ToFloat(UInt8($0)) }.filter(\.isFinite) : MLXQuantization.fp4Values
             // E8M0 scale 2^⌈log2(amax/top)⌉ ∈ [1, 2)·amax/top: nothing clipped.
-            return QuantBoundPolicy(type: mode.rawValue, groupLength: groupSize, grid: .table(Array(Set(values.map { $0 == 0 ? 0 : $0 })).sorted()),
-                                    nominal: .amax(code: top), maxScaleRatio: 2 * (1 + 0x1p-8), clipSteps: 0.5,
-                                    derivation: "\(mode.rawValue): E8M0 scale 2^⌈log2(amax/\(Int(top)))⌉ ∈ [1, 2)× amax/\(Int(top)) (MLX rounds up) → no clipping")
+            var policy = QuantBoundPolicy(type: mode.rawValue, groupLength: groupSize, grid: .table(Array(Set(values.map { $0 == 0 ? 0 : $0 })).sorted()),
+                                          nominal: .amax(code: top), maxScaleRatio: 2 * (1 + 0x1p-8), clipSteps: 0.5,
+                                          derivation: "\(mode.rawValue): E8M0 scale 2^⌈log2(amax/\(Int(top)))⌉ ∈ [1, 2)× amax/\(Int(top)) (MLX rounds up) → no clipping; a group whose amax/\(Int(top)) underflows to 0 in f16 gets E8M0 127 (scale 1)")
+            policy.underflowScale = 1
+            return policy
         case .nvfp4:
             // E4M3 scale = RNE(amax/6): relative error ≤ 2⁻⁴ (normal), absolute ≤ 2⁻¹⁰ (subnormal). Top value 6s.
-            return QuantBoundPolicy(type: "nvfp4", groupLength: groupSize, grid: .table(Array(Set(MLXQuantization.fp4Values.map { $0 == 0 ? 0 : $0 })).sorted()),
-                                    nominal: .amax(code: 6), maxScaleRatio: (1 + 0x1p-4) * (1 + 0x1p-8), clipSteps: 0.25,
-                                    derivation: "nvfp4: E4M3 scale = RNE(amax/6): within 2⁻⁴ relative (2⁻¹⁰ absolute when subnormal) → scale ≤ 1.0625× amax/6; amax clipped ≤ 6·2⁻⁴ of a scale unit")
+            var policy = QuantBoundPolicy(type: "nvfp4", groupLength: groupSize, grid: .table(Array(Set(MLXQuantization.fp4Values.map { $0 == 0 ? 0 : $0 })).sorted()),
+                                          nominal: .amax(code: 6), maxScaleRatio: (1 + 0x1p-4) * (1 + 0x1p-8), clipSteps: 0.25,
+                                          derivation: "nvfp4: E4M3 scale = RNE(amax/6): within 2⁻⁴ relative (2⁻¹⁰ absolute when subnormal) → scale ≤ 1.0625× amax/6; amax clipped ≤ 6·2⁻⁴ of a scale unit; a group with amax > 6·448 saturates the scale at 448 and clips without bound")
+            policy.maxScale = 448
+            return policy
         }
     }
 }

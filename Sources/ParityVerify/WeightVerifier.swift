@@ -329,7 +329,10 @@ public enum WeightVerifier {
                 nominal = ((zero ? max(hi, 0) : hi) - (zero ? min(lo, 0) : lo)) / levels
                 nominalSlack = (2 * u * max(abs(lo), abs(hi)) + 0x1p-24) / levels
             }
-            let scaleLimit = policy.maxScaleRatio * (nominal + nominalSlack + g.scaleQuantum) + eps * abs(s)
+            var scaleLimit = max(policy.maxScaleRatio * (nominal + nominalSlack + g.scaleQuantum) + eps * abs(s), policy.minimumScale)
+            if let u = policy.underflowScale, nominal < 0x1p-24 { scaleLimit = max(scaleLimit, u) }
+            // A group beyond the format's largest scale is clipped however the quantizer works.
+            let saturated = policy.maxScale.map { abs(s) >= $0 && nominal > $0 } ?? false
             var scaleBad = false
             if s.isNaN || !s.isFinite || !m.isFinite {
                 scaleBad = true
@@ -381,7 +384,7 @@ public enum WeightVerifier {
                 let nearestOK = err <= near + slack
                 // The quantizer's own step may exceed the stored one by the scale quantum (a k-quant sub-scale rounded down).
                 let clipLimit = policy.clipSteps * (gap + g.scaleQuantum * (uniform != nil ? 1 : 0)) + abs(endCode) * g.scaleQuantum + g.offsetQuantum + slack
-                let clipOK = inside || near <= clipLimit
+                let clipOK = inside || near <= clipLimit || saturated
                 let allowed = inside ? gap / 2 + slack : clipLimit
                 let fraction = allowed > 0 ? Double(err / allowed) : (err == 0 ? 0 : .infinity)
                 let elementBad = !nearestOK || !clipOK || !yi.isFinite

@@ -1,0 +1,124 @@
+import Foundation
+import ParityCore
+import ParityFormats
+import ParityVerify
+import Testing
+
+/// Files written outside Parity by tools/weights/make_fixtures.sh (gguf-py, real MLX): clean tensors pass, and every
+/// single corrupted element or block is caught with its tensor and exact position (from the manifests).
+@Suite("weights: corrupted fixtures from gguf-py and MLX")
+struct WeightFixtureTests {
+    static let dir = Repo.fixtures + "/weights"
+    static let reference: [Float] = {
+        guard let bytes = try? readBytes(Repo.fixtures + "/ggml-quants/src.f32") else { return [] }
+        return bytes.withUnsafeBytes { b in (0..<(bytes.count / 4)).map { Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
+    }()
+    static func manifest(_ name: String) -> JSONValue? { (try? readBytes(dir + "/" + name)).flatMap { try? JSONParser.parse($0) } }
+
+    static let ggufFiles: [String] = (manifest("gguf-manifest.json")?["files"]?.objectValue ?? []).map(\.key).filter { $0.hasPrefix("gguf-") }.sorted()
+    static let mlxFiles: [String] = (manifest("mlx-manifest.json")?["files"]?.objectValue ?? []).map(\.key).filter { $0.hasPrefix("mlx-") }.sorted()
+
+    @Test("the fixture set covers every storage type and every MLX mode")
+    func coverage() {
+        #expect(Self.reference.count == 16 * 256)
+        let types = Set(Self.ggufFiles.map { String($0.dropFirst(5).dropLast(5)) })
+        #expect(types == ["f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "mxfp4"])
+        #expect(Set(Self.mlxFiles.compactMap { $0.split(separator: "-").dropFirst().first.map(String.init) }) == ["affine", "mxfp4.safetensors", "mxfp8.safetensors", "nvfp4.safetensors"])
+        #expect(Self.mlxFiles.filter { $0.contains("affine") }.count == 7)
+    }
+
+    /// The issues must name exactly the corrupted place: every listed element is one whose value changed, in the
+    /// manifest's block, and a single changed element is named by itself.
+    static func expectNamed(_ r: TensorWeightResult, entry: JSONValue, what: String) {
+        let changed = Set((entry["changed_elements"]?.arrayValue ?? []).compactMap(\.intValue))
+        let block = entry["block"]?.intValue ?? entry["group"]?.intValue
+        #expect(r.status == .outOfBounds, "\(what): not caught (\(r.status))")
+        #expect(!r.issues.isEmpty && !changed.isEmpty)
+        #expect(r.issues.allSatisfy { changed.contains($0.storedIndex) }, "\(what): issues at \(r.issues.map(\.storedIndex)), changed \(changed.sorted().prefix(8))")
+        if let block, r.blocks > 0 {
+            #expect(r.issues.allSatisfy { $0.block == block } && r.blocksOutOfBounds == 1, "\(what): blocks \(r.issues.map { $0.block ?? -1 }), expected \(block)")
+        }
+        if changed.count == 1 {
+            #expect(r.elementsOutOfBounds == 1 && r.issues.first?.storedIndex == changed.first, "\(what)")
+            #expect(r.issues.first.map { $0.row * 256 + $0.column } == changed.first)
+        }
+    }
+
+    @Test("gguf-py files: clean tensors pass, each corruption is named at its block and element", arguments: ggufFiles)
+    func ggufFile(name: String) throws {
+        let file = try GGUFFile(path: Self.dir + "/" + name)
+        let entries = try #require(Self.manifest("gguf-manifest.json")?["files"]?[name]?["tensors"]?.objectValue)
+        #expect(file.tensors.count == entries.count)
+        for t in file.tensors {
+            let entry = try #require(entries.first { $0.key == t.name }?.value)
+            let r = try file.withData(t) { WeightVerifier.checkGGUF(Array($0), type: t.type, reference: Self.reference, rowLength: 256, name: t.name) }
+            #expect(r.elements == 16 * 256)
+            if t.name == "clean" {
+                #expect(r.status == .pass && r.elementsOutOfBounds == 0 && r.blocksOutOfBounds == 0, "\(name) clean: \(r.issues.first.map { "\($0)" } ?? "")")
+                #expect(r.finding == nil)
+            } else {
+                Self.expectNamed(r, entry: entry, what: "\(name) \(t.name)")
+            }
+        }
+    }
+
+    @Test("no false positives: every ggml C / gguf-py quantization recorded in ggml-quants passes", arguments: ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "mxfp4", "f16", "bf16"])
+    func recordedQuantizations(type: String) throws {
+        let bytes = try readBytes(Repo.fixtures + "/ggml-quants/\(type).q.bin")
+        let r = WeightVerifier.checkGGUF(bytes, type: try #require(GGMLType.named(type)), reference: Self.reference, rowLength: 256)
+        #expect(r.status == .pass && r.elementsOutOfBounds == 0, "\(type): \(r.issues.first.map { "\($0)" } ?? "")")
+        // Parity's quantizers are ggml's reference ones: the recorded bytes are what they write.
+        #expect(r.identicalToReferenceQuantizer == nil || r.identicalToReferenceQuantizer == true)
+    }
+
+    @Test("MLX files: mx.quantize output passes, each corruption is named at its group and element", arguments: mlxFiles)
+    func mlxFile(name: String) throws {
+        let info = try #require(Self.manifest("mlx-manifest.json")?["files"]?[name])
+        let mode = try MLXQuantMode.parse(try #require(info["mode"]?.stringValue))
+        let files = try MLXModelFiles.load(path: Self.dir + "/" + name)
+        let entries = try #require(info["tensors"]?.objectValue)
+        for (tensorCase, entry) in entries {
+            let q = try MLXQuantized(weight: try #require(files.tensor(tensorCase + ".weight")), scales: try #require(files.tensor(tensorCase + ".scales")),
+                                     biases: files.tensor(tensorCase + ".biases"), mode: mode, groupSize: info["group_size"]?.intValue, bits: info["bits"]?.intValue)
+            let r = WeightVerifier.checkMLX(q, reference: Self.reference, name: tensorCase)
+            if tensorCase == "clean" {
+                #expect(r.status == .pass, "\(name) clean: \(r.issues.first.map { "\($0)" } ?? "")")
+            } else {
+                Self.expectNamed(r, entry: entry, what: "\(name) \(tensorCase)")
+            }
+        }
+    }
+
+    @Test("verify on a whole model: gguf-py's Q8_0 with one doubled block scale fails on weights, named at fc2.weight block 35")
+    func ggufModel() throws {
+        let dir = try TemporaryDirectory()
+        let result = try runParity(["verify", Repo.fixtures + "/user-mlp-256", "--file", Self.dir + "/user-mlp-256-q8_0-scale.gguf", "--json", dir.file("r.json")])
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("fc2.weight") && result.stdout.contains("block 35"))
+        let json = try JSONParser.parse(readBytes(dir.file("r.json")))
+        #expect(json["schema_version"]?.intValue == 2)
+        let weights = try #require(json["reports"]?.arrayValue?.first?["weights"])
+        let fc2 = try #require(weights["tensors"]?.arrayValue?.first { $0["file_name"]?.stringValue == "fc2.weight" })
+        #expect(fc2["status"]?.stringValue == "out-of-bounds" && fc2["blocks_out_of_bounds"]?.intValue == 1)
+        #expect(fc2["issues"]?.arrayValue?.allSatisfy { $0["block"]?.intValue == 35 && $0["row"]?.intValue == 4 } == true)
+        #expect(fc2["activations"]?.stringValue?.contains("activations at fc2") == true)
+        // Every other tensor is fine: fc1 F16 is numpy's round-to-nearest-even.
+        #expect(weights["tensors"]?.arrayValue?.filter { $0["passed"]?.boolValue == false }.count == 1)
+    }
+
+    @Test("layer-diff on a whole model: MLX nvfp4 with one changed code of fc2 fails on weights at [7, 200]")
+    func mlxModel() throws {
+        let dir = try TemporaryDirectory()
+        let result = try runParity(["layer-diff", Repo.fixtures + "/user-mlp-256", Self.dir + "/user-mlp-256-nvfp4", "--json", dir.file("r.json"), "--html", dir.file("r.html")])
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        let json = try JSONParser.parse(readBytes(dir.file("r.json")))
+        let tensors = try #require(json["reports"]?.arrayValue?.first?["weights"]?["tensors"]?.arrayValue)
+        let fc2 = try #require(tensors.first { $0["file_name"]?.stringValue == "fc2.weight" })
+        #expect(fc2["elements_out_of_bounds"]?.intValue == 1)
+        let issue = try #require(fc2["issues"]?.arrayValue?.first)
+        #expect(issue["row"]?.intValue == 7 && issue["column"]?.intValue == 200 && issue["stored_index"]?.intValue == 1992)
+        #expect(tensors.filter { $0["passed"]?.boolValue == false }.count == 1)
+        let html = try String(contentsOfFile: dir.file("r.html"), encoding: .utf8)
+        #expect(html.contains("Weights: user-mlp-256") && html.contains("[7, 200]"))
+    }
+}
