@@ -126,3 +126,22 @@ struct WeightFixtureTests {
         #expect(html.contains("Weights: user-mlp-256") && html.contains("[7, 200]"))
     }
 }
+
+/// The planted conversion mistakes (tools/planted, written with gguf-py and MLX) named from the weights alone.
+@Suite("weights: diagnosis on planted mistakes")
+struct WeightDiagnosisTests {
+    @Test("each planted mistake is named by the weight check with the same diagnosis; correct files pass", arguments: LayerDiffTests.cases)
+    func planted(_ c: LayerDiffTests.Case) throws {
+        let model = try Repo.model(c.model)
+        let path = Repo.fixtures + "/planted/" + c.file
+        let (engine, _) = try FormatRegistry.named(c.format).open(path, for: model)
+        let report = try #require(try WeightVerifier.verify(engine: engine, model: model))
+        guard let id = c.diagnosis else {
+            #expect(report.passed, "\(c.file): \(report.failing.map(\.fileName))")
+            return
+        }
+        let failing = report.failing
+        #expect(failing.count == 1, "\(c.file): failing \(failing.map(\.fileName))")
+        #expect(failing.first?.diagnosis?.hasPrefix("[\(id)]") == true, "\(c.file): expected [\(id)], got \(failing.first?.diagnosis ?? "none")")
+    }
+}
