@@ -109,6 +109,7 @@ public enum WeightRendering {
             m.append(("worst", t.worst.map(issue) ?? .null))
             m.append(("worst_fraction_of_bound", num(t.worstFractionOfBound)))
             m.append(("worst_scale_fraction_of_bound", num(t.worstScaleFractionOfBound)))
+            m.append(("worst_clip_fraction_of_bound", num(t.worstClipFractionOfBound)))
             m.append(("issues", .array(t.issues.map(issue))))
             m.append(("rule", .string(t.rule)))
             m.append(("derivation", .string(t.derivation)))

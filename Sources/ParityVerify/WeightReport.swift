@@ -58,6 +58,8 @@ public struct TensorWeightResult: Sendable {
     public var worst: WeightIssue?
     /// The largest |stored − reference| as a fraction of its bound over the tensor (quantized types).
     public var worstFractionOfBound: Double?
+    /// The farthest clipped value (beyond its grid's end) as a fraction of the clipping bound; nil if none clipped.
+    public var worstClipFractionOfBound: Double?
     /// The largest group scale as a fraction of the type's scale bound.
     public var worstScaleFractionOfBound: Double?
     /// The first issues in stored order (up to `WeightVerifier.listedIssues`).

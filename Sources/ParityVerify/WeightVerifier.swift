@@ -296,6 +296,7 @@ public enum WeightVerifier {
         let uniform: (lo: Float, hi: Float)?
         var worstFraction = 0.0
         var worstScaleFraction = 0.0
+        var worstClipFraction: Double?
 
         init(policy: QuantBoundPolicy) {
             self.policy = policy
@@ -386,6 +387,7 @@ public enum WeightVerifier {
                 let clipLimit = policy.clipSteps * (gap + g.scaleQuantum * (uniform != nil ? 1 : 0)) + abs(endCode) * g.scaleQuantum + g.offsetQuantum + slack
                 let clipOK = inside || near <= clipLimit || saturated
                 let allowed = inside ? gap / 2 + slack : clipLimit
+                if !inside && clipLimit > 0 { worstClipFraction = max(worstClipFraction ?? 0, Double(near / clipLimit)) }
                 let fraction = allowed > 0 ? Double(err / allowed) : (err == 0 ? 0 : .infinity)
                 let elementBad = !nearestOK || !clipOK || !yi.isFinite
                 if elementBad { bad += 1 }
@@ -438,6 +440,7 @@ public enum WeightVerifier {
         }
         r.worstFractionOfBound = checker.worstFraction
         r.worstScaleFractionOfBound = checker.worstScaleFraction
+        r.worstClipFractionOfBound = checker.worstClipFraction
     }
 
     static func checkMLX(_ q: MLXQuantized, policy: QuantBoundPolicy, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
@@ -480,6 +483,7 @@ public enum WeightVerifier {
         }
         r.worstFractionOfBound = checker.worstFraction
         r.worstScaleFractionOfBound = checker.worstScaleFraction
+        r.worstClipFractionOfBound = checker.worstClipFraction
     }
 
     /// MLX rounds amax/top to the weight dtype before choosing an fp scale: up to bf16's 2⁻⁸ relative, or f16's

@@ -23,7 +23,7 @@ struct LayerDiff: ParsableCommand {
     @Option(name: .long, help: "Format, if not detected from the content: safetensors, gguf, mlx.") var format: String?
     @Flag(name: .long, help: "Show each layer's own error (fed its golden input) beside the propagated error.") var isolated = false
     @Flag(name: .long, help: "Skip diagnosis.") var noDiagnose = false
-    @Option(name: .long, help: "Write the report as JSON (schema parity-report v1).") var json: String?
+    @Option(name: .long, help: "Write the report as JSON (schema parity-report v2).") var json: String?
     @Option(name: .long, help: "Write a self-contained HTML page with a per-layer error chart.") var html: String?
     @Option(name: .long, help: "GGUF: emulate ggml's conv_2d im2col typing: kernel (ggml 0.15, default) or f16 (older ggml).")
     var ggmlIm2col: GGMLIm2colRule = .kernelType

@@ -18,7 +18,7 @@ struct Verify: ParsableCommand {
     var variant: [String] = []
     @Option(name: .long, help: "Verify this converted file instead of converting (format detected from content).")
     var file: String?
-    @Option(name: .long, help: "Write the reports as JSON (schema parity-report v1) to this file.")
+    @Option(name: .long, help: "Write the reports as JSON (schema parity-report v2) to this file.")
     var json: String?
     @Option(name: .long, help: "Keep converted files in this directory instead of a temporary one.")
     var keep: String?

@@ -52,15 +52,16 @@ struct WeightBoundsTests {
 
     @Test("Parity's ggml reference quantizers (byte-identical to ggml's quantize_row_*_ref) stay within every bound", arguments: ggufTypes)
     func ggufReferenceQuantizersPass(type: GGMLType) throws {
-        var worst = 0.0, worstScale = 0.0
+        var worst = 0.0, worstScale = 0.0, worstClip = 0.0
         for (name, values) in WeightTestData.distributions(count: 256 * 64) {
             let bytes = try GGMLQuants.quantize(values, to: type)
             let r = WeightVerifier.checkGGUF(bytes, type: type, reference: values, rowLength: 256)
             #expect(r.elementsOutOfBounds == 0 && r.blocksOutOfBounds == 0, "\(type.name) on \(name): \(r.elementsOutOfBounds) elements, \(r.blocksOutOfBounds) blocks out; first \(r.issues.first.map { "\($0)" } ?? "-")")
             worst = max(worst, r.worstFractionOfBound ?? 0)
             worstScale = max(worstScale, r.worstScaleFractionOfBound ?? 0)
+            worstClip = max(worstClip, r.worstClipFractionOfBound ?? 0)
         }
-        print("measured ggml-ref \(type.name): worst element error \(String(format: "%.3f", worst)) of its bound, worst scale \(String(format: "%.3f", worstScale)) of its bound")
+        print("measured ggml-ref \(type.name): worst element error \(String(format: "%.3f", worst)) of its bound, worst scale \(String(format: "%.3f", worstScale)) of its bound, worst clipping \(String(format: "%.3f", worstClip)) of its bound")
         #expect(worst > 0.3, "the element bound should be tight enough to be approached (measured \(worst))")
     }
 
@@ -128,7 +129,7 @@ struct WeightBoundsTests {
     @Test("mx.quantize (Parity's, bit-identical to MLX) stays within every bound, in f32, f16 and bf16", arguments: 0..<mlxCases.count)
     func mlxQuantizePasses(caseIndex: Int) throws {
         let (mode, bits, group) = Self.mlxCases[caseIndex]
-        var worst = 0.0, worstScale = 0.0
+        var worst = 0.0, worstScale = 0.0, worstClip = 0.0
         for dtype in MLXFloatType.allCases {
             for (name, values) in WeightTestData.distributions(count: 256 * 64) {
                 let q = try MLXQuantization.quantize(values, rows: values.count / 256, cols: 256, dtype: dtype, mode: mode, groupSize: group, bits: bits)
@@ -136,9 +137,10 @@ struct WeightBoundsTests {
                 #expect(r.elementsOutOfBounds == 0 && r.blocksOutOfBounds == 0, "\(mode) b\(bits) g\(group) \(dtype) on \(name): \(r.elementsOutOfBounds) out; first \(r.issues.first.map { "\($0)" } ?? "-")")
                 worst = max(worst, r.worstFractionOfBound ?? 0)
                 worstScale = max(worstScale, r.worstScaleFractionOfBound ?? 0)
+                worstClip = max(worstClip, r.worstClipFractionOfBound ?? 0)
             }
         }
-        print("measured mx.quantize \(mode.rawValue) b\(bits) g\(group): worst element error \(String(format: "%.3f", worst)) of its bound, worst scale \(String(format: "%.3f", worstScale)) of its bound")
+        print("measured mx.quantize \(mode.rawValue) b\(bits) g\(group): worst element error \(String(format: "%.3f", worst)) of its bound, worst scale \(String(format: "%.3f", worstScale)) of its bound, worst clipping \(String(format: "%.3f", worstClip)) of its bound")
     }
 
     @Test("MLX: a doubled scale, a shifted bias and one changed code are caught at the right group and element", arguments: 0..<mlxCases.count)

@@ -56,6 +56,8 @@ struct WeightFixtureTests {
             if t.name == "clean" {
                 #expect(r.status == .pass && r.elementsOutOfBounds == 0 && r.blocksOutOfBounds == 0, "\(name) clean: \(r.issues.first.map { "\($0)" } ?? "")")
                 #expect(r.finding == nil)
+                let quantizer = entry["quantizer"]?.stringValue ?? "?"
+                print("measured \(quantizer) \(t.type.name): worst element \(r.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-") of its bound, worst scale \(r.worstScaleFractionOfBound.map { String(format: "%.3f", $0) } ?? "-"), worst clipping \(r.worstClipFractionOfBound.map { String(format: "%.3f", $0) } ?? "none")")
             } else {
                 Self.expectNamed(r, entry: entry, what: "\(name) \(t.name)")
             }
@@ -67,6 +69,7 @@ struct WeightFixtureTests {
         let bytes = try readBytes(Repo.fixtures + "/ggml-quants/\(type).q.bin")
         let r = WeightVerifier.checkGGUF(bytes, type: try #require(GGMLType.named(type)), reference: Self.reference, rowLength: 256)
         #expect(r.status == .pass && r.elementsOutOfBounds == 0, "\(type): \(r.issues.first.map { "\($0)" } ?? "")")
+        print("measured recorded ggml-quants \(type): worst element \(r.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-") of its bound, worst scale \(r.worstScaleFractionOfBound.map { String(format: "%.3f", $0) } ?? "-"), worst clipping \(r.worstClipFractionOfBound.map { String(format: "%.3f", $0) } ?? "none")")
         // Parity's quantizers are ggml's reference ones: the recorded bytes are what they write.
         #expect(r.identicalToReferenceQuantizer == nil || r.identicalToReferenceQuantizer == true)
     }
@@ -83,6 +86,7 @@ struct WeightFixtureTests {
             let r = WeightVerifier.checkMLX(q, reference: Self.reference, name: tensorCase)
             if tensorCase == "clean" {
                 #expect(r.status == .pass, "\(name) clean: \(r.issues.first.map { "\($0)" } ?? "")")
+                print("measured real MLX \(name): worst element \(r.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-") of its bound, worst scale \(r.worstScaleFractionOfBound.map { String(format: "%.3f", $0) } ?? "-"), worst clipping \(r.worstClipFractionOfBound.map { String(format: "%.3f", $0) } ?? "none")")
             } else {
                 Self.expectNamed(r, entry: entry, what: "\(name) \(tensorCase)")
             }
