@@ -213,11 +213,14 @@ public enum WeightVerifier {
             r.rule = "f32: bit-identical to the reference"
             for i in 0..<n {
                 let bits = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-                let v = Float(bitPattern: bits), x = expected[i]
-                let same = bits == x.bitPattern || (v.isNaN && x.isNaN)
-                if !same { neither += 1 }
+                let x = expected[i]
+                if bits == x.bitPattern { continue }  // the common case, kept cheap
+                let v = Float(bitPattern: bits)
+                if v.isNaN && x.isNaN { continue }
+                neither += 1
+                let diff = Double(abs(v - x))
                 sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: x, bound: 0, rule: "not identical",
-                              score: same ? 0 : Double(abs(v - x)).isNaN ? .infinity : Double(abs(v - x)), isIssue: !same)
+                              score: diff.isNaN ? .infinity : diff, isIssue: true)
             }
         default:
             let isHalf = dtype == .f16
@@ -226,23 +229,29 @@ public enum WeightVerifier {
                 let stored = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
                 let x = expected[i]
                 let rne = isHalf ? FloatCodecs.floatToHalf(x) : FloatCodecs.floatToBFloat16(x)
+                if stored == rne { continue }  // the common case, kept cheap
                 let v = isHalf ? FloatCodecs.halfToFloat(stored) : FloatCodecs.bfloat16ToFloat(stored)
-                let rneValue = isHalf ? FloatCodecs.halfToFloat(rne) : FloatCodecs.bfloat16ToFloat(rne)
-                if stored == rne || (v.isNaN && x.isNaN) {
-                    let trunc = truncate(x, half: isHalf)
-                    if trunc != rne { nearestOnly += 1 }
-                    sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: rneValue, bound: 0, rule: "", score: 0, isIssue: false)
-                    continue
-                }
+                if v.isNaN && x.isNaN { continue }
                 if stored == truncate(x, half: isHalf) {
                     truncated += 1
                     truncMaxAbs = max(truncMaxAbs, abs(v - x))
                     continue
                 }
                 neither += 1
+                let rneValue = isHalf ? FloatCodecs.halfToFloat(rne) : FloatCodecs.bfloat16ToFloat(rne)
                 let diff = Double(abs(v - rneValue))
                 sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: rneValue, bound: 0,
                               rule: "not round-to-nearest-even", score: diff.isNaN ? .infinity : diff, isIssue: true)
+            }
+            // Elements where the two roundings differ but the stored one is round-to-nearest: counted only when
+            // some are truncated (to tell a consistent truncation from a mixed one).
+            if truncated > 0 {
+                for i in 0..<n {
+                    let stored = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                    let x = expected[i]
+                    let rne = isHalf ? FloatCodecs.floatToHalf(x) : FloatCodecs.floatToBFloat16(x)
+                    if stored == rne && truncate(x, half: isHalf) != rne { nearestOnly += 1 }
+                }
             }
         }
         r.elementsOutOfBounds = neither
@@ -387,11 +396,12 @@ public enum WeightVerifier {
                 let clipLimit = policy.clipSteps * (gap + g.scaleQuantum * (uniform != nil ? 1 : 0)) + abs(endCode) * g.scaleQuantum + g.offsetQuantum + slack
                 let clipOK = inside || near <= clipLimit || saturated
                 let allowed = inside ? gap / 2 + slack : clipLimit
-                if !inside && clipLimit > 0 { worstClipFraction = max(worstClipFraction ?? 0, Double(near / clipLimit)) }
+                if !inside && clipLimit > 0 && !saturated { worstClipFraction = max(worstClipFraction ?? 0, Double(near / clipLimit)) }
                 let fraction = allowed > 0 ? Double(err / allowed) : (err == 0 ? 0 : .infinity)
                 let elementBad = !nearestOK || !clipOK || !yi.isFinite
                 if elementBad { bad += 1 }
-                worstFraction = max(worstFraction, elementBad ? max(fraction, 1) : fraction.isNaN ? .infinity : fraction)
+                // A saturated group's clipping is the format's limit, not the quantizer's: left out of the statistics.
+                if !(saturated && !inside) { worstFraction = max(worstFraction, elementBad ? max(fraction, 1) : fraction.isNaN ? .infinity : fraction) }
                 let bound = Double(nearestOK ? (inside ? near + slack : clipLimit) : near + slack)
                 sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: nearestValue, bound: bound,
                               rule: !nearestOK ? "not a nearest code" : !clipOK ? "clipped beyond bound" : "non-finite",
