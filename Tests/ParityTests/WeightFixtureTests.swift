@@ -112,6 +112,22 @@ struct WeightFixtureTests {
         #expect(weights["tensors"]?.arrayValue?.filter { $0["passed"]?.boolValue == false }.count == 1)
     }
 
+    @Test("bf16 by truncation (written by the safetensors library) is named as a finding with counts and sizes, not a failure")
+    func truncatedBF16() throws {
+        let dir = try TemporaryDirectory()
+        let result = try runParity(["verify", "fmnist-cnn", "--file", Self.dir + "/fmnist-cnn-bf16-truncated.safetensors", "--json", dir.file("r.json")])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let expected = try #require(Self.manifest("gguf-manifest.json")?["files"]?["fmnist-cnn-bf16-truncated.safetensors"]?["differs_from_rne"]?.objectValue)
+        let tensors = try #require(try JSONParser.parse(readBytes(dir.file("r.json")))["reports"]?.arrayValue?.first?["weights"]?["tensors"]?.arrayValue)
+        #expect(tensors.count == expected.count)
+        for (name, count) in expected {
+            let t = try #require(tensors.first { $0["reference_name"]?.stringValue == name })
+            #expect(t["status"]?.stringValue == "pass" && t["identical_to_reference_quantizer"]?.boolValue == false)
+            let finding = t["finding"]?.stringValue ?? ""
+            #expect(finding.contains("rounded toward zero (truncation)") && finding.contains("\(count.intValue ?? -1) of \(t["elements"]?.intValue ?? -1) elements"), "\(name): \(finding)")
+        }
+    }
+
     @Test("layer-diff on a whole model: MLX nvfp4 with one changed code of fc2 fails on weights at [7, 200]")
     func mlxModel() throws {
         let dir = try TemporaryDirectory()

@@ -14,7 +14,8 @@ OUT_DIR/gguf-<type>.gguf holds tensors of shape [16, 256] (ne [256, 16]):
     min       one block's min doubled (types with a min: Q4_1, Q5_1, Q2_K, Q4_K, Q5_K)
 and OUT_DIR/gguf-manifest.json records, per tensor, what was changed: the byte, the block, and the elements
 whose value changed (found with gguf-py's own dequantize of the clean and corrupted bytes).
-Also writes the user-mlp-256 model (Tests/ParityTests/Fixtures/user-mlp-256) as ggml's mnist-fc GGUF with fc2 in
+Also fmnist-cnn-bf16-truncated.safetensors (the safetensors library; every tensor bf16 rounded toward zero) and
+the user-mlp-256 model (Tests/ParityTests/Fixtures/user-mlp-256) as ggml's mnist-fc GGUF with fc2 in
 Q8_0 and one block scale doubled: OUT_DIR/user-mlp-256-q8_0-scale.gguf (fc1 stays F16: 784 fits no block).
 """
 import json
@@ -150,6 +151,16 @@ def main(out):
     manifest["files"]["user-mlp-256-q8_0-scale.gguf"] = {
         "model": "user-mlp-256", "tensor": "fc2.weight", "what": "Q8_0 scale of block %d (row 4, columns 96..127) doubled" % block,
         "block": block, "row": 4, "changed_elements": changed_elements(T.Q8_0, fc2.tobytes(), bad, (10, 256))}
+    # fmnist-cnn in bf16 rounded toward zero (the low 16 bits dropped), written by the safetensors library: a
+    # consistent rounding other than round-to-nearest-even, which the weight check names as a finding.
+    from safetensors.numpy import save_file
+    cnn = load_file(os.path.join(ROOT, "golden/fmnist-cnn/model.safetensors"))
+    import ml_dtypes
+    truncated = {k: (v.astype(np.float32).view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32).astype(ml_dtypes.bfloat16) for k, v in cnn.items()}
+    save_file(truncated, os.path.join(out, "fmnist-cnn-bf16-truncated.safetensors"))
+    manifest["files"]["fmnist-cnn-bf16-truncated.safetensors"] = {
+        "model": "fmnist-cnn", "what": "every tensor bf16 by truncation toward zero (safetensors %s, ml_dtypes %s)" % (version("safetensors"), version("ml_dtypes")),
+        "differs_from_rne": {k: int(np.count_nonzero(truncated[k].view(np.uint16) != cnn[k].astype(ml_dtypes.bfloat16).view(np.uint16))) for k in cnn}}
     with open(os.path.join(out, "gguf-manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
