@@ -106,7 +106,7 @@ public enum WeightVerifier {
                         let ok: Bool = expected.withUnsafeBufferPointer { e in
                             ref.withUnsafeMutableBytes { out in (try? GGMLQuants.quantize(e, to: t.type, into: out)) != nil }
                         }
-                        r.identicalToReferenceQuantizer = ok ? ref.elementsEqual(bytes) : nil
+                        r.identicalToReferenceQuantizer = ok ? ref.withUnsafeBytes { a in a.count == bytes.count && memcmp(a.baseAddress!, bytes.baseAddress!, a.count) == 0 } : nil
                     }
                 }
             } catch {

@@ -112,6 +112,25 @@ struct WeightFixtureTests {
         #expect(weights["tensors"]?.arrayValue?.filter { $0["passed"]?.boolValue == false }.count == 1)
     }
 
+    @Test("issue 10's example: seven doubled nvfp4 block scales in one row of fmnist-cnn's dense layer pass activations, fail on weights")
+    func sevenScales() throws {
+        let dir = try TemporaryDirectory()
+        let result = try runParity(["verify", "fmnist-cnn", "--file", Self.dir + "/fmnist-cnn-nvfp4-seven-scales", "--json", dir.file("r.json")])
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        let info = try #require(Self.manifest("mlx-manifest.json")?["files"]?["fmnist-cnn-nvfp4-seven-scales"])
+        let groups = Set((info["groups"]?.arrayValue ?? []).compactMap(\.intValue))
+        let changed = Set((info["changed_elements"]?.arrayValue ?? []).compactMap(\.intValue))
+        let report = try #require(try JSONParser.parse(readBytes(dir.file("r.json")))["reports"]?.arrayValue?.first)
+        // The activations alone pass at nvfp4's tolerance: only the weights catch it.
+        #expect(report["layers"]?.arrayValue?.allSatisfy { $0["status"]?.stringValue == "pass" } == true)
+        let tensors = try #require(report["weights"]?["tensors"]?.arrayValue)
+        let dense = try #require(tensors.first { $0["file_name"]?.stringValue == "dense.weight" })
+        #expect(dense["blocks_out_of_bounds"]?.intValue == 7 && groups.count == 7)
+        #expect(dense["issues"]?.arrayValue?.allSatisfy { i in groups.contains(i["block"]?.intValue ?? -1) && i["row"]?.intValue == 3 && changed.contains(i["stored_index"]?.intValue ?? -1) } == true)
+        #expect(dense["activations"]?.stringValue?.contains("would not have caught it") == true)
+        #expect(tensors.filter { $0["passed"]?.boolValue == false }.count == 1)
+    }
+
     @Test("bf16 by truncation (written by the safetensors library) is named as a finding with counts and sizes, not a failure")
     func truncatedBF16() throws {
         let dir = try TemporaryDirectory()

@@ -11,7 +11,8 @@ mode below, OUT_DIR/mlx-<mode>.safetensors holds, for each case, the triple <cas
     bias      one group's bias doubled (affine only)
 and OUT_DIR/mlx-manifest.json records the group and the elements whose value changed (by mx.dequantize).
 Also OUT_DIR/user-mlp-256-nvfp4/: the user-mlp-256 model as an mlx-lm directory quantized to nvfp4, with one
-code of fc2 changed.
+code of fc2 changed; and OUT_DIR/fmnist-cnn-nvfp4-seven-scales/: fmnist-cnn with its dense layer in nvfp4 and seven
+block scales of one row doubled (the example of issue 10, which activations at nvfp4's tolerance let pass).
 """
 import json
 import os
@@ -127,6 +128,34 @@ def main(out):
     manifest["files"]["user-mlp-256-nvfp4"] = {"model": "user-mlp-256", "tensor": "fc2.weight",
                                                "what": "nvfp4 code of fc2.weight[7, 200]: magnitude bit 2 flipped",
                                                "row": 7, "column": 200, "changed_elements": changed}
+    # The issue's example: fmnist-cnn with its dense layer in nvfp4 and seven doubled block scales in one row (the
+    # convolutions stay float32, as mlx-lm quantizes only modules whose width fits the group). mlx.nn layouts:
+    # conv [out, kh, kw, in]; dense columns in (h, w, c) order (the NHWC map flattened).
+    cnn = mx.load(os.path.join(ROOT, "golden/fmnist-cnn/model.safetensors"))
+    arrays = {}
+    for conv in ("conv1", "conv2"):
+        arrays[conv + ".weight"] = mx.transpose(cnn[conv + ".weight"], (0, 2, 3, 1))
+        arrays[conv + ".bias"] = cnn[conv + ".bias"]
+    dense = mx.array(np.ascontiguousarray(np.array(cnn["dense.weight"]).reshape(10, 16, 7, 7).transpose(0, 2, 3, 1).reshape(10, 784)))
+    wq, sc, _ = quantize(dense, "nvfp4", 4, 16)
+    before = dequant(wq, sc, None, "nvfp4", 4, 16).reshape(-1)
+    scales = np.array(sc).copy()
+    row, groups = 3, list(range(7))
+    for g in groups:
+        scales[row, g] += 8  # E4M3 exponent + 1: the scale doubled
+    sc = mx.array(scales)
+    after = dequant(wq, sc, None, "nvfp4", 4, 16).reshape(-1)
+    arrays["dense.weight"], arrays["dense.scales"], arrays["dense.bias"] = wq, sc, cnn["dense.bias"]
+    d = os.path.join(out, "fmnist-cnn-nvfp4-seven-scales")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    mx.save_safetensors(os.path.join(d, "model.safetensors"), arrays, metadata={"format": "mlx"})
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"model_type": "mnist-cnn", "quantization": q, "quantization_config": q}, f, indent=1)
+        f.write("\n")
+    manifest["files"]["fmnist-cnn-nvfp4-seven-scales"] = {
+        "model": "fmnist-cnn", "tensor": "dense.weight", "what": "nvfp4 scales of row 3, groups 0-6 doubled (E4M3 + 8)",
+        "row": row, "groups": [row * 49 + g for g in groups], "changed_elements": [int(i) for i in np.nonzero(after != before)[0]]}
     with open(os.path.join(out, "mlx-manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
