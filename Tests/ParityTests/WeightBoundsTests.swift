@@ -53,7 +53,7 @@ struct WeightBoundsTests {
     @Test("Parity's ggml reference quantizers (byte-identical to ggml's quantize_row_*_ref) stay within every bound", arguments: ggufTypes)
     func ggufReferenceQuantizersPass(type: GGMLType) throws {
         var worst = 0.0, worstScale = 0.0, worstClip = 0.0
-        for (name, values) in WeightTestData.distributions(count: 256 * 64) {
+        for (name, values) in WeightTestData.distributions(count: 256 * 32) {
             let bytes = try GGMLQuants.quantize(values, to: type)
             let r = WeightVerifier.checkGGUF(bytes, type: type, reference: values, rowLength: 256)
             #expect(r.elementsOutOfBounds == 0 && r.blocksOutOfBounds == 0, "\(type.name) on \(name): \(r.elementsOutOfBounds) elements, \(r.blocksOutOfBounds) blocks out; first \(r.issues.first.map { "\($0)" } ?? "-")")
@@ -131,7 +131,7 @@ struct WeightBoundsTests {
         let (mode, bits, group) = Self.mlxCases[caseIndex]
         var worst = 0.0, worstScale = 0.0, worstClip = 0.0
         for dtype in MLXFloatType.allCases {
-            for (name, values) in WeightTestData.distributions(count: 256 * 64) {
+            for (name, values) in WeightTestData.distributions(count: 256 * 32) {
                 let q = try MLXQuantization.quantize(values, rows: values.count / 256, cols: 256, dtype: dtype, mode: mode, groupSize: group, bits: bits)
                 let r = WeightVerifier.checkMLX(q, reference: values)
                 #expect(r.elementsOutOfBounds == 0 && r.blocksOutOfBounds == 0, "\(mode) b\(bits) g\(group) \(dtype) on \(name): \(r.elementsOutOfBounds) out; first \(r.issues.first.map { "\($0)" } ?? "-")")

@@ -1,6 +1,8 @@
 import Foundation
 import ParityCore
+import ParityEngine
 import ParityFormats
+import ParityModels
 import ParityVerify
 import Testing
 
@@ -182,5 +184,56 @@ struct WeightDiagnosisTests {
         let failing = report.failing
         #expect(failing.count == 1, "\(c.file): failing \(failing.map(\.fileName))")
         #expect(failing.first?.diagnosis?.hasPrefix("[\(id)]") == true, "\(c.file): expected [\(id)], got \(failing.first?.diagnosis ?? "none")")
+    }
+}
+
+/// Missing, extra and refused tensors, with each runtime's strictness.
+@Suite("weights: missing, extra, refused tensors")
+struct WeightTensorSetTests {
+    @Test("PyTorch (strict state_dict) fails an extra tensor; a missing one and a wrong shape are named")
+    func safetensorsStrict() throws {
+        let model = try Repo.model("fmnist-mlp")
+        let reference = try model.weights()
+        let dir = try TemporaryDirectory()
+        func write(_ edit: (inout [(String, Tensor)]) -> Void) throws -> WeightReport {
+            var tensors = try reference.entries.map { ($0.name, try reference.tensor($0)) }
+            edit(&tensors)
+            var w = SafetensorsWriter()
+            for (name, t) in tensors { try w.add(name: name, tensor: t) }
+            try w.write(to: dir.file("m.safetensors"))
+            let (engine, _) = try SafetensorsSupport().open(dir.file("m.safetensors"), for: model)
+            return try #require(try WeightVerifier.verify(engine: engine, model: model))
+        }
+        let clean = try write { _ in }
+        #expect(clean.passed && clean.tensors.count == 4)
+        let extra = try write { $0.append(("fc3.weight", Tensor(zeros: [2, 2]))) }
+        #expect(!extra.passed && extra.failing.map(\.fileName) == ["fc3.weight"] && extra.failing.first?.status == .extra)
+        let missing = try write { $0.removeAll { $0.0 == "fc2.bias" } }
+        #expect(!missing.passed && missing.failing.map(\.fileName) == ["fc2.bias"] && missing.failing.first?.status == .missing)
+        let shape = try write { t in t = t.map { $0.0 == "fc2.weight" ? ($0.0, $0.1.reshaped([500, 10])) : $0 } }
+        #expect(!shape.passed && shape.failing.first?.status == .refused && shape.failing.first?.detail?.contains("[500, 10]") == true)
+        // A transposed matrix refused for its shape is still diagnosed from its values.
+        let transposed = try write { t in t = t.map { $0.0 == "fc2.weight" ? ($0.0, $0.1.permuted([1, 0])) : $0 } }
+        #expect(transposed.failing.first?.diagnosis?.hasPrefix("[transposed]") == true)
+    }
+
+    @Test("GGUF: ggml ignores an extra tensor (listed, not failing); a missing one fails")
+    func ggufLenient() throws {
+        let model = try Repo.model("fmnist-mlp")
+        let dir = try TemporaryDirectory()
+        _ = try GGUFConverter.convert(model, typeName: "f16", to: dir.file("m.gguf"))
+        let file = try GGUFFile(path: dir.file("m.gguf"))
+        func rewrite(_ keep: (GGUFTensorInfo) -> Bool, extra: Bool) throws -> WeightReport {
+            var w = try GGUFWriter(architecture: "mnist-fc")
+            for t in file.tensors where keep(t) { try w.add(name: t.name, type: t.type, ne: t.ne, bytes: try file.rawBytes(t)) }
+            if extra { try w.add(name: "unused.weight", type: .f32, ne: [4], bytes: [UInt8](repeating: 0, count: 16)) }
+            try w.write(to: dir.file("e.gguf"))
+            let engine = try GGMLEngine(file: GGUFFile(path: dir.file("e.gguf")), layers: model.config.layers)
+            return try #require(try WeightVerifier.verify(engine: engine, model: model))
+        }
+        let extra = try rewrite({ _ in true }, extra: true)
+        #expect(extra.passed && extra.tensors.contains { $0.fileName == "unused.weight" && $0.status == .extra && !$0.failsVerification })
+        let missing = try rewrite({ $0.name != "fc1.bias" }, extra: false)
+        #expect(!missing.passed && missing.failing.map(\.fileName) == ["fc1.bias"])
     }
 }
