@@ -351,9 +351,24 @@ public enum WeightVerifier {
                 scaleBad = abs(s) > scaleLimit
             }
             var bad = 0
+            let halfStep = 0.5 * abs(s)
+            let fastPath = uniform != nil && s != 0 && s.isFinite && !saturated
+            let (gridLo, gridHi) = uniform.map { (min(s * $0.lo, s * $0.hi) + m, max(s * $0.lo, s * $0.hi) + m) } ?? (0, 0)
             for i in 0..<count {
                 let xi = x[i], yi = y[i]
                 let err = abs(xi - yi)
+                // Fast path, the common case: on a uniform grid, a stored value within half a step of an x inside
+                // the grid is a nearest grid value, so rules 1 and 2 hold. Its fraction of the bound is taken
+                // against half a step (without the slack): an upper bound of the exact one.
+                if fastPath && err <= halfStep && xi >= gridLo && xi <= gridHi {
+                    let fraction = Double(err / halfStep)
+                    if fraction > worstFraction { worstFraction = fraction }
+                    if fraction > sink.worstScore {
+                        sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: yi, bound: Double(halfStep),
+                                      rule: "", score: fraction, isIssue: false)
+                    }
+                    continue
+                }
                 // The nearest grid value to x, whether x lies inside the grid, the gap there and the end code.
                 var near: Float, gap: Float, inside: Bool, endCode: Float, nearestValue: Float
                 if s == 0 || !s.isFinite {
