@@ -23,7 +23,9 @@ public enum WeightVerifier {
         var consumed = Set<String>()
         var bytes = 0
         let mlxFloat = (engine as? MLXEngine)?.floatWeightType
-        for binding in reader.runtimeWeights(for: model.config.layers) {
+        let bindings = reader.runtimeWeights(for: model.config.layers)
+        var entries: [SafetensorsEntry] = []
+        for binding in bindings {
             consumed.formUnion(binding.consumedNames)
             guard let entry = reference.entry(named: binding.referenceName) else {
                 throw .mismatch(file: reference.path, reason: "the reference weights have no tensor \"\(binding.referenceName)\" that config.json's layer \(binding.layer) needs")
@@ -31,17 +33,27 @@ public enum WeightVerifier {
             guard entry.shape == binding.referenceShape else {
                 throw .mismatch(file: reference.path, reason: "reference tensor \"\(binding.referenceName)\" has shape \(entry.shape); config.json says \(binding.referenceShape)")
             }
+            entries.append(entry)
+            bytes += storedBytes(binding.source)
+        }
+        // Tensors are independent: checked concurrently (memory: one reference tensor per worker).
+        let slots = ResultSlots(count: bindings.count)
+        let referenceEntries = entries
+        DispatchQueue.concurrentPerform(iterations: bindings.count) { i in
+            let binding = bindings[i]
             let expected: [Float]
-            do { expected = try reference.tensor(entry).data } catch {
-                throw .unsupported(file: reference.path, reason: "cannot read reference tensor \"\(binding.referenceName)\": \(error)")
+            do { expected = try reference.tensor(referenceEntries[i]).data } catch {
+                slots.fail(ParityError.unsupported(file: reference.path, reason: "cannot read reference tensor \"\(binding.referenceName)\": \(error)"))
+                return
             }
             var result = check(binding, reference: expected, mlxFloat: mlxFloat)
             if result.status == .outOfBounds || result.status == .refused {
                 result.diagnosis = WeightDiagnosis.diagnose(binding, reference: expected)
             }
-            bytes += storedBytes(binding.source)
-            results.append(result)
+            slots.set(i, result)
         }
+        if let error = slots.error { throw error }
+        results = slots.results.compactMap { $0 }
         for name in reader.storedTensorNames where !consumed.contains(name) {
             var extra = TensorWeightResult(layer: nil, referenceName: nil, fileName: name, storedType: "-", storedShape: [], referenceShape: [],
                                            layout: "-", status: .extra, failsVerification: reader.refusesUnreadTensors)
@@ -51,6 +63,16 @@ public enum WeightVerifier {
             results.append(extra)
         }
         return WeightReport(tensors: results, bytesChecked: bytes, seconds: Date().timeIntervalSince(start), referenceFile: reference.path)
+    }
+
+    /// Results written by concurrent workers, each to its own slot.
+    final class ResultSlots: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var results: [TensorWeightResult?]
+        private(set) var error: ParityError?
+        init(count: Int) { results = [TensorWeightResult?](repeating: nil, count: count) }
+        func set(_ i: Int, _ r: TensorWeightResult) { lock.lock(); results[i] = r; lock.unlock() }
+        func fail(_ e: ParityError) { lock.lock(); if error == nil { error = e }; lock.unlock() }
     }
 
     static func storedBytes(_ source: StoredWeightSource?) -> Int {
