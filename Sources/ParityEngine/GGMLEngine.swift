@@ -25,7 +25,7 @@ public enum GGMLIm2colRule: String, Sendable, CaseIterable {
 /// Activations in ggml layout (W, H, C, N) have NCHW's memory order, so conv activations need no transpose at
 /// the hooks; the flattened activation is in ggml's (h, w, c) order and is transposed to PyTorch's (c, h, w)
 /// before it is reported, and back when a layer is fed a golden input.
-public struct GGMLEngine: DiagnosableEngine {
+public struct GGMLEngine: DiagnosableEngine, StrictLoadingEngine {
     public let file: GGUFFile
     /// Tensors replaced for diagnosis, by GGUF name, as row-major float32 (ne = reversed shape).
     public var overrides: [String: Tensor] = [:]
@@ -45,19 +45,54 @@ public struct GGMLEngine: DiagnosableEngine {
         return "ggml CPU backend, \(architecture) graph (\(rule); mul_mat converts activations to the weight's vec_dot_type)"
     }
 
-    public init(file: GGUFFile, layers: [LayerSpec], im2col: GGMLIm2colRule = .kernelType) throws(ParityError) {
+    /// What ggml's mnist loader does with this file's tensor set (extra tensors: loaded and ignored).
+    public let loading: StrictLoadingOutcome
+
+    /// `model`, when given, is the reference model the file must belong to: a file whose `general.architecture`
+    /// (or tensor set) is another model's is refused as bad input, naming both.
+    public init(file: GGUFFile, layers: [LayerSpec], im2col: GGMLIm2colRule = .kernelType, model: ModelConfig? = nil) throws(ParityError) {
         guard let arch = file.architecture else {
             throw .malformed(file: file.path, at: "key 'general.architecture'", reason: "missing; ggml cannot pick a graph")
         }
         guard arch == "mnist-cnn" || arch == "mnist-fc" else {
             throw .unsupported(file: file.path, reason: "general.architecture '\(arch)': the GGUF engine runs ggml's mnist-cnn and mnist-fc graphs")
         }
+        // ggml's mnist example has two graphs: mnist-cnn (convolutions) and mnist-fc (Linear layers only). The
+        // reference layers say which one this model is.
+        let modelGraph = layers.contains { if case .conv2d = $0 { return true } else { return false } } ? "mnist-cnn" : "mnist-fc"
+        let expected = GGMLEngine.loaderTensors(layers)
+        if arch != modelGraph {
+            throw ArchitectureCheck.refuse(file: file.path, declared: arch, by: "general.architecture", model: model?.name ?? "the reference",
+                                           modelArchitecture: model?.architecture ?? modelGraph)
+        }
+        try ArchitectureCheck.checkTensorSet(file: file.path, expected: expected.map(\.name), stored: file.tensors.map(\.name),
+                                             model: model?.name ?? "the reference", modelArchitecture: model?.architecture ?? modelGraph)
         self.file = file
         architecture = arch
         self.im2col = im2col
         self.layers = layers
+        loading = StrictLoadingRule.ggmlMnist.check(file: file.path, expected: expected,
+                                                    stored: file.tensors.map { StrictLoadingRule.Parameter(name: $0.name, shape: GGMLEngine.padded($0.ne)) },
+                                                    shapeWord: "ne")
         Kernels.pinBLASThreads()
     }
+
+    /// The tensors mnist-common.cpp's loader fetches for these layers, with the `ne` it asserts (padded to 4).
+    static func loaderTensors(_ layers: [LayerSpec]) -> [StrictLoadingRule.Parameter] {
+        layers.flatMap { layer -> [StrictLoadingRule.Parameter] in
+            switch layer {
+            case let .conv2d(name, inC, outC, kernel, _, _, bias):
+                return [.init(name: "\(name).kernel", shape: [kernel[1], kernel[0], inC, outC])]
+                    + (bias ? [.init(name: "\(name).bias", shape: [1, 1, outC, 1])] : [])
+            case let .linear(name, inF, outF, bias):
+                return [.init(name: "\(name).weight", shape: padded([inF, outF]))] + (bias ? [.init(name: "\(name).bias", shape: padded([outF]))] : [])
+            default:
+                return []
+            }
+        }
+    }
+
+    static func padded(_ ne: [Int]) -> [Int] { ne + [Int](repeating: 1, count: max(0, 4 - ne.count)) }
 
     /// A weight as ggml's loader gets it: by name, with the `ne` mnist-common.cpp asserts.
     func weight(_ name: String, ne: [Int], layer: String) throws(LayerExecutionError) -> GGUFTensorInfo {

@@ -12,17 +12,60 @@ import ParityModels
 ///
 /// At the hooks NHWC activations are transposed to NCHW and the flattened activation reordered to (c, h, w);
 /// golden inputs are transposed the other way.
-public struct MLXEngine: DiagnosableEngine {
+public struct MLXEngine: DiagnosableEngine, StrictLoadingEngine {
     public let files: MLXModelFiles
     public let layers: [LayerSpec]
     /// Parameters replaced for diagnosis, by name.
     public var overrides: [String: Tensor] = [:]
     public var semantics: String { "MLX (mlx.nn port: NHWC, Conv2d [out,kh,kw,in], Linear [out,in], QuantizedLinear → quantized_matmul; float32 compute)" }
 
-    public init(files: MLXModelFiles, layers: [LayerSpec]) {
+    /// What `load_weights(strict=True)` would say about these files.
+    public let loading: StrictLoadingOutcome
+
+    /// `model`, when given, is the reference model the files must belong to: a `config.json` whose `model_type`
+    /// is another architecture, or weights sharing no parameter with the model, are refused as bad input.
+    public init(files: MLXModelFiles, layers: [LayerSpec], model: ModelConfig? = nil) throws(ParityError) {
+        let expected = MLXEngine.moduleParameters(layers, files: files)
+        if let model {
+            // mlx-lm picks the model class by `model_type`; a config without one may still name its "architecture".
+            for key in ["model_type", "architecture"] {
+                guard let declared = files.config?[key]?.stringValue else { continue }
+                guard declared == model.architecture else {
+                    throw ArchitectureCheck.refuse(file: files.path + "/config.json", declared: declared, by: key, model: model.name,
+                                                   modelArchitecture: model.architecture)
+                }
+                break
+            }
+            try ArchitectureCheck.checkTensorSet(file: files.path, expected: expected.map(\.name), stored: files.tensors.map(\.name),
+                                                 model: model.name, modelArchitecture: model.architecture)
+        }
         self.files = files
         self.layers = layers
+        loading = StrictLoadingRule.mlxStrict.check(file: files.path, expected: expected,
+                                                    stored: files.tensors.map { StrictLoadingRule.Parameter(name: $0.name, shape: $0.shape) })
         Kernels.pinBLASThreads()
+    }
+
+    /// The parameters the mlx.nn port of these layers has once mlx-lm has quantized the modules the files
+    /// quantize: Conv2d weight [out, kh, kw, in] and bias; Linear weight [out, in] and bias, or for a
+    /// QuantizedLinear the packed weight, scales, biases (affine only) and bias (packed shapes are checked when
+    /// the layer runs).
+    static func moduleParameters(_ layers: [LayerSpec], files: MLXModelFiles) -> [StrictLoadingRule.Parameter] {
+        layers.flatMap { layer -> [StrictLoadingRule.Parameter] in
+            switch layer {
+            case let .conv2d(name, inC, outC, kernel, _, _, bias):
+                return [.init(name: "\(name).weight", shape: [outC, kernel[0], kernel[1], inC])] + (bias ? [.init(name: "\(name).bias", shape: [outC])] : [])
+            case let .linear(name, inF, outF, bias):
+                let biasParameter: [StrictLoadingRule.Parameter] = bias ? [.init(name: "\(name).bias", shape: [outF])] : []
+                if let q = (try? files.quantization(forModule: name)) ?? nil {
+                    return [.init(name: "\(name).weight", shape: nil), .init(name: "\(name).scales", shape: nil)]
+                        + (q.mode == "affine" ? [.init(name: "\(name).biases", shape: nil)] : []) + biasParameter
+                }
+                return [.init(name: "\(name).weight", shape: [outF, inF])] + biasParameter
+            default:
+                return []
+            }
+        }
     }
 
     /// A parameter as `load_weights(strict=True)` checks it: present, with the module's shape.

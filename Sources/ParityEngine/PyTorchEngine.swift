@@ -5,14 +5,32 @@ import ParityModels
 /// Runs a model from a safetensors file with PyTorch's semantics: parameters looked up by module name
 /// (`<module>.weight`, `<module>.bias`) with exactly the shapes `load_state_dict(strict=True)` requires,
 /// widened to float32 as loading into a float32 module does, NCHW activations.
-public struct PyTorchEngine: DiagnosableEngine {
+public struct PyTorchEngine: DiagnosableEngine, StrictLoadingEngine {
     public let weights: SafetensorsFile
     /// Parameters replaced for diagnosis, by name.
     public var overrides: [String: Tensor] = [:]
     public var semantics: String { "PyTorch (safetensors state_dict, NCHW, float32 compute)" }
 
+    /// What `load_state_dict(strict=True)` would say about this file (nil: no model given to check against).
+    public let strictLoading: StrictLoadingOutcome?
+    public var loading: StrictLoadingOutcome { strictLoading ?? .accepted(by: .pytorchStrict) }
+
+    /// An engine that does not check the file's parameter set against a model (layers still check their own).
     public init(weights: SafetensorsFile) {
         self.weights = weights
+        strictLoading = nil
+        Kernels.pinBLASThreads()
+    }
+
+    /// An engine for `model`'s file: a file sharing no parameter with the model is refused as bad input;
+    /// otherwise its keys and shapes are checked as `load_state_dict(strict=True)` checks them.
+    public init(weights: SafetensorsFile, model: ModelConfig) throws(ParityError) {
+        let expected = model.layers.flatMap(\.parameters).map { StrictLoadingRule.Parameter(name: $0.name, shape: $0.shape) }
+        try ArchitectureCheck.checkTensorSet(file: weights.path, expected: expected.map(\.name), stored: weights.entries.map(\.name),
+                                             model: model.name, modelArchitecture: model.architecture)
+        self.weights = weights
+        strictLoading = StrictLoadingRule.pytorchStrict.check(file: weights.path, expected: expected,
+                                                              stored: weights.entries.map { .init(name: $0.name, shape: $0.shape) })
         Kernels.pinBLASThreads()
     }
 

@@ -2,8 +2,8 @@ import ParityCore
 
 /// Requantizes a GGUF file as llama-quantize does: every tensor with two or more dimensions whose row length
 /// is a multiple of the target type's block size is converted to that type; every other tensor keeps its
-/// type. Metadata is preserved in order, `general.file_type` is set and `general.quantization_version` added
-/// when anything is quantized.
+/// type. Metadata is preserved in order, `general.file_type` is set from the types the matrices end up with
+/// (`fileType` maps them; nil keeps the input's) and `general.quantization_version` added when anything is quantized.
 public enum GGUFRequantizer {
     public struct Decision: Sendable {
         public let name: String
@@ -12,14 +12,13 @@ public enum GGUFRequantizer {
         public let reason: String
     }
 
-    public static func requantize(input: String, output: String, to type: GGMLType, fileType: UInt32?) throws -> [Decision] {
+    public static func requantize(input: String, output: String, to type: GGMLType, fileType: ([GGMLType]) -> UInt32?) throws -> [Decision] {
         let source = try GGUFFile(path: input)
         guard type.isSupported, !type.isActivationOnly else { throw ParityError.usage("cannot quantize to \(type.name)") }
         var writer = try GGUFWriter(architecture: source.architecture ?? "unknown", alignment: source.alignment)
         for (key, value) in source.metadata where key != "general.architecture" && key != "general.alignment" {
             try writer.set(key, value)
         }
-        if let fileType { try writer.set("general.file_type", .uint32(fileType)) }
         var decisions: [Decision] = []
         for t in source.tensors {
             let ne0 = t.ne.first ?? 1
@@ -43,6 +42,8 @@ public enum GGUFRequantizer {
                 decisions.append(Decision(name: t.name, from: t.type, to: type, reason: note))
             }
         }
+        let matrixTypes = decisions.filter { d in source.tensors.first { $0.name == d.name }.map { $0.ne.count >= 2 && $0.ne.dropFirst().contains { $0 > 1 } && !d.name.hasSuffix(".bias") } ?? false }.map(\.to)
+        if let value = fileType(matrixTypes) { try writer.set("general.file_type", .uint32(value)) }
         try writer.write(to: output)
         return decisions
     }

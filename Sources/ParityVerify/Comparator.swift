@@ -17,13 +17,18 @@ public enum Comparator {
         return only
     }
 
+    /// The tolerances for this file: derived from what each layer of the file stores (read through the engine),
+    /// or, for an engine Parity cannot look into, from the variant label when it names one storage for every layer.
+    public static func policy(model: ReferenceModel, engine: FormatEngine, format: String, variant: String) -> TolerancePolicy? {
+        guard let kind = Variant.Format(rawValue: format) else { return nil }
+        let stored = StoredWeights.of(engine, layers: model.config.layers)
+            ?? (try? Variant.parse(variant, format: kind)).flatMap { StoredWeights.uniform($0, layers: model.config.layers) }
+        return stored.flatMap { TolerancePolicy.derive(format: kind, variant: variant, layers: model.config.layers, stored: $0) }
+    }
+
     public static func verify(model: ReferenceModel, golden: GoldenFile, engine: FormatEngine,
                               format: String, variant: String, file: String, checkWeights: Bool = true) throws(ParityError) -> VerificationReport {
-        var layerTypes: [String: String] = [:]
-        if let ggml = engine as? GGMLEngine {
-            for layer in model.config.layers { if let t = ggml.weightType(of: layer) { layerTypes[layer.name] = t.name } }
-        }
-        let policy = TolerancePolicy.lookup(format: format, variant: variant, layers: model.config.layers, layerTypes: layerTypes)
+        let policy = policy(model: model, engine: engine, format: format, variant: variant)
         var outputs: [String: Tensor] = [:]
         var failure: LayerExecutionError?
         let input = try modelInput(golden)
@@ -78,6 +83,7 @@ public enum Comparator {
         if let last = golden.activations.last, !model.config.classes.isEmpty, let output = outputs[last.name],
            output.shape == last.tensor.shape, let lastResult = results.last, let m = lastResult.metrics {
             // Two logits can each move by the absolute tolerance, so a margin wider than twice it cannot flip.
+            // Without a tolerance the margin is 0 and the agreement is shown, not judged (see VerificationReport.verdict).
             let absLimit = (lastResult.tolerance?.maxAbsOverScale ?? 0) * m.goldenMaxAbs
             argmax = ArgmaxAgreement.compute(actual: output, expected: last.tensor, decisiveMargin: 2 * absLimit)
         }
@@ -86,6 +92,10 @@ public enum Comparator {
                                         inputCount: input.shape.first ?? 0)
         // Weights first: every stored parameter against the reference, independent of activation tolerances.
         if checkWeights { report.weights = try WeightVerifier.verify(engine: engine, model: model) }
+        if let loading = (engine as? StrictLoadingEngine)?.loading {
+            report.loadRefusals = loading.refusals
+            report.notes += loading.refusals.map { "FAIL: \($0)" } + loading.warnings.map { "warning: \($0)" }
+        }
         return report
     }
 

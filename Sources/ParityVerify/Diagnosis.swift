@@ -63,6 +63,12 @@ public enum Diagnoser {
                 out.append(Candidate(id: "transposed", parameter: p.name, describe: { "\(p.name) is transposed; transposing it brings \($0) → \($1)" },
                                      override: v.permuted([1, 0])))
             }
+            if v.rank == 2 && v.shape == e && e[0] != e[1] {
+                // The [in, out] matrix written in that order and then reshaped to the [out, in] the runtime wants.
+                out.append(Candidate(id: "transposed", parameter: p.name, describe: {
+                    "\(p.name) holds the [in, out] matrix (\(e[1])×\(e[0])) reshaped to \(e) without transposing; transposing its values brings \($0) → \($1)"
+                }, override: Tensor(shape: [e[1], e[0]], data: v.data).permuted([1, 0])))
+            }
             if v.rank == 2, v.shape == e, let map = ChannelsLast.featureMap(before: layer.name, in: layers, features: e[1]) {
                 out.append(Candidate(id: "flatten-order", parameter: p.name, describe: {
                     "\(p.name) columns are in (c, h, w) order; reordering to (h, w, c) brings \($0) → \($1)"
@@ -71,7 +77,7 @@ public enum Diagnoser {
                     "\(p.name) columns are in (h, w, c) order; reordering to (c, h, w) brings \($0) → \($1)"
                 }, override: ChannelsLast.flattenedToChannelsFirst(v, map: map)))
             }
-            if let (a, b) = p.spatialAxes, v.rank == 4, e.count == 4 {
+            if let (a, b) = p.spatialAxes, e.count == 4 {
                 if v.shape == e {
                     var swap = Array(0..<4); swap.swapAt(a, b)
                     out.append(Candidate(id: "kernel-swapped-hw", parameter: p.name, describe: {
@@ -81,20 +87,7 @@ public enum Diagnoser {
                         "\(p.name) is flipped in space (convolution vs cross-correlation); flipping it back brings \($0) → \($1)"
                     }, override: flipped(v, axes: [a, b])))
                 }
-                // Another axis order of the same values (e.g. PyTorch's [out, in, kh, kw] where mlx.nn wants
-                // [out, kh, kw, in]): every permutation of the last three axes that yields the expected shape and
-                // is more than a kh/kw swap.
-                let labels = axisLabels(rank: 4, spatial: (a, b))
-                for perm in permutations([1, 2, 3]).map({ [0] + $0 }) where perm != [0, 1, 2, 3] {
-                    guard v.shape.count == 4, perm.map({ v.shape[$0] }) == e else { continue }
-                    var swapOnly = Array(0..<4); swapOnly.swapAt(a, b)
-                    if perm == swapOnly { continue }
-                    // Stored axis k holds what the expected layout calls labels[perm.firstIndex(of: k)].
-                    let storedLabels = (0..<4).map { k in labels[perm.firstIndex(of: k)!] }
-                    out.append(Candidate(id: "conv-layout", parameter: p.name, describe: {
-                        "\(p.name) is laid out [\(storedLabels.joined(separator: ", "))]; the runtime expects [\(labels.joined(separator: ", "))]; permuting it brings \($0) → \($1)"
-                    }, override: v.permuted(perm)))
-                }
+                out += layoutCandidates(p, spatial: (a, b))
             }
             if let raw = p.raw16, raw.shape == v.shape {
                 let other: DType = raw.dtype == .f16 ? .bf16 : .f16
@@ -155,6 +148,42 @@ public enum Diagnoser {
                     }, override: Tensor(shape: weight.values.shape, data: weight.values.data.map { Float(Double($0) * s) })))
                 }
             }
+        }
+        return out
+    }
+
+    /// A convolution weight whose values are in another axis order than the runtime's — whether the file
+    /// keeps that order's shape (PyTorch's [out, in, kh, kw] where mlx.nn wants [out, kh, kw, in]) or the values
+    /// were reshaped to the expected shape afterwards, which is the usual form of the mistake (the loader's shape
+    /// check then passes). Each hypothesis reads the stored element order as the expected axes in another
+    /// order and moves them back. The frameworks' own layouts are tried first, so that among hypotheses giving the
+    /// same values (possible when an axis has size 1) the one reported is a layout someone actually writes.
+    static func layoutCandidates(_ p: StoredParameter, spatial: (Int, Int)) -> [Candidate] {
+        let e = p.expectedShape, v = p.values
+        guard e.count == 4, v.count == e.reduce(1, *) else { return [] }
+        let labels = axisLabels(rank: 4, spatial: spatial)
+        let named: [([String], String)] = [(["out", "in", "kh", "kw"], "PyTorch's and ggml's [out, in, kh, kw]"),
+                                           (["out", "kh", "kw", "in"], "MLX's [out, kh, kw, in]"),
+                                           (["kh", "kw", "in", "out"], "TensorFlow/Keras's [kh, kw, in, out]")]
+        // order[k] = the expected axis stored at position k.
+        var orders: [[Int]] = named.compactMap { layout, _ in
+            let order = layout.compactMap { labels.firstIndex(of: $0) }
+            return order.count == 4 ? order : nil
+        }
+        for order in permutations([0, 1, 2, 3]) where !orders.contains(order) { orders.append(order) }
+        var swapOnly = Array(0..<4); swapOnly.swapAt(spatial.0, spatial.1)
+        var out: [Candidate] = []
+        for order in orders where order != [0, 1, 2, 3] && !(order == swapOnly && v.shape == e) {
+            let storedShape = order.map { e[$0] }
+            let inverse = (0..<4).map { axis in order.firstIndex(of: axis)! }
+            let override = Tensor(shape: storedShape, data: v.data).permuted(inverse)
+            let storedLabels = order.map { labels[$0] }
+            let name = named.first { $0.0 == storedLabels }.map { " (\($0.1.components(separatedBy: " [").first!))" } ?? ""
+            let how = v.shape == storedShape ? "with that shape, \(v.shape)" : "reshaped to \(v.shape) to fit"
+            out.append(Candidate(id: "conv-layout", parameter: p.name, describe: {
+                "\(p.name) has its values in [\(storedLabels.joined(separator: ", "))] order\(name), \(how); the runtime expects "
+                    + "[\(labels.joined(separator: ", "))]; moving the axes back brings \($0) → \($1)"
+            }, override: override))
         }
         return out
     }

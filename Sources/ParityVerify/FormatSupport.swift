@@ -8,26 +8,38 @@ import ParityModels
 /// file of it, and which runtime semantics run it. Converters and engines stay independent: a format's
 /// converter writes with its own tables, its engine reads the way that format's runtime reads.
 public protocol FormatSupport: Sendable {
-    var name: String { get }
+    var format: Variant.Format { get }
     /// Variants `verify` covers by default (dtypes, quantization types).
-    var variants: [String] { get }
-    /// Writes `model` in this format; returns one line per tensor describing what was done.
-    func convert(_ model: ReferenceModel, variant: String, to path: String) throws -> [String]
+    var variants: [Variant] { get }
+    /// Writes `model` in this format; returns one line per tensor describing what was stored.
+    func convert(_ model: ReferenceModel, variant: Variant, to path: String) throws -> [String]
     /// Whether the file looks like this format (by content, not by extension).
     func recognizes(_ path: String) -> Bool
+    /// The variant a file of this format is, from what it contains (not from its name or how it was asked for).
+    func variant(ofFile path: String) throws -> Variant
     /// Opens a file of this format as the runtime would, and tells which variant it is.
-    func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: String)
+    func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: Variant)
     /// Explanations added to a report, e.g. a counterfactual run that isolates a runtime's own rounding.
     func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String]
 }
 
 extension FormatSupport {
+    public var name: String { format.rawValue }
+
+    /// Parses a variant label of this format (a usage error names the valid forms).
+    public func parseVariant(_ text: String) throws(ParityError) -> Variant { try Variant.parse(text, format: format) }
+
+    /// `convert` with a variant label.
+    public func convert(_ model: ReferenceModel, variant text: String, to path: String) throws -> [String] {
+        try convert(model, variant: parseVariant(text), to: path)
+    }
+
     public func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String] { [] }
 
     /// Opens `path` as this format, runs it against `golden`, and adds the format's explanations.
     public func verify(_ path: String, model: ReferenceModel, golden: GoldenFile) throws -> VerificationReport {
         let (engine, variant) = try open(path, for: model)
-        var report = try Comparator.verify(model: model, golden: golden, engine: engine, format: name, variant: variant, file: path)
+        var report = try Comparator.verify(model: model, golden: golden, engine: engine, format: name, variant: variant.label, file: path)
         report.notes += try explain(report, path: path, model: model, golden: golden)
         return report
     }
@@ -54,11 +66,12 @@ public enum FormatRegistry {
 
 public struct SafetensorsSupport: FormatSupport {
     public init() {}
-    public var name: String { "safetensors" }
-    public var variants: [String] { ["f32", "f16", "bf16"] }
+    public var format: Variant.Format { .safetensors }
+    public var variants: [Variant] { FloatType.allCases.map { .safetensors([$0]) } }
 
-    public func convert(_ model: ReferenceModel, variant: String, to path: String) throws -> [String] {
-        try SafetensorsConverter.convert(model, dtype: variant, to: path)
+    public func convert(_ model: ReferenceModel, variant: Variant, to path: String) throws -> [String] {
+        guard variant.format == .safetensors, variant.isUniform else { throw ParityError.usage("cannot convert to safetensors \(variant.label): give one of \(Variant.forms(.safetensors))") }
+        return try SafetensorsConverter.convert(model, dtype: variant.floats[0].rawValue, to: path)
     }
 
     public func recognizes(_ path: String) -> Bool {
@@ -69,12 +82,20 @@ public struct SafetensorsSupport: FormatSupport {
         return (try? SafetensorsFile(path: path))?.metadata.contains { $0.key == "format" && $0.value == "mlx" } != true
     }
 
-    public func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: String) {
+    /// The float types of the tensors (F8, F64, … included: read, verified, reported unjudged).
+    public func variant(ofFile path: String) throws -> Variant {
+        try Self.variant(of: SafetensorsFile(path: path))
+    }
+
+    static func variant(of file: SafetensorsFile) throws -> Variant {
+        let dtypes = Set(file.entries.filter { $0.dtype.isFloatingPoint }.map(\.dtype))
+        let floats = dtypes.compactMap(FloatType.init), other = dtypes.filter { FloatType($0) == nil }
+        return .safetensors(floats.isEmpty && other.isEmpty ? [.f32] : floats, other: Array(other))
+    }
+
+    public func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: Variant) {
         let file = try SafetensorsFile(path: path)
-        let floatTypes = Set(file.entries.filter { $0.dtype.isFloatingPoint }.map(\.dtype))
-        let variant = floatTypes.count == 1 ? SafetensorsConverter.dtypes.first { $0.value == floatTypes.first! }?.key ?? floatTypes.first!.rawValue.lowercased()
-            : "mixed(" + floatTypes.map(\.rawValue).sorted().joined(separator: ",") + ")"
-        return (PyTorchEngine(weights: file), variant)
+        return (try PyTorchEngine(weights: file, model: model.config), try Self.variant(of: file))
     }
 }
 
@@ -82,13 +103,16 @@ public struct GGUFSupport: FormatSupport {
     /// Which ggml's conv_2d to emulate; `.kernelType` is current ggml (0.15, run and recorded here).
     public let im2col: GGMLIm2colRule
     public init(im2col: GGMLIm2colRule = .kernelType) { self.im2col = im2col }
-    public var name: String { "gguf" }
+    public var format: Variant.Format { .gguf }
     /// The types that apply to the bundled models: every matrix row length there (784, 500, 3) is a multiple of
     /// no block size, so block types would all fall back to F16 (`parity convert --type q8_0` says so).
-    public var variants: [String] { ["f32", "f16", "bf16"] }
+    public var variants: [Variant] { [GGMLType.f32, .f16, .bf16].map { .gguf([$0], legacyIm2col: im2col == .f16) } }
 
-    public func convert(_ model: ReferenceModel, variant: String, to path: String) throws -> [String] {
-        try GGUFConverter.convert(model, typeName: variant, to: path)
+    public func convert(_ model: ReferenceModel, variant: Variant, to path: String) throws -> [String] {
+        guard variant.format == .gguf, variant.isUniform, let choice = GGUFTypeChoice(rawValue: variant.ggmlTypes[0].name) else {
+            throw ParityError.usage("cannot convert to gguf \(variant.label): give one of \(GGUFTypeChoice.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return try GGUFConverter.convert(model, type: choice.type, to: path)
     }
 
     public func recognizes(_ path: String) -> Bool {
@@ -99,66 +123,35 @@ public struct GGUFSupport: FormatSupport {
 
     /// The variant is the type of the weight matrices (biases stay F32 in every variant); an emulated older
     /// im2col is part of it ("f32+im2col-f16"), because it changes what the tolerances must allow.
-    public func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: String) {
-        let file = try GGUFFile(path: path)
-        let engine = try GGMLEngine(file: file, layers: model.config.layers, im2col: im2col)
-        let matrixTypes = Set(file.tensors.filter { $0.ne.count >= 2 && !$0.name.hasSuffix(".bias") }.map(\.type))
-        let variant = matrixTypes.count == 1 ? matrixTypes.first!.name : "mixed(" + matrixTypes.map(\.name).sorted().joined(separator: ",") + ")"
-        return (engine, im2col == .kernelType ? variant : "\(variant)+im2col-\(im2col.rawValue)")
+    public func variant(ofFile path: String) throws -> Variant { variant(of: try GGUFFile(path: path)) }
+
+    func variant(of file: GGUFFile) -> Variant {
+        .gguf(GGUFConverter.matrixTypes(of: file), legacyIm2col: im2col == .f16)
     }
 
-    /// For a CNN, rerun the same file with the other conv_2d im2col rule: what older ggml (F16 im2col) would
-    /// compute, or — when emulating that — how much of the gap to PyTorch the F16 im2col alone accounts for.
+    public func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: Variant) {
+        let file = try GGUFFile(path: path)
+        let engine = try GGMLEngine(file: file, layers: model.config.layers, im2col: im2col, model: model.config)
+        return (engine, variant(of: file))
+    }
+
+    /// For a CNN, reruns the file under the other conv_2d im2col rule (FormatSupport+GGUFExplain.swift).
     public func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String] {
-        guard model.config.layers.contains(where: { if case .conv2d = $0 { return true } else { return false } }),
-              let last = report.layers.last, let lastMetrics = last.metrics else { return [] }
-        let other: GGMLIm2colRule = im2col == .kernelType ? .f16 : .kernelType
-        let engine = try GGMLEngine(file: GGUFFile(path: path), layers: model.config.layers, im2col: other)
-        let alt = try Comparator.verify(model: model, golden: golden, engine: engine, format: name, variant: report.variant, file: path, checkWeights: false)
-        guard let altMetrics = alt.layers.last?.metrics else { return [] }
-        let here = "max abs \(formatNumber(lastMetrics.maxAbs)) (rel L2 \(formatNumber(lastMetrics.relL2)))"
-        let there = "max abs \(formatNumber(altMetrics.maxAbs)) (rel L2 \(formatNumber(altMetrics.relL2)))"
-        if im2col == .kernelType {
-            return ["ggml 0.15 convolves in the kernel's type: \(last.name) is at \(here) against PyTorch. ggml up to d99724f built "
-                + "conv_2d's im2col in F16, which on this file gives \(there): that gap is ggml's rounding, not the conversion"]
-        }
-        return ["the F16 im2col of older ggml accounts for the gap to PyTorch: \(last.name) is at \(here) with it and \(there) "
-            + "when the same file is convolved in the kernel's type (ggml 0.15)"]
+        try explainIm2col(report, path: path, model: model, golden: golden)
     }
 }
 
-/// MLX: directories (config.json + safetensors), MLX safetensors files, npz. Variants are the weight dtypes plus
+/// MLX: directories (config.json + safetensors), MLX safetensors files, npz. Default variants are the weight dtypes plus
 /// the quantization modes that apply to the bundled models: only nvfp4's group of 16 divides their Linear
 /// widths (784, 500 are multiples of neither 32 nor 64), so affine/mxfp4/mxfp8 would quantize nothing.
 public struct MLXSupport: FormatSupport {
     public init() {}
-    public var name: String { "mlx" }
-    public var variants: [String] { ["f32", "f16", "bf16", "nvfp4"] }
+    public var format: Variant.Format { .mlx }
+    public var variants: [Variant] { FloatType.allCases.map { .mlx([$0]) } + [.mlx([.f32], [try! MLXQuantSpec(mode: .nvfp4)])] }
 
-    /// A variant name → dtype and quantization: "f16", "nvfp4", "affine-b4-g64", "f16+affine-b8-g32".
-    public static func parse(variant: String) throws(ParityError) -> (dtype: String, quantization: MLXQuantParameters?) {
-        var dtype = "f32", quantText = variant
-        if let plus = variant.firstIndex(of: "+") {
-            dtype = String(variant[..<plus]); quantText = String(variant[variant.index(after: plus)...])
-        } else if MLXConverter.dtypes[variant] != nil {
-            return (variant, nil)
-        }
-        let parts = quantText.split(separator: "-").map(String.init)
-        guard let mode = parts.first else { throw .usage("empty MLX variant") }
-        let defaults = MLXQuantization.defaults(mode: mode)
-        var bits = defaults?.bits, group = defaults?.groupSize
-        for part in parts.dropFirst() {
-            if part.hasPrefix("b"), let b = Int(part.dropFirst()) { bits = b } else if part.hasPrefix("g"), let g = Int(part.dropFirst()) { group = g } else {
-                throw .usage("MLX variant \"\(variant)\": expected MODE[-bBITS][-gGROUP], e.g. affine-b4-g64")
-            }
-        }
-        guard let bits, let group else { throw .usage("unknown MLX quantization mode \"\(mode)\" in variant \"\(variant)\"") }
-        return (dtype, MLXQuantParameters(mode: mode, groupSize: group, bits: bits))
-    }
-
-    public func convert(_ model: ReferenceModel, variant: String, to path: String) throws -> [String] {
-        let (dtype, quantization) = try MLXSupport.parse(variant: variant)
-        return try MLXConverter.convert(model, dtype: dtype, quantization: quantization, to: path)
+    public func convert(_ model: ReferenceModel, variant: Variant, to path: String) throws -> [String] {
+        guard variant.format == .mlx, variant.isUniform else { throw ParityError.usage("cannot convert to mlx \(variant.label): give one of \(Variant.forms(.mlx))") }
+        return try MLXConverter.convert(model, dtype: variant.floats[0].rawValue, quantization: variant.quantizations.first?.parameters, to: path)
     }
 
     public func recognizes(_ path: String) -> Bool {
@@ -173,17 +166,26 @@ public struct MLXSupport: FormatSupport {
         return st.metadata.contains { $0.key == "format" && $0.value == "mlx" }
     }
 
-    public func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: String) {
-        let files = try MLXModelFiles.load(path: path)
-        let floatTypes = Set(files.tensors.filter { $0.name.hasSuffix(".weight") && $0.dtype.isFloatingPoint }.map(\.dtype))
-        let dtype = floatTypes.count == 1 ? MLXConverter.dtypes.first { $0.value == floatTypes.first! }?.key ?? "mixed" : floatTypes.isEmpty ? "f32" : "mixed"
-        var variant = dtype
+    public func variant(ofFile path: String) throws -> Variant { try Self.variant(of: MLXModelFiles.load(path: path)) }
+
+    /// The float type of the unquantized weights (of any float tensor when every module is quantized) and the
+    /// quantization of each quantized module, as mlx-lm's loader decides it per module.
+    static func variant(of files: MLXModelFiles) throws -> Variant {
         let quantizedModules = files.tensors.filter { $0.name.hasSuffix(".scales") }.map { String($0.name.dropLast(".scales".count)) }
-        if let first = quantizedModules.first, let q = try files.quantization(forModule: first) {
-            let defaults = MLXQuantization.defaults(mode: q.mode)
-            let suffix = defaults.map { $0.bits == q.bits && $0.groupSize == q.groupSize } == true ? q.mode : "\(q.mode)-b\(q.bits)-g\(q.groupSize)"
-            variant = dtype == "f32" ? suffix : "\(dtype)+\(suffix)"
+        var quantizations: [MLXQuantSpec] = []
+        for module in quantizedModules {
+            if let q = try files.quantization(forModule: module) { quantizations.append(try MLXQuantSpec(q)) }
         }
-        return (MLXEngine(files: files, layers: model.config.layers), variant)
+        let packed = Set(quantizedModules.flatMap { ["\($0).weight", "\($0).scales", "\($0).biases"] })
+        let floatTensors = files.tensors.filter { $0.dtype.isFloatingPoint && !packed.contains($0.name) }
+        let weights = floatTensors.filter { $0.name.hasSuffix(".weight") }
+        let dtypes = Set((weights.isEmpty ? floatTensors : weights).map(\.dtype))
+        let floats = dtypes.compactMap(FloatType.init), other = dtypes.filter { FloatType($0) == nil }
+        return .mlx(floats.isEmpty && other.isEmpty ? [.f32] : floats, quantizations, other: Array(other))
+    }
+
+    public func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: Variant) {
+        let files = try MLXModelFiles.load(path: path)
+        return (try MLXEngine(files: files, layers: model.config.layers, model: model.config), try Self.variant(of: files))
     }
 }

@@ -7,8 +7,8 @@ public enum HTMLReport {
 
     public static func render(_ reports: [VerificationReport], title: String) -> String {
         var body = "<h1>\(escape(title))</h1>\n"
-        let verdict = reports.allSatisfy(\.passed)
-        body += "<p class=\"verdict \(verdict ? "pass" : "fail")\">\(verdict ? "PASS" : "FAIL") — \(reports.count) report(s)</p>\n"
+        let verdict = Verdict.combined(reports.map(\.verdict))
+        body += "<p class=\"verdict \(verdict.rawValue)\">\(verdict.rawValue.uppercased()) — \(reports.count) report(s)</p>\n"
         body += chart(reports)
         for r in reports { body += table(r) + WeightRendering.html(r) }
         return """
@@ -21,7 +21,7 @@ public enum HTMLReport {
         td.l:last-child { white-space: normal; max-width: 28em; }
         th { background: #f4f4f4; } td.l, th.l { text-align: left; }
         tr.fail td { background: #fff4e5; } tr.first td { background: #ffe0e0; font-weight: bold; }
-        .verdict { font-weight: bold; font-size: 1.2em; } .pass { color: #1a7f37; } .fail { color: #c62828; }
+        .verdict { font-weight: bold; font-size: 1.2em; } .pass { color: #1a7f37; } .fail { color: #c62828; } .unjudged { color: #9a6700; }
         .diag { background: #e8f4fd; border-left: 4px solid #1f77b4; padding: .5em 1em; margin: .5em 0; }
         .note { color: #555; } svg text { font: 11px system-ui, sans-serif; }
         </style></head><body>
@@ -48,44 +48,72 @@ public enum HTMLReport {
             series.append(Series(name: "\(label): tolerance (rel L2)", color: "#999", dash: "1,2", values: r.layers.map { $0.tolerance?.maxRelL2 }))
         }
         let floor = 1e-12
-        // Exact zeros (a ReLU fed its golden input) have no place on a log scale: they are left out, and said so.
+        // Exact zeros (a ReLU fed its golden input) have no place on a log scale: they are drawn as hollow markers
+        // in a separate "= 0" row under the axis, never joined to the points around them.
         let all = series.flatMap { $0.values.compactMap { $0 } }.filter { $0.isFinite && $0 > 0 }.map { max($0, floor) }
+        let hasZeros = series.contains { $0.values.contains { $0 == 0 } }
         let lo = floor10(all.min() ?? 1e-8), hi = ceil10(all.max() ?? 1)
         let (w, h, left, right, top, bottom) = (960.0, 360.0, 70.0, 110.0, 20.0, 80.0)
         let plotW = w - left - right, plotH = h - top - bottom
+        let zeroBand = hasZeros ? 26.0 : 0, logH = plotH - zeroBand, zeroY = top + plotH - zeroBand / 2
         func x(_ i: Int) -> Double { left + (layers.count == 1 ? plotW / 2 : plotW * Double(i) / Double(layers.count - 1)) }
-        func y(_ v: Double) -> Double { top + plotH * (1 - (log10(max(v, floor)) - lo) / max(hi - lo, 1)) }
+        func y(_ v: Double) -> Double { top + logH * (1 - (log10(max(v, floor)) - lo) / max(hi - lo, 1)) }
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"per-layer error\">\n"
         svg += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(plotW)\" height=\"\(plotH)\" fill=\"#fcfcfc\" stroke=\"#ccc\"/>\n"
         for e in stride(from: Int(lo), through: Int(hi), by: 1) {
             let yy = y(pow(10, Double(e)))
             svg += "<line x1=\"\(left)\" x2=\"\(left + plotW)\" y1=\"\(yy)\" y2=\"\(yy)\" stroke=\"#eee\"/><text x=\"\(left - 6)\" y=\"\(yy + 4)\" text-anchor=\"end\">1e\(e)</text>\n"
         }
+        if hasZeros {
+            svg += "<line x1=\"\(left)\" x2=\"\(left + plotW)\" y1=\"\(top + logH)\" y2=\"\(top + logH)\" stroke=\"#999\" stroke-dasharray=\"6,3\"/>"
+            svg += "<text x=\"\(left - 16)\" y=\"\(zeroY + 4)\" text-anchor=\"end\">= 0</text>\n"
+        }
         for (i, name) in layers.enumerated() {
             svg += "<text transform=\"translate(\(x(i)),\(top + plotH + 12)) rotate(30)\">\(escape(name))</text>\n"
         }
         if let first = reports.first?.firstDivergence, let i = layers.firstIndex(of: first.name) {
+            // Labels for layers in the right half grow leftwards, so they stay inside the picture.
+            let leftwards = x(i) > left + plotW / 2
             svg += "<line x1=\"\(x(i))\" x2=\"\(x(i))\" y1=\"\(top)\" y2=\"\(top + plotH)\" stroke=\"#c62828\" stroke-width=\"2\" stroke-dasharray=\"4,3\"/>"
-            svg += "<text x=\"\(x(i) + 4)\" y=\"\(top + 12)\" fill=\"#c62828\">first divergence: \(escape(first.name))</text>\n"
+            svg += "<text x=\"\(leftwards ? x(i) - 4 : x(i) + 4)\" y=\"\(top + 12)\" text-anchor=\"\(leftwards ? "end" : "start")\" fill=\"#c62828\">first divergence: \(escape(first.name))</text>\n"
         }
-        for s in series {
-            let points = s.values.enumerated().compactMap { i, v in v.flatMap { $0.isFinite && $0 > 0 ? "\(x(i)),\(y($0))" : nil } }
-            guard !points.isEmpty else { continue }
-            svg += "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2\" stroke-dasharray=\"\(s.dash)\" points=\"\(points.joined(separator: " "))\"><title>\(escape(s.name))</title></polyline>\n"
-            for p in points { svg += "<circle cx=\"\(p.split(separator: ",")[0])\" cy=\"\(p.split(separator: ",")[1])\" r=\"2.5\" fill=\"\(s.color)\"/>" }
+        for (index, s) in series.enumerated() {
+            // A line joins only neighbouring layers that were both measured and non-zero: a layer with no value
+            // (not run, no tolerance) or an exact zero breaks it.
+            var runs: [[(Double, Double)]] = [[]]
+            var zeros: [Double] = []
+            for (i, v) in s.values.enumerated() {
+                if let v, v.isFinite, v > 0 {
+                    runs[runs.count - 1].append((x(i), y(v)))
+                } else {
+                    if v == 0 { zeros.append(x(i)) }
+                    if !runs[runs.count - 1].isEmpty { runs.append([]) }
+                }
+            }
+            for run in runs where run.count > 1 {
+                let points = run.map { "\($0.0),\($0.1)" }.joined(separator: " ")
+                svg += "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2\" stroke-dasharray=\"\(s.dash)\" points=\"\(points)\"><title>\(escape(s.name))</title></polyline>\n"
+            }
+            for p in runs.joined() { svg += "<circle cx=\"\(p.0)\" cy=\"\(p.1)\" r=\"2.5\" fill=\"\(s.color)\"><title>\(escape(s.name))</title></circle>" }
+            // Several series can be exactly 0 at one layer: their markers sit side by side, not on top of each other.
+            let nudge = (Double(index) - Double(series.count - 1) / 2) * 7
+            for zx in zeros {
+                svg += "<circle class=\"zero\" cx=\"\(zx + nudge)\" cy=\"\(zeroY)\" r=\"4\" fill=\"#fff\" stroke=\"\(s.color)\" stroke-width=\"1.5\"><title>\(escape(s.name)): exactly 0</title></circle>"
+            }
             svg += "\n"
         }
         svg += "</svg>\n"
         let legend = series.map { "<span style=\"margin-right:1.2em\"><svg width=\"28\" height=\"8\"><line x1=\"0\" x2=\"28\" y1=\"4\" y2=\"4\" stroke=\"\($0.color)\" stroke-width=\"2\" stroke-dasharray=\"\($0.dash)\"/></svg> \(escape($0.name))</span>" }
         return "<h2>Error per layer (log scale)</h2>\n" + svg + "<p>" + legend.joined() + "</p>\n"
-            + "<p class=\"note\">Exact agreement (0) cannot be drawn on a log scale and is left out of the lines; the tables show it.</p>\n"
+            + "<p class=\"note\">Lines join only neighbouring layers that both have a non-zero value. Exact agreement (0) cannot be "
+            + "placed on a log scale: it is drawn as a hollow marker in the \u{201C}= 0\u{201D} row under the axis.</p>\n"
     }
 
     static func table(_ r: VerificationReport) -> String {
         let first = r.firstDivergence?.name
         var html = "<h2>\(escape(r.model)) · \(escape(r.format)) \(escape(r.variant))</h2>\n"
         html += "<p class=\"note\">\(escape(r.file)) — \(escape(r.engine))</p>\n"
-        html += "<p class=\"verdict \(r.passed ? "pass" : "fail")\">\(r.passed ? "PASS" : "FAIL")"
+        html += "<p class=\"verdict \(r.verdict.rawValue)\">\(r.verdict.rawValue.uppercased())"
         if let first { html += " — first divergence: \(escape(first))" }
         html += "</p>\n<table><tr><th>#</th><th class=\"l\">layer</th><th class=\"l\">op</th><th>max abs</th><th>mean abs</th><th>rel L2</th><th>cosine</th><th>SQNR dB</th><th>growth</th>"
         if r.hasIsolatedRun { html += "<th>own rel L2</th><th class=\"l\">own</th>" }

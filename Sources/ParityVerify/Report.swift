@@ -83,6 +83,8 @@ public struct VerificationReport: Sendable {
     public var notes: [String] = []
     /// Every stored parameter compared with the reference weights (WeightVerifier); a tensor out of bounds fails.
     public var weights: WeightReport?
+    /// Why the format's runtime would refuse to load the file (its strict-loading rule): the file fails.
+    public var loadRefusals: [String] = []
 
     /// Layers compared against a golden (not missing, not errored, not skipped).
     public var covered: Int { layers.filter { $0.metrics != nil }.count }
@@ -96,12 +98,13 @@ public struct VerificationReport: Sendable {
     /// there is no first divergence (Model Explorer's rule: no threshold is invented).
     public var firstDivergence: LayerResult? {
         guard policy != nil else { return nil }
-        if hasIsolatedRun, let own = layers.first(where: { ($0.isolatedStatus.map { !$0.isPass && $0 != .notRun }) ?? false }) {
+        if hasIsolatedRun, let own = layers.first(where: { ($0.isolatedStatus.map { !$0.isPass && $0 != .notRun && $0 != .unjudged }) ?? false }) {
             return own
         }
         let byPath = Dictionary(uniqueKeysWithValues: layers.map { ("/activations/" + $0.name, $0) })
         return layers.first { layer in
-            guard !layer.status.isPass, layer.status != .notRun else { return false }
+            // An unjudged layer has no limit to exceed: it is never a divergence.
+            guard !layer.status.isPass, layer.status != .notRun, layer.status != .unjudged else { return false }
             guard let input = layer.input, let source = byPath[input] else { return true }
             return source.status.isPass
         }
@@ -109,10 +112,37 @@ public struct VerificationReport: Sendable {
 
     public var argmaxPasses: Bool { argmax.map { $0.decisiveAgreeing == $0.decisive } ?? true }
 
-    /// Pass only if a policy exists, every expected layer was compared and passed, and decisive argmaxes agree.
-    public var passed: Bool {
-        policy != nil && !layers.isEmpty && layers.allSatisfy { $0.status.isPass && ($0.isolatedStatus?.isPass ?? true) } && argmaxPasses
-            && (weights?.passed ?? true)
+    /// pass: every layer within its limit (and decisive argmaxes agree). fail: a layer exceeds its limit, or
+    /// cannot be compared at all (missing, wrong shape, NaN/Inf, could not run) — a broken file needs no
+    /// tolerance to be called broken. unjudged: nothing failed, but some layer has no tolerance policy, so
+    /// nothing is called a pass (metrics are shown; Model Explorer's rule: no threshold is invented).
+    public var verdict: Verdict {
+        guard !layers.isEmpty else { return .fail }
+        let statuses = layers.map(\.status) + layers.compactMap(\.isolatedStatus)
+        if statuses.contains(where: { !$0.isPass && $0 != .unjudged }) { return .fail }
+        // A file the format's runtime would refuse to load fails, however well its layers compute.
+        if !loadRefusals.isEmpty { return .fail }
+        // A stored parameter no quantizer of its type could have produced from the reference fails (weights first).
+        if let weights, !weights.passed { return .fail }
+        // The argmax margin comes from the output layer's tolerance; without one, agreement is shown only.
+        if layers.last?.tolerance != nil && !argmaxPasses { return .fail }
+        if statuses.contains(.unjudged) || policy == nil { return .unjudged }
+        return .pass
+    }
+
+    /// Pass only if a policy exists, every expected layer was compared and passed, decisive argmaxes agree, and
+    /// the format's runtime would load the file.
+    public var passed: Bool { verdict == .pass }
+}
+
+/// The outcome of one verification (one model × format × variant).
+public enum Verdict: String, Sendable, CaseIterable {
+    case pass, fail, unjudged
+
+    /// Several reports: fail if any failed, else unjudged if any is, else pass (an empty list passes nothing: fail).
+    public static func combined(_ verdicts: [Verdict]) -> Verdict {
+        if verdicts.isEmpty || verdicts.contains(.fail) { return .fail }
+        return verdicts.contains(.unjudged) ? .unjudged : .pass
     }
 }
 

@@ -71,12 +71,16 @@ public enum ReportRendering {
                 lines.append("tolerance for \(users.joined(separator: ", ")): \(reason)")
             }
         } else {
-            lines.append("no tolerance policy for \(report.format) \(report.variant): metrics only, no verdict and no first divergence")
+            lines.append("no tolerance policy for \(report.format) \(report.variant): metrics only, no first divergence; verdict UNJUDGED (neither pass nor fail)")
         }
         if let first = report.firstDivergence {
             lines.append(paint("first divergence: \(first.name) (\(first.op)): \(first.status.label): \(first.status.detail)", "1;31"))
         }
-        lines.append(report.passed ? paint("PASS", "1;32") : paint("FAIL", "1;31"))
+        switch report.verdict {
+        case .pass: lines.append(paint("PASS", "1;32"))
+        case .fail: lines.append(paint("FAIL", "1;31"))
+        case .unjudged: lines.append(paint("UNJUDGED", "1;33") + ": no tolerance policy for some layers; nothing failed, nothing is called a pass")
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -86,6 +90,7 @@ public enum ReportRendering {
             ("schema", .string("parity-report")),
             ("schema_version", .number(2)),
             ("passed", .bool(reports.allSatisfy(\.passed))),
+            ("verdict", .string(Verdict.combined(reports.map(\.verdict)).rawValue)),
             ("reports", .array(reports.map(json))),
         ])
     }
@@ -125,6 +130,7 @@ public enum ReportRendering {
             ("model", .string(r.model)), ("format", .string(r.format)), ("variant", .string(r.variant)),
             ("file", .string(r.file)), ("engine", .string(r.engine)), ("inputs", .number(r.inputCount)),
             ("passed", .bool(r.passed)),
+            ("verdict", .string(r.verdict.rawValue)),
             ("first_divergence", r.firstDivergence.map { .string($0.name) } ?? .null),
             ("coverage", .object([("compared", .number(r.covered)), ("expected", .number(r.layers.count))])),
             ("tolerance_reasons", r.policy.map { p in .array(p.reasons(in: r.layers.map(\.name)).map { JSONValue.string($0) }) } ?? .null),

@@ -83,68 +83,144 @@ public struct TolerancePolicy: Sendable {
     /// order. The FP4 formats (E2M1 values: 0, .5, 1, 1.5, 2, 3, 4, 6) space their top values 1/3 apart, which
     /// gives 8–10 % RMS relative error on Gaussian weights (measured with MLX on these models: 9 %).
     /// The limits are 1.5x these estimates: wide enough for the quantization a format implies, far below the
-    /// ~100 % error of a wrong scale, a misordered pack or a transposed weight.
-    static func mlxQuantized(_ q: MLXQuantParameters) -> Tolerance? {
+    /// ~100 % error of a wrong scale, a misordered pack or a transposed weight. 1-bit affine has none: its
+    /// expected error (144 %) is that of a broken file, so no limit could tell the two apart.
+    static func mlxQuantized(_ q: MLXQuantSpec) -> Tolerance? {
         let expected: Double
         switch q.mode {
-        case "affine": expected = 1.44 / Double((1 << q.bits) - 1)
-        case "mxfp4", "nvfp4": expected = 0.10
-        case "mxfp8": expected = 0.03  // E4M3: 3 mantissa bits, relative spacing 2^-3, RMS ~2^-3/√12·2 ≈ 2.5 %
-        default: return nil
+        case .affine: expected = 1.44 / Double((1 << q.bits) - 1)
+        case .mxfp4, .nvfp4: expected = 0.10
+        case .mxfp8: expected = 0.03  // E4M3: 3 mantissa bits, relative spacing 2^-3, RMS ~2^-3/√12·2 ≈ 2.5 %
         }
+        guard expected < 0.5 else { return nil }
         let limit = 1.5 * expected
         return Tolerance(maxRelL2: limit, maxAbsOverScale: 2 * limit,
-                         reason: "\(q.mode) \(q.bits)-bit, group \(q.groupSize): expected RMS relative error of the quantized weights "
-                            + "about \(formatNumber(expected)) (\(q.mode == "affine" ? "1.44/(2^b - 1) for Gaussian groups" : "the grid's spacing")); "
+                         reason: "MLX \(q.label): expected RMS relative error of the quantized weights "
+                            + "about \(formatNumber(expected)) (\(q.mode == .affine ? "1.44/(2^b - 1) for Gaussian groups" : "the grid's spacing")); "
                             + "rel L2 limit 1.5x that, max abs 2x the limit times the layer's scale; a wrong scale or packing errs by ~100 %")
     }
 
-    /// The policies Parity knows. An unknown (format, variant) has none, and then nothing is called a pass or a
-    /// first divergence (Model Explorer's rule: no threshold is invented).
-    /// `layerTypes`: each parametric layer's weight storage type where a file mixes types (GGUF), by layer name.
-    public static func lookup(format: String, variant: String, layers: [LayerSpec], layerTypes: [String: String] = [:]) -> TolerancePolicy? {
-        var perLayer: [String: Tolerance] = [:]
-        switch (format, variant) {
-        case ("safetensors", "f32"): for l in layers { perLayer[l.name] = float32 }
-        case ("safetensors", "f16"): for l in layers { perLayer[l.name] = float16Weights }
-        case ("safetensors", "bf16"): for l in layers { perLayer[l.name] = bfloat16Weights }
-        case ("gguf", _):
-            // ggml rounds both operands of a product when a weight is F16/BF16 (activations go to the vec_dot
-            // type). ggml 0.15 convolves in the kernel's type; emulating older ggml ("+im2col-f16") rounds the
-            // conv operands to F16 too. Error enters at the first layer that rounds; later layers inherit it.
-            // A file mixing types ("mixed(bf16,f32)") is judged layer by layer from each layer's weight type.
-            let parts = variant.split(separator: "+").map(String.init)
-            let legacyIm2col = parts.dropFirst().contains("im2col-f16")
-            guard let dtype = parts.first, parts.count == 1 || (parts.count == 2 && legacyIm2col) else { return nil }
-            func tolerance(forType type: String) -> Tolerance? {
-                switch type { case "f32": return float32; case "f16": return float16Both; case "bf16": return bfloat16Both; default: return nil }
+    /// A ggml block type: the expected RMS relative error of the stored weights (`weightError`) and of the
+    /// activations, which ggml's mul_mat quantizes to the type's vec_dot_type (Q8_0, Q8_1 or Q8_K) before the
+    /// integer dot products (`activationError`). Rounding to a grid of step s errs by s/√12 RMS; the step follows
+    /// from each type's block layout (ggml-common.h / the reference quantizers in ggml-quants.c), expressed in
+    /// units of the block's standard deviation σ using the mean extremes of Gaussian blocks (numerically:
+    /// E max|x| = 2.08σ for 16 values, 2.35σ for 32, 3.05σ for 256; E(max − min) = 3.53σ for 16, 4.14σ for 32):
+    ///
+    /// | type | grid | step | weight error |
+    /// |---|---|---|---|
+    /// | q8_0 | d = amax/127, q ∈ −127…127, blocks of 32 | 2.35σ/127 | 0.53 % |
+    /// | q4_0, q5_0 | d = max/−8 (−16), q ∈ −8…7 (−16…15), blocks of 32 | 2.35σ/8 (/16) | 8.5 % (4.2 %) |
+    /// | q4_1, q5_1 | min + d·q, d = (max − min)/15 (/31), blocks of 32 | 4.14σ/15 (/31) | 8.0 % (3.9 %) |
+    /// | q2_K | min + d·q, 2 bits, sub-blocks of 16 | 3.53σ/3 | 34 % |
+    /// | q3_K | d·q, q ∈ −4…3, sub-blocks of 16 | 2.08σ/4 | 15 % |
+    /// | q4_K, q5_K | min + d·q, 4 (5) bits, sub-blocks of 32 | 4.14σ/15 (/31) | 8.0 % (3.9 %) |
+    /// | q6_K | d·q, q ∈ −32…31, sub-blocks of 16 | 2.08σ/32 | 1.9 % |
+    /// | mxfp4 | E2M1 values × a power of two per 32 | top values 1/3 apart | 10 % (as MLX's fp4) |
+    ///
+    /// The k-quants also store their sub-block scales in 4–8 bits; their reference quantizers search for the
+    /// scale that minimises the error, which more than pays for that (measured on Gaussian rows, see
+    /// GGUFToleranceTests). Activations: a block of 32 (Q8_0, Q8_1) or 256 (Q8_K) is scaled by amax/127; real
+    /// activations (ReLU outputs, images) are more peaked than a Gaussian, so a crest factor amax/RMS of 4
+    /// (5 for 256) is assumed: 4/(127·√12) = 0.91 % (1.14 %). A layer's output error is about the quadrature sum
+    /// of the two; the limit is 2x that (trained weights have heavier tails than Gaussians, and a trained
+    /// layer's output can partly cancel), still far below the ~100 % of a wrong scale, packing or layout.
+    public static func ggmlBlockErrors(_ type: GGMLType) -> (weight: Double, activation: Double)? {
+        let weight: Double
+        switch type {
+        case .q8_0: weight = 0.0053
+        case .q4_0: weight = 0.085
+        case .q5_0: weight = 0.042
+        case .q4_1, .q4_K: weight = 0.080
+        case .q5_1, .q5_K: weight = 0.039
+        case .q2_K: weight = 0.34
+        case .q3_K: weight = 0.15
+        case .q6_K: weight = 0.019
+        case .mxfp4: weight = 0.10
+        default: return nil
+        }
+        let activation: Double
+        switch type.vecDotType {
+        case .q8_0, .q8_1: activation = 4 / (127 * 12.0.squareRoot())
+        case .q8_K: activation = 5 / (127 * 12.0.squareRoot())
+        default: return nil
+        }
+        return (weight, activation)
+    }
+
+    static func ggmlBlock(_ type: GGMLType) -> Tolerance? {
+        guard let (weight, activation) = ggmlBlockErrors(type) else { return nil }
+        let expected = (weight * weight + activation * activation).squareRoot()
+        let limit = 2 * expected
+        return Tolerance(maxRelL2: limit, maxAbsOverScale: 2 * limit,
+                         reason: "ggml \(type.name) weights (expected RMS relative error \(formatNumber(weight)) from the block grid) with "
+                            + "activations quantized to \(type.vecDotType.name) (\(formatNumber(activation)), amax/127 per block): output error "
+                            + "about \(formatNumber(expected)) in quadrature; rel L2 limit 2x that, max abs 2x the limit times the layer's scale; "
+                            + "a wrong scale, packing or layout errs by ~100 %")
+    }
+
+    /// The tolerance for one layer's own stored weights in a format; nil where Parity has no derivation.
+    static func own(_ storage: WeightStorage, format: Variant.Format) -> Tolerance? {
+        switch (format, storage) {
+        case (.gguf, let .ggml(type)):
+            switch type {
+            case .f32: return float32
+            case .f16: return float16Both
+            case .bf16: return bfloat16Both
+            default: return ggmlBlock(type)
             }
-            var current = float32
-            for l in layers {
-                let type = dtype.hasPrefix("mixed(") ? (layerTypes[l.name] ?? "f32") : dtype
-                guard let own = tolerance(forType: type) else { return nil }
-                if l.hasParameters, own.maxRelL2 > current.maxRelL2 { current = own }
-                if case .conv2d = l, legacyIm2col, current.maxRelL2 < float16Both.maxRelL2 { current = float16Both }
-                perLayer[l.name] = current
+        case (.safetensors, let .float(dtype)), (.mlx, let .float(dtype)):
+            // PyTorch and mlx.nn widen half-precision weights to float32 before the product: weight rounding only.
+            switch dtype {
+            case .f32: return float32
+            case .f16: return float16Weights
+            case .bf16: return bfloat16Weights
+            default: return nil
             }
-        case ("mlx", _):
-            // mlx.nn promotes half-precision weights meeting float32 inputs to float32: the error is the weights'
-            // rounding alone, as for safetensors. Quantized Linear layers add their quantization error, which
-            // every later layer inherits.
-            guard let (dtype, quantization) = try? MLXSupport.parse(variant: variant) else { return nil }
-            let base: Tolerance = dtype == "f32" ? float32 : dtype == "f16" ? float16Weights : dtype == "bf16" ? bfloat16Weights : float32
-            var current = base
-            for l in layers {
-                if case .linear = l, let q = quantization {
-                    guard let quantized = mlxQuantized(q) else { return nil }
-                    current = quantized
-                }
-                perLayer[l.name] = current
-            }
+        case (.mlx, let .mlxQuantized(q)):
+            return mlxQuantized(q)
         default:
             return nil
         }
-        return TolerancePolicy(format: format, variant: variant, perLayer: perLayer)
+    }
+
+    /// Derives a policy layer by layer from what each layer's weights actually are in the file (`stored`), not
+    /// from the variant's name: an f16 Linear in a 4-bit MLX file gets f16's limit. Error enters at a layer with
+    /// weights and every later layer inherits it: float limits (which already allow for accumulation) carry the
+    /// largest so far; a quantized layer's limit adds in quadrature to the inherited one (independent errors).
+    /// A layer whose storage has no derivation has no tolerance, and nor does anything after it (it is unjudged,
+    /// never passed or failed). Returns nil when no layer can be judged.
+    public static func derive(format: Variant.Format, variant: String, layers: [LayerSpec], stored: StoredWeights) -> TolerancePolicy? {
+        var perLayer: [String: Tolerance] = [:]
+        var current: Tolerance? = float32
+        for l in layers {
+            if l.hasParameters {
+                guard let storage = stored.byLayer[l.name], let own = own(storage, format: format), let inherited = current else {
+                    current = nil
+                    continue
+                }
+                switch storage {
+                case .ggml(let t) where t.isQuantized: current = inherited.addingInQuadrature(own)
+                case .mlxQuantized: current = inherited.addingInQuadrature(own)
+                default: current = own.maxRelL2 > inherited.maxRelL2 ? own : inherited
+                }
+            }
+            // ggml up to d99724f built conv_2d's im2col in F16 (both operands rounded to f16).
+            if case .conv2d = l, stored.legacyIm2col, let c = current, c.maxRelL2 < float16Both.maxRelL2 { current = float16Both }
+            if let current { perLayer[l.name] = current }
+        }
+        guard !perLayer.isEmpty else { return nil }
+        return TolerancePolicy(format: format.rawValue, variant: variant, perLayer: perLayer)
+    }
+}
+
+extension Tolerance {
+    /// This (inherited) limit combined with a new layer's independent error: limits add in quadrature.
+    func addingInQuadrature(_ other: Tolerance) -> Tolerance {
+        if maxRelL2 <= TolerancePolicy.float32.maxRelL2 { return other }
+        func rss(_ a: Double, _ b: Double) -> Double { (a * a + b * b).squareRoot() }
+        return Tolerance(maxRelL2: rss(maxRelL2, other.maxRelL2), maxAbsOverScale: rss(maxAbsOverScale, other.maxAbsOverScale),
+                         reason: other.reason + "; added in quadrature to the limit inherited from earlier layers (\(formatNumber(maxRelL2)))")
     }
 }
 

@@ -162,7 +162,9 @@ public enum WeightVerifier {
         r.issues = sink.issues
         r.worst = sink.worst
         if r.status == .pass && (r.elementsOutOfBounds > 0 || r.blocksOutOfBounds > 0) { r.status = .outOfBounds }
-        r.failsVerification = r.status != .pass
+        // A type without a weight rule (an fp8 safetensors dtype) is reported, not failed: the activation verdict
+        // (UNJUDGED for such types) stands.
+        r.failsVerification = r.status != .pass && r.status != .unchecked
         return r
     }
 

@@ -15,25 +15,24 @@ struct LayerDiff: ParsableCommand {
             README "Reading a report"). For each layer that fails on its golden input, Parity tries the conversion mistakes
             people make (transposed matrix, flatten order, swapped or flipped kernel, conv layout, f16/bf16 mix-up,
             missing or doubled bias, wrong scale) and reports the one that makes it pass.
-            Exit status: 0 pass, 1 a layer failed, 2 bad input or usage.
+            Exit status: 0 pass, 1 a layer failed, 2 bad input or usage, 3 nothing failed but some layer could not be judged (verdict UNJUDGED: no tolerance policy).
             """)
 
     @Argument(help: "A bundled model name or a reference model directory.") var model: String
     @Argument(help: "The converted file or MLX directory.") var converted: String
-    @Option(name: .long, help: "Format, if not detected from the content: safetensors, gguf, mlx.") var format: String?
+    @Option(name: .long, help: "Format, if not detected from the content.") var format: Variant.Format?
     @Flag(name: .long, help: "Show each layer's own error (fed its golden input) beside the propagated error.") var isolated = false
     @Flag(name: .long, help: "Skip diagnosis.") var noDiagnose = false
     @Option(name: .long, help: "Write the report as JSON (schema parity-report v2).") var json: String?
     @Option(name: .long, help: "Write a self-contained HTML page with a per-layer error chart.") var html: String?
-    @Option(name: .long, help: "GGUF: emulate ggml's conv_2d im2col typing: kernel (ggml 0.15, default) or f16 (older ggml).")
-    var ggmlIm2col: GGMLIm2colRule = .kernelType
+    @OptionGroup var im2col: GGMLIm2colOptions
 
     func run() throws {
         let reference = try ModelRepository.locate(model)
         let golden = try Watchdog.guardingHDF5(reference.goldenPath) { try reference.golden() }
-        var support = try format.map { name throws(ParityError) in try FormatRegistry.named(name) } ?? FormatRegistry.detect(converted)
-        if support.name == "gguf" { support = GGUFSupport(im2col: ggmlIm2col) }
-        let (engine, variant) = try support.open(converted, for: reference)
+        let support = im2col.support(try format.map { f in FormatRegistry.all.first { $0.format == f }! } ?? FormatRegistry.detect(converted))
+        let (engine, opened) = try support.open(converted, for: reference)
+        let variant = opened.label
         let showProgress = isatty(STDERR_FILENO) == 1
         var report = try Comparator.layerDiff(model: reference, golden: golden, engine: engine, format: support.name, variant: variant,
                                               file: converted, diagnose: !noDiagnose) { line in
@@ -41,8 +40,8 @@ struct LayerDiff: ParsableCommand {
         }
         if showProgress { FileHandle.standardError.write(Data("\u{1B}[2K\r".utf8)) }
         report.notes += try support.explain(report, path: converted, model: reference, golden: golden)
-        if report.policy == nil {
-            printError("note: no tolerance policy for \(support.name) \(variant): Parity will not name a first divergence without one")
+        if report.verdict == .unjudged {
+            printError("note: no tolerance policy for some layers of \(support.name) \(variant): they are unjudged, and the verdict is UNJUDGED, not PASS")
         }
         // The isolated run always drives the first divergence and the diagnosis; --isolated shows its columns.
         print(ReportRendering.terminal(report, color: stdoutIsTTY, showIsolated: isolated))
@@ -52,6 +51,7 @@ struct LayerDiff: ParsableCommand {
         if let html {
             try AtomicFileWriter.write(Array(HTMLReport.render([report], title: "Parity layer-diff: \(reference.name) · \(converted)").utf8), to: html)
         }
-        if !report.passed { throw ExitCode(Exit.verificationFailed) }
+        let status = Exit.status(for: report.verdict)
+        if status != 0 { throw ExitCode(status) }
     }
 }

@@ -18,6 +18,6 @@ struct Models: ParsableCommand {
             print("  \(name)  [\(model.config.architecture)]  test accuracy \(accuracy)  reference \(model.config.referenceFramework)")
             print("      \(layers)")
         }
-        print("formats: " + FormatRegistry.all.map { "\($0.name) (\($0.variants.joined(separator: ", ")))" }.joined(separator: "; "))
+        print("formats: " + FormatRegistry.all.map { "\($0.name) (\($0.variants.map(\.label).joined(separator: ", ")))" }.joined(separator: "; "))
     }
 }

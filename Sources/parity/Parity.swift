@@ -3,10 +3,22 @@ import Foundation
 import ParityCore
 import ParityVerify
 
-/// Exit codes (ARCHITECTURE.md CLI contract): 0 all passed, 1 a verification failed, 2 bad input or usage.
+/// Exit codes: 0 all passed, 1 a verification failed, 2 bad input or usage, 3 nothing failed but something could
+/// not be judged (verdict UNJUDGED: no tolerance policy). UNJUDGED is its own outcome — neither a pass nor a
+/// failure — and non-zero, so a file Parity cannot judge never turns a CI run green.
 enum Exit {
     static let verificationFailed: Int32 = 1
     static let badInput: Int32 = 2
+    static let unjudged: Int32 = 3
+
+    /// The status for a set of verdicts: any failure → 1, else any unjudged → 3, else 0.
+    static func status(for verdict: Verdict) -> Int32 {
+        switch verdict {
+        case .pass: return 0
+        case .fail: return verificationFailed
+        case .unjudged: return unjudged
+        }
+    }
 }
 
 @main

@@ -2,76 +2,139 @@ import ArgumentParser
 import Foundation
 import ParityCore
 import ParityEngine
+import ParityFormats
 import ParityModels
 import ParityVerify
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert each model to each format (or take --file), run it, and compare every layer with the goldens.",
-        discussion: "Exit status: 0 all passed, 1 a verification failed, 2 bad input or usage.")
+        discussion: """
+            Each model × format × variant is one cell. A cell whose input is bad (a model directory that cannot be read, a model with no layout in a format, an unreadable file) is reported as an error with its reason, and the other cells still run.
+
+            Exit status: 2 if any cell had bad input (or the command line is wrong); else 1 if any cell failed; else 3 if any cell could not be judged (no tolerance policy: verdict UNJUDGED, neither PASS nor FAIL); else 0.
+            """)
 
     @Argument(help: "Bundled model names or reference directories; none means every bundled model.")
     var models: [String] = []
     @Option(name: .long, help: "Formats to verify (repeatable); default: every format.")
-    var format: [String] = []
-    @Option(name: .long, help: "Variants to verify (repeatable), e.g. f16; default: every variant of each format.")
+    var format: [Variant.Format] = []
+    @Option(name: .long, help: ArgumentHelp(
+        "Variants to verify (repeatable); default: every variant of each format. Any variant `convert` writes: gguf f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K…q6_K, mxfp4 (optionally +im2col-f16); mlx f16, f16+affine-b4-g64, nvfp4, …; safetensors f32, f16, bf16.",
+        valueName: "variant"))
     var variant: [String] = []
-    @Option(name: .long, help: "Verify this converted file instead of converting (format detected from content).")
+    @Option(name: .long, help: "Verify this converted file instead of converting (format detected from content; the variant is read from the file).")
     var file: String?
-    @Option(name: .long, help: "Write the reports as JSON (schema parity-report v2) to this file.")
+    @Option(name: .long, help: "Write the reports as JSON (schema parity-report) to this file.")
     var json: String?
     @Option(name: .long, help: "Keep converted files in this directory instead of a temporary one.")
     var keep: String?
-    @Option(name: .long, help: "GGUF: emulate ggml's conv_2d im2col typing: kernel (ggml 0.15, default) or f16 (ggml up to d99724f).")
-    var ggmlIm2col: GGMLIm2colRule = .kernelType
+    @OptionGroup var im2col: GGMLIm2colOptions
+
+    /// One cell that could not be verified: its input was bad.
+    struct CellError {
+        let model: String
+        let format: String
+        let variant: String
+        let message: String
+    }
+
+    /// The (format, variant) cells asked for, each variant parsed once here; a variant no selected format takes is
+    /// a usage error naming the valid forms.
+    func cells() throws -> [(support: FormatSupport, variant: Variant)] {
+        let formats = (format.isEmpty ? FormatRegistry.all : format.map { f in FormatRegistry.all.first { $0.format == f }! }).map(im2col.support)
+        guard !variant.isEmpty else { return formats.flatMap { s in s.variants.map { (s, $0) } } }
+        var out: [(FormatSupport, Variant)] = []
+        for text in variant {
+            var matched = false
+            var reasons: [String] = []
+            for support in formats {
+                do {
+                    let v = try support.parseVariant(text)
+                    guard v.isUniform else { reasons.append("\(support.name) \(v.label): Parity does not convert to it (verify such a file with --file)"); continue }
+                    out.append((v.legacyIm2col ? GGUFSupport(im2col: .f16) : support, v))
+                    matched = true
+                } catch {
+                    reasons.append(error.description)
+                }
+            }
+            guard matched else { throw ParityError.usage("unknown variant \"\(text)\" for \(formats.map(\.name).joined(separator: ", ")):\n  " + reasons.joined(separator: "\n  ")) }
+        }
+        return out
+    }
 
     func run() throws {
         let names = models.isEmpty ? ModelRepository.bundledNames() : models
         guard !names.isEmpty else { throw ParityError.usage("no models given and no bundled models found") }
         if file != nil && names.count != 1 { throw ParityError.usage("--file verifies one converted file against one model") }
-        let formats = try (format.isEmpty ? FormatRegistry.all : format.map { name throws(ParityError) in try FormatRegistry.named(name) })
-            .map { $0.name == "gguf" ? GGUFSupport(im2col: ggmlIm2col) : $0 }
+        if file != nil && !variant.isEmpty { throw ParityError.usage("--variant does not apply to --file: the variant is read from the file") }
+        let cells = file == nil ? try cells() : []
         let workDir = try keep ?? makeTemporaryDirectory()
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: workDir) } }
 
         var reports: [VerificationReport] = []
+        var errors: [CellError] = []
         for name in names {
-            let model = try ModelRepository.locate(name)
-            let golden = try Watchdog.guardingHDF5(model.goldenPath) { try model.golden() }
-            if let file {
-                var support = try format.first.map { name throws(ParityError) in try FormatRegistry.named(name) } ?? FormatRegistry.detect(file)
-                if support.name == "gguf" { support = GGUFSupport(im2col: ggmlIm2col) }
-                reports.append(try support.verify(file, model: model, golden: golden))
+            let model: ReferenceModel, golden: GoldenFile
+            do {
+                model = try ModelRepository.locate(name)
+                golden = try Watchdog.guardingHDF5(model.goldenPath) { try model.golden() }
+            } catch {
+                errors.append(CellError(model: name, format: "-", variant: "-", message: "\(error)"))
                 continue
             }
-            for support in formats {
-                let variants = variant.isEmpty ? support.variants : variant.filter(support.variants.contains)
-                for v in variants {
-                    let path = "\(workDir)/\(model.name)-\(v).\(support.name)"
-                    _ = try support.convert(model, variant: v, to: path)
-                    let report = try support.verify(path, model: model, golden: golden)
-                    guard report.variant.split(separator: "+").first.map(String.init) == v else {
-                        throw ParityError.mismatch(file: path, reason: "converted as \(v) but the file reads as \(report.variant)")
+            if let file {
+                do {
+                    let support = im2col.support(try format.first.map { f in FormatRegistry.all.first { $0.format == f }! } ?? FormatRegistry.detect(file))
+                    reports.append(try support.verify(file, model: model, golden: golden))
+                } catch {
+                    errors.append(CellError(model: model.name, format: format.first?.rawValue ?? "-", variant: "-", message: "\(error)"))
+                }
+                continue
+            }
+            for (support, v) in cells {
+                let path = "\(workDir)/\(model.name)-\(v.label).\(support.name)"
+                do {
+                    let notes = try support.convert(model, variant: v, to: path)
+                    var report = try support.verify(path, model: model, golden: golden)
+                    if report.variant != v.label {
+                        // Say what was written: the report is labelled by the file's content, with the reasons.
+                        report.notes.insert("converted as \(v.label), but the file holds \(report.variant): "
+                            + notes.filter { $0.contains("falling back") || $0.contains("left unquantized") || $0.hasPrefix("note:") }.joined(separator: "; "), at: 0)
                     }
                     reports.append(report)
+                } catch {
+                    errors.append(CellError(model: model.name, format: support.name, variant: v.label, message: "\(error)"))
                 }
             }
         }
-        guard !reports.isEmpty else { throw ParityError.usage("nothing to verify: no format/variant matched") }
         for report in reports {
             print(ReportRendering.terminal(report, color: stdoutIsTTY))
             print()
         }
+        for e in errors { printError("error: \(e.message)") }
         print("summary")
         for r in reports {
             let worst = r.layers.compactMap { $0.metrics?.relL2 }.max().map(formatNumber) ?? "-"
-            let first = r.firstDivergence.map { "first divergence: \($0.name)" } ?? ""
-            print("  \(r.passed ? "PASS" : "FAIL")  \(r.model)  \(r.format) \(r.variant)  worst rel L2 \(worst)  \(first)")
+            let first = r.firstDivergence.map { "first divergence: \($0.name)" } ?? (r.loadRefusals.isEmpty ? "" : "the runtime refuses the file (see note)")
+            print("  \(r.verdict.rawValue.uppercased())  \(r.model)  \(r.format) \(r.variant)  worst rel L2 \(worst)  \(first)")
         }
+        for e in errors { print("  ERROR  \(e.model)  \(e.format) \(e.variant)  \(e.message)") }
+        if reports.isEmpty && errors.isEmpty { throw ParityError.usage("nothing to verify: no format/variant matched") }
+        let exit: Int32 = !errors.isEmpty ? Exit.badInput : reports.isEmpty ? 0 : Exit.status(for: Verdict.combined(reports.map(\.verdict)))
         if let json {
-            try AtomicFileWriter.write(Array((ReportRendering.json(reports).serialized(pretty: true) + "\n").utf8), to: json)
+            var document = ReportRendering.json(reports)
+            if case var .object(members) = document {
+                // A cell with bad input makes the whole run "error" (exit 2), whatever the other cells did.
+                if !errors.isEmpty, let i = members.firstIndex(where: { $0.key == "verdict" }) { members[i].value = .string("error") }
+                members.append(("errors", .array(errors.map { e in
+                    .object([("model", .string(e.model)), ("format", .string(e.format)), ("variant", .string(e.variant)), ("message", .string(e.message))])
+                })))
+                document = .object(members)
+            }
+            try AtomicFileWriter.write(Array((document.serialized(pretty: true) + "\n").utf8), to: json)
         }
-        if !reports.allSatisfy(\.passed) { throw ExitCode(Exit.verificationFailed) }
+        if exit != 0 { throw ExitCode(exit) }
     }
 }
 
@@ -82,5 +145,3 @@ func makeTemporaryDirectory() throws -> String {
     }
     return path
 }
-
-extension GGMLIm2colRule: ExpressibleByArgument {}

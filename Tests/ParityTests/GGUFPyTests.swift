@@ -68,7 +68,7 @@ struct GGUFPyTests {
         } else {
             // parity quantize SOURCE OUT --type T
             let type = try #require(GGMLType.named(command[5]))
-            _ = try GGUFRequantizer.requantize(input: Self.dir + "/" + command[2], output: out, to: type, fileType: GGUFConverter.fileTypes[type])
+            _ = try GGUFRequantizer.requantize(input: Self.dir + "/" + command[2], output: out, to: type, fileType: GGUFConverter.fileType(matrixTypes:))
         }
         #expect(SHA256.hex(try readBytes(out)) == entry["sha256"]?.stringValue, "\(name) is no longer the file gguf-py read")
         try Self.compare(GGUFFile(path: out), with: try #require(entry["gguf_py"]), values: SafetensorsFile(path: Self.dir + "/dequantized.safetensors"), label: name)

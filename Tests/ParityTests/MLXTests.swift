@@ -8,7 +8,7 @@ import Testing
 
 @Suite("MLX files, converter and engine")
 struct MLXTests {
-    static let cases: [(String, String)] = Repo.bundledModels.flatMap { m in MLXSupport().variants.map { (m, $0) } }
+    static let cases: [(String, String)] = Repo.bundledModels.flatMap { m in MLXSupport().variants.map { (m, $0.label) } }
 
     @Test("gate: every layer within the MLX policy, for directories, .safetensors and .npz", arguments: cases)
     func gate(modelName: String, variant: String) throws {

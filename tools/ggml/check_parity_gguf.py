@@ -85,9 +85,26 @@ QUANT_TYPES = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "
 GGML_TYPE = {"f32": QT.F32, "f16": QT.F16, "bf16": QT.BF16, "q4_0": QT.Q4_0, "q4_1": QT.Q4_1, "q5_0": QT.Q5_0,
              "q5_1": QT.Q5_1, "q8_0": QT.Q8_0, "q2_K": QT.Q2_K, "q3_K": QT.Q3_K, "q4_K": QT.Q4_K, "q5_K": QT.Q5_K,
              "q6_K": QT.Q6_K, "mxfp4": QT.MXFP4}
-# llama.cpp's LlamaFileType (gguf-py constants.LlamaFileType) for a file whose weights are T: what Parity must write.
-FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_K": 10, "q3_K": 12,
-             "q4_K": 15, "q5_K": 17, "q6_K": 18, "bf16": 32, "mxfp4": 38}
+# llama.cpp's LlamaFileType (gguf-py constants.LlamaFileType) for a file whose weight matrices are mostly T: what
+# Parity must write. A file whose matrices are all one k-quant type is the "_S" mix (Q3_K_S 11, Q4_K_S 14, Q5_K_S 16).
+FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_K": 10, "q3_K": 11,
+             "q4_K": 14, "q5_K": 16, "q6_K": 18, "bf16": 32, "mxfp4": 38}
+
+
+def expected_file_type(matrix_types):
+    """general.file_type by what the weight matrices are (not by what was asked for): the block type when exactly
+    one is present (fallback rows do not change llama.cpp's label), else F16 if any matrix is F16 (a file whose
+    matrices all fell back to F16 is MOSTLY_F16), else BF16, else ALL_F32."""
+    names = {GGML_NAME.get(t, "f32") if t != QT.F32 else "f32" for t in matrix_types}
+    quantized = {n for n in names if n not in ("f32", "f16", "bf16")}
+    if len(quantized) == 1:
+        return FILE_TYPE[quantized.pop()]
+    assert not quantized, f"several block types {quantized}: no single file type"
+    return FILE_TYPE["f16"] if "f16" in names else FILE_TYPE["bf16"] if "bf16" in names else FILE_TYPE["f32"]
+
+
+def is_matrix(name, ne):
+    return len(ne) >= 2 and any(d > 1 for d in ne[1:]) and not name.endswith(".bias")
 UNQUANTIZED = {QT.F32, QT.F16, QT.BF16}
 # Loose rel-L2 bounds (‖deq − src‖ / ‖src‖ per tensor) for the synthetic tensors with ordinary magnitudes: they
 # catch garbage (wrong block order, wrong scales, shuffled nibbles), not small quantizer differences.
@@ -518,7 +535,7 @@ def main():
                 arch = "mnist-cnn" if model == "fmnist-cnn" else "mnist-fc"
                 types = [t for _, _, t in exp]
                 emeta = [("general.architecture", "STRING", arch, None), ("general.name", "STRING", model, None),
-                         ("general.file_type", "UINT32", FILE_TYPE[tname], None)]
+                         ("general.file_type", "UINT32", expected_file_type([t for n, a, t in exp if is_matrix(n, list(reversed(a.shape)))]), None)]
                 if expected_qv(types):
                     emeta.append(("general.quantization_version", "UINT32", 2, None))
                 check_layout(chk, r, raw, info, 32)
@@ -554,7 +571,7 @@ def main():
                             said = any(line.strip().startswith(name + ":") and "falling back to F16" in line for line in stdout)
                             chk.expect(said, f"{name}: parity did not report the F16 fallback")
                     chk.notes.append("every matrix fell back to F16 (no row length divides by 32); "
-                                     "file_type is still 7 (MOSTLY_Q8_0), general.quantization_version absent")
+                                     "file_type is 1 (MOSTLY_F16: what the file holds), general.quantization_version absent")
                 entry["vs_ggml_quantize_chunk"] = vs_ggml
             else:
                 src_stem, tname = extra
@@ -570,13 +587,14 @@ def main():
                         exp_types[st.name] = target
                 # metadata: the source's, in order, with general.file_type set; quantization_version appended iff quantized
                 emeta = []
+                ftype = expected_file_type([exp_types[st.name] for st in src_r.tensors if is_matrix(st.name, [int(d) for d in st.shape])])
                 for m in src_info["metadata"]:
                     if m["key"] == "general.file_type":
-                        emeta.append((m["key"], "UINT32", FILE_TYPE[tname], None))
+                        emeta.append((m["key"], "UINT32", ftype, None))
                     else:
                         emeta.append((m["key"], m["type"], None, m["value_hex"]))
                 if not any(m["key"] == "general.file_type" for m in src_info["metadata"]):
-                    emeta.append(("general.file_type", "UINT32", FILE_TYPE[tname], None))
+                    emeta.append(("general.file_type", "UINT32", ftype, None))
                 if expected_qv(exp_types.values()):
                     emeta.append(("general.quantization_version", "UINT32", 2, None))
                 check_layout(chk, r, raw, info, src_info["alignment"])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Planted GGUF cases 1-10, written OUTSIDE Parity with llama.cpp's gguf-py (GGUFWriter), then checked with
+"""Planted GGUF cases (1-10, 21, 22, 25), written OUTSIDE Parity with llama.cpp's gguf-py (GGUFWriter), then checked with
 gguf-py's GGUFReader and run through ggml's own mnist-eval (full test set) and parity-ggml-mnist (per-node dumps
 of the 64 golden images, compared later by finish_planted.py). Run by make_planted.sh in the gguf-py venv:
 
@@ -85,6 +85,13 @@ def build(cid, cnn, mlp):
         return replace(c, "dense.weight", f16.view(np.uint16), T.BF16)
     if cid == 10:
         return replace(m, "fc2.weight", mlp["fc2.weight"].T.astype(np.float16))
+    if cid == 21:
+        ohwi = np.ascontiguousarray(cnn["conv2.weight"].transpose(0, 2, 3, 1))  # MLX's [16,3,3,8]
+        return replace(c, "conv2.kernel", ohwi.reshape(16, 8, 3, 3))
+    if cid == 22:
+        return c
+    if cid == 25:
+        return c + [("conv1.running_var", np.ones(8, dtype=np.float32), None)]
     raise ValueError(cid)
 
 

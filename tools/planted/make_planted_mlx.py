@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Planted MLX cases 11-19, written OUTSIDE Parity with real MLX (mx.save_safetensors / mx.savez), then loaded
+"""Planted MLX cases (11-20, 23, 24, 26), written OUTSIDE Parity with real MLX (mx.save_safetensors / mx.savez), then loaded
 the way mlx-lm does (tools/mlx/models.py: mx.load, model.load_weights(strict=True)) and, when MLX accepts them,
 run on the 64 golden images (per layer, against golden.h5) and on the full test set. Run by make_planted.sh in
 the MLX venv:
@@ -56,6 +56,16 @@ def build(cid, cnn, mlp):
         changed = ("dense.bias", np.zeros(10, dtype=np.float32))
     elif cid == 18:
         changed = ("conv2.weight", c["conv2.weight"] * np.float32(0.5))
+    elif cid == 20:
+        changed = ("conv2.weight", np.ascontiguousarray(cnn["conv2.weight"]).reshape(16, 3, 3, 8))
+    elif cid == 23:
+        return c
+    elif cid == 24:
+        c = dict(c)
+        c["conv1.running_var"] = np.ones(8, dtype=np.float32)
+        return c
+    elif cid == 26:
+        changed = ("dense.weight", np.ascontiguousarray(c["dense.weight"].T).reshape(10, 784))
     elif cid == 19:
         c = mlp_f16_correct(mlp)
         changed = ("fc1.bias", c["fc1.bias"] * np.float16(2))
@@ -123,6 +133,17 @@ def evaluate(path, model, golden, test):
     return res
 
 
+def load_into(path, model):
+    """What MLX says when `model`'s mlx.nn port loads these weights (strict): the wrong file for that model."""
+    weights, _ = models.read_weights(path)
+    m = models.build_model(mlx_config(model))
+    try:
+        m.load_weights(list(weights.items()), strict=True)
+        return {"model": model, "mlx_loads": True, "mlx_error": None}
+    except Exception as e:
+        return {"model": model, "mlx_loads": False, "mlx_error": f"{type(e).__name__}: {e}"}
+
+
 def main():
     staging, part = sys.argv[1], sys.argv[2]
     mx.set_default_device(mx.cpu)
@@ -147,6 +168,8 @@ def main():
                             + ("; config = golden/fmnist-cnn/config.json + model_type (an .npz has none)"
                                if path.endswith(".npz") else ""))
         case.update(evaluate(path, case["model"], goldens[case["model"]], test))
+        if "checked_against" in case:
+            case["mlx_against_checked_model"] = load_into(path, case["checked_against"])
         cases.append(case)
         print(f"mlx  case {case['id']:2d} {case['file']:45s} loads: {case['mlx_loads']}  "
               f"{case.get('mlx_accuracy', case.get('mlx_error'))}", flush=True)

@@ -95,7 +95,44 @@ CASES = [
      "fc1 bias doubled in a float16 MLP",
      "every tensor float16 (fc1.weight [500,784], fc1.bias [500], fc2.weight [10,500], fc2.bias [10]); "
      "fc1.bias = 2 * float16(fc1.bias) (exact in float16)"),
+    # Added for issue 9 (diagnosis of layouts reshaped to fit, architecture checks, strict loading):
+    (20, "mlx", "fmnist-cnn", "20-cnn-conv2-oihw-reshaped", "conv2.weight", "conv2", "conv-layout",
+     "conv2 weight in PyTorch's OIHW element order, reshaped to the OHWI shape mlx.nn expects",
+     "conv2.weight = PyTorch conv2.weight [16,8,3,3] reshaped (not transposed) to [16,3,3,8]; the shape check of "
+     "load_weights passes, the values are in the wrong order"),
+    (21, "gguf", "fmnist-cnn", "21-cnn-conv2-ohwi-reshaped.gguf", "conv2.kernel", "conv2", "conv-layout",
+     "conv2 kernel in MLX's OHWI element order, reshaped to the shape ggml asserts",
+     "conv2.kernel = conv2.weight.transpose(0,2,3,1) (MLX's [16,3,3,8]) reshaped to (16,8,3,3), so ne [3,3,8,16] as "
+     "mnist-common.cpp asserts; values in the wrong order"),
+    (22, "gguf", "fmnist-cnn", "22-cnn-correct-for-mlp.gguf", None, None, None,
+     "none: a correct fmnist-cnn conversion, checked against the fmnist-mlp model (the wrong file for that model)",
+     "byte-identical to case 1 (general.architecture mnist-cnn); the test verifies it against fmnist-mlp"),
+    (23, "mlx", "fmnist-cnn", "23-cnn-correct-for-mlp", None, None, None,
+     "none: a correct fmnist-cnn MLX directory (model_type mnist-cnn), checked against the fmnist-mlp model",
+     "identical to case 11; the test verifies it against fmnist-mlp"),
+    (24, "mlx", "fmnist-cnn", "24-cnn-extra-parameter", "conv1.running_var", None, None,
+     "an extra parameter the model does not have (a BatchNorm buffer carried over)",
+     "the tensors of case 11 plus conv1.running_var = ones [8] float32; MLX's load_weights(strict=True) refuses it"),
+    (25, "gguf", "fmnist-cnn", "25-cnn-extra-tensor.gguf", "conv1.running_var", None, None,
+     "an extra tensor the architecture does not use (a BatchNorm buffer carried over)",
+     "the tensors of case 1 plus conv1.running_var = ones (8,) F32 (ne [8]), written after dense.bias; ggml's mnist "
+     "loader reads every tensor of the file and uses only the six it fetches by name"),
+    (26, "mlx", "fmnist-cnn", "26-cnn-dense-transposed-reshaped", "dense.weight", "dense", "transposed",
+     "dense.weight's [in,out] matrix reshaped to [out,in] without transposing",
+     "dense.weight = (correctly permuted dense.weight).T ([784,10]) reshaped (not transposed) to [10,784]"),
+    (27, "safetensors", "fmnist-cnn", "27-cnn-extra-tensor.safetensors", "conv1.running_var", None, None,
+     "an extra tensor the model does not have (a BatchNorm buffer carried over)",
+     "golden/fmnist-cnn/model.safetensors's tensors (PyTorch layout) plus conv1.running_var = ones [8] float32, written "
+     "with the safetensors library (safetensors.numpy.save_file); PyTorch's load_state_dict(strict=True) refuses it"),
 ]
+
+# The model Parity verifies a case against when it is not the case's own model (the file is for another
+# architecture: bad input, exit 2).
+CHECKED_AGAINST = {22: "fmnist-mlp", 23: "fmnist-mlp"}
+# What the planted-case tests require of a report beyond the diagnosis (recorded here, with the reason).
+REPORT_RULES = {
+    3: "a failing file: no note may put its gap down to ggml's F16 im2col rounding, under either im2col rule",
+}
 
 
 def case_dicts(fmt):
@@ -104,8 +141,13 @@ def case_dicts(fmt):
         if f != fmt:
             continue
         sub = ("large/" if cid in NOT_COMMITTED else "") + f + "/" + name
-        out.append({"id": cid, "file": sub, "format": f, "model": model, "mistake": mistake, "layer": layer,
-                    "diagnosis": diag, "how": how, "tensor_changed": tensor, "committed": cid not in NOT_COMMITTED})
+        case = {"id": cid, "file": sub, "format": f, "model": model, "mistake": mistake, "layer": layer,
+                "diagnosis": diag, "how": how, "tensor_changed": tensor, "committed": cid not in NOT_COMMITTED}
+        if cid in CHECKED_AGAINST:
+            case["checked_against"] = CHECKED_AGAINST[cid]
+        if cid in REPORT_RULES:
+            case["report_rule"] = REPORT_RULES[cid]
+        out.append(case)
     return out
 
 
