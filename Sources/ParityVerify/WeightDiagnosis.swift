@@ -74,6 +74,12 @@ enum WeightDiagnosis {
             }
         }
         if ref.rank == 4 {
+            // A channels-last kernel [out, kh, kw, in] (MLX, TensorFlow) reshaped to fit a runtime that reads
+            // [out, in, kh, kw] (ggml ne [KW, KH, IC, OC], PyTorch).
+            if binding.layout.isIdentity {
+                hypotheses.append(Hypothesis(id: "conv-layout", message: "\(name) holds a channels-last [out, kh, kw, in] kernel reshaped to the runtime's [out, in, kh, kw] (\(binding.layout.description))",
+                                             values: ref.permuted([0, 2, 3, 1]).data))
+            }
             let swapped = ref.permuted([0, 1, 3, 2])
             let flipped = flip(ref)
             for (id, text, t) in [("kernel-swapped-hw", "kernel height and width swapped", swapped), ("kernel-flipped", "kernel flipped (rotated 180°: correlation vs convolution)", flipped)] {
