@@ -22,6 +22,12 @@ public enum WeightRendering {
         return text
     }
 
+    /// For a summary line: the weight tensors that fail, or nothing when all pass.
+    public static func summary(_ report: VerificationReport) -> String {
+        guard let w = report.weights, !w.passed else { return "" }
+        return "  weights out of bounds: " + w.failing.map { "\($0.fileName) (\($0.status == .outOfBounds ? "\($0.elementsOutOfBounds) elements" : $0.status.rawValue))" }.joined(separator: ", ")
+    }
+
     static func position(_ i: WeightIssue) -> String {
         var parts = ["[\(i.row), \(i.column)]"]
         if let b = i.block { parts.append("block \(b)") }
