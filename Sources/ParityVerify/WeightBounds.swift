@@ -48,6 +48,14 @@ public struct QuantBoundPolicy: Sendable {
     public var underflowScale: Float?
     /// The largest scale the format can store (nvfp4: E4M3 448): a group that needs more is clipped without bound.
     public var maxScale: Float?
+    /// Steps a code may sit beyond the nearest one: importance-matrix quantizers (Q4_0/Q5_0 `make_qx_quants`,
+    /// Q4_1/Q5_1 `make_qkx3_quants`) choose the codes for a trial scale and store the least-squares refit
+    /// scale (and min) of those codes, which moves them off the nearest level (measured up to 1.0 step).
+    public var refitSteps: Float = 0
+    /// Blocks whose f16 scale is subnormal (values below ~1e-3 per step) are beyond what those quantizers
+    /// compute reliably (their weighted sums underflow): any code on the grid is allowed there, and the scale
+    /// ratio is not judged. The error such a block can hide is below its grid's span (< 2e-3 absolute).
+    public var subnormalScaleAnyCode = false
 
     /// Relative rounding of a quantizer's input: bf16's unit roundoff 2⁻⁸ (8 significant bits), the coarsest dtype a
     /// pipeline casts to first (MLX also rounds amax/top and x/scale to the weight dtype).
@@ -83,12 +91,18 @@ public struct QuantBoundPolicy: Sendable {
             // clips to +7d (+15d), at most 1 step. imatrix (make_qx_quants) tries 1/d = (n ± 0.9)/max and refits by
             // least squares: another ≤ 0.9 step of clipping, ratio ≤ n/(n−0.9)·refit → 1.25, 2 steps.
             let n: Float = type == .q4_0 ? 8 : 16
-            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: n), maxScaleRatio: 1.25, clipSteps: 2,
-                                    derivation: "\(type.name): d = amax/\(Int(n)) (reference: the far end clips ≤ 1 step); imatrix scale search ±0.9/\(Int(n)) + least-squares refit → scale ≤ 1.25× nominal, clipping ≤ 2 steps")
+            var policy = QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: n), maxScaleRatio: 1.25, clipSteps: 4,
+                                    derivation: "\(type.name): d = amax/\(Int(n)) (reference: the far end clips ≤ 1 step); imatrix scale search ±0.9/\(Int(n)) + least-squares refit → scale ≤ 1.25× nominal; an imatrix lets unimportant values clip (measured 3.4 steps) → clipping ≤ 4 steps; the refit leaves codes ≤ 1 step off the nearest (measured with ggml's imatrix path)")
+            policy.refitSteps = 1
+            policy.subnormalScaleAnyCode = true
+            return policy
         case .q4_1, .q5_1:
             let levels: Float = type == .q4_1 ? 15 : 31
-            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: levels, includeZero: false), maxScaleRatio: 1.25, clipSteps: 2,
-                                    derivation: "\(type.name): d = (max−min)/\(Int(levels)), m = min (reference, no clipping); imatrix make_qkx3_quants searches 1/d in (n ± 0.9)/range and refits scale and min → ≤ 1.25× nominal, clipping ≤ 2 steps")
+            var policy = QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: levels, includeZero: true), maxScaleRatio: 1.25, clipSteps: 2,
+                                    derivation: "\(type.name): d = (max−min)/\(Int(levels)), m = min (reference, no clipping); imatrix make_qkx3_quants forces min ≤ 0 (so the nominal range includes 0), searches 1/d in (n ± 0.9)/range and refits scale and min → ≤ 1.25× nominal, clipping ≤ 2 steps; the refit leaves codes ≤ 1 step off the nearest (measured with ggml's imatrix path)")
+            policy.refitSteps = 1
+            policy.subnormalScaleAnyCode = true
+            return policy
         case .q2_K:
             return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: 3, includeZero: true), maxScaleRatio: 2.2, clipSteps: 2,
                                     derivation: "q2_K: make_qkx2_quants(nmax 3, rmin −0.5, 15 steps of 0.1, weighted by |x|) searches 1/d in (2.5…4)/range and refits scale and min by weighted least squares, which can push the min far below the data: measured up to 1.9× nominal; bound 2.2× (so only rule 1 catches a doubled q2_K scale), 2 steps of clipping; 4-bit sub-scales of d and dmin add d/2, dmin/2")

@@ -370,12 +370,16 @@ public enum WeightVerifier {
             var scaleBad = false
             if s.isNaN || !s.isFinite || !m.isFinite {
                 scaleBad = true
+            } else if policy.subnormalScaleAnyCode && abs(s) < 0x1p-14 {
+                // An f16-subnormal scale: not judged (see QuantBoundPolicy.subnormalScaleAnyCode).
             } else if nominal > 0 {
                 worstScaleFraction = max(worstScaleFraction, Double(abs(s) / scaleLimit))
                 scaleBad = abs(s) > scaleLimit
             }
             var bad = 0
             let halfStep = 0.5 * abs(s)
+            // The fast path's bound for the statistics: half a step, plus the refit allowance where the type has one.
+            let fastBound = halfStep + policy.refitSteps * abs(s)
             let fastPath = uniform != nil && s != 0 && s.isFinite && !saturated
             let (gridLo, gridHi) = uniform.map { (min(s * $0.lo, s * $0.hi) + m, max(s * $0.lo, s * $0.hi) + m) } ?? (0, 0)
             for i in 0..<count {
@@ -385,7 +389,7 @@ public enum WeightVerifier {
                 // the grid is a nearest grid value, so rules 1 and 2 hold. Its fraction of the bound is taken
                 // against half a step (without the slack): an upper bound of the exact one.
                 if fastPath && err <= halfStep && xi >= gridLo && xi <= gridHi {
-                    let fraction = Double(err / halfStep)
+                    let fraction = Double(err / fastBound)
                     if fraction > worstFraction { worstFraction = fraction }
                     if fraction > sink.worstScore {
                         sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: yi, bound: Double(halfStep),
@@ -430,18 +434,20 @@ public enum WeightVerifier {
                 let slack = 2 * (max(u * abs(xi), 0x1p-25) + (abs(storedCode) + 1) * g.scaleStorageSlack + g.offsetStorageSlack)
                     + eps * (abs(xi) + abs(yi) + abs(m) + abs(s) * policy.grid.maxAbsCode)
                 // Rule 1: a nearest code. Rule 2: bounded clipping.
-                let nearestOK = err <= near + slack
+                let anyCode = policy.subnormalScaleAnyCode && abs(s) < 0x1p-14
+                let refit = anyCode ? policy.grid.maxAbsCode * 2 * gap : policy.refitSteps * gap
+                let nearestOK = err <= near + slack + refit
                 // The quantizer's own step may exceed the stored one by the scale quantum (a k-quant sub-scale rounded down).
                 let clipLimit = policy.clipSteps * (gap + g.scaleQuantum * (uniform != nil ? 1 : 0)) + abs(endCode) * g.scaleQuantum + g.offsetQuantum + slack
                 let clipOK = inside || near <= clipLimit || saturated
-                let allowed = inside ? gap / 2 + slack : clipLimit
+                let allowed = inside ? gap / 2 + slack + refit : clipLimit
                 if !inside && clipLimit > 0 && !saturated { worstClipFraction = max(worstClipFraction ?? 0, Double(near / clipLimit)) }
                 let fraction = allowed > 0 ? Double(err / allowed) : (err == 0 ? 0 : .infinity)
                 let elementBad = !nearestOK || !clipOK || !yi.isFinite
                 if elementBad { bad += 1 }
                 // A saturated group's clipping is the format's limit, not the quantizer's: left out of the statistics.
                 if !(saturated && !inside) { worstFraction = max(worstFraction, elementBad ? max(fraction, 1) : fraction.isNaN ? .infinity : fraction) }
-                let bound = Double(nearestOK ? (inside ? near + slack : clipLimit) : near + slack)
+                let bound = Double(nearestOK ? (inside ? near + slack + refit : clipLimit) : near + slack + refit)
                 sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: nearestValue, bound: bound,
                               rule: !nearestOK ? "not a nearest code" : !clipOK ? "clipped beyond bound" : "non-finite",
                               score: elementBad ? 1e30 + Double(err) : fraction, isIssue: elementBad)

@@ -238,3 +238,33 @@ struct WeightTensorSetTests {
         #expect(!missing.passed && missing.failing.map(\.fileName) == ["fc1.bias"])
     }
 }
+
+/// ggml's importance-matrix quantizers (the call llama-quantize --imatrix makes), recorded by
+/// tools/weights/make_imatrix_fixtures.py: they search scales differently from the reference ones and must pass.
+@Suite("weights: importance-matrix quantizations by ggml")
+struct WeightImatrixTests {
+    static let dir = Repo.fixtures + "/weights"
+    static let types: [String] = (WeightFixtureTests.manifest("imatrix-manifest.json")?["types"]?.objectValue ?? []).map(\.key).sorted()
+
+    @Test("every block type quantized with an imatrix stays within its bounds; a doubled scale still fails", arguments: types)
+    func imatrix(type name: String) throws {
+        let type = try #require(GGMLType.named(name))
+        let bytes = try readBytes(Self.dir + "/imatrix-\(name).bin")
+        let src = try readBytes(Self.dir + "/imatrix-src.f32")
+        let reference = src.withUnsafeBytes { b in (0..<(src.count / 4)).map { Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
+        #expect(reference.count == 64 * 256)
+        let r = WeightVerifier.checkGGUF(bytes, type: type, reference: reference, rowLength: 256)
+        #expect(r.status == .pass, "\(name) imatrix: \(r.elementsOutOfBounds) elements, \(r.blocksOutOfBounds) blocks out; \(r.issues.first.map { "\($0)" } ?? "")")
+        print("measured ggml imatrix \(name): worst element \(r.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-") of its bound, worst scale \(r.worstScaleFractionOfBound.map { String(format: "%.3f", $0) } ?? "-"), worst clipping \(r.worstClipFractionOfBound.map { String(format: "%.3f", $0) } ?? "none"); identical to the reference quantizer: \(r.identicalToReferenceQuantizer.map(String.init) ?? "-")")
+        // The same file with block 40's scale doubled (an f16 exponent + 1; E8M0 + 1) is caught in that block.
+        let (scaleAt, _, _, _) = WeightBoundsTests.layout(type)
+        var doubled = bytes
+        let at = 40 * type.typeSize + scaleAt
+        if type == .mxfp4 { doubled[at] += 1 } else {
+            let h = (UInt16(doubled[at]) | UInt16(doubled[at + 1]) << 8) &+ 0x0400
+            doubled[at] = UInt8(h & 0xFF); doubled[at + 1] = UInt8(h >> 8)
+        }
+        let bad = WeightVerifier.checkGGUF(doubled, type: type, reference: reference, rowLength: 256)
+        #expect(bad.status == .outOfBounds && bad.issues.allSatisfy { $0.block == 40 }, "\(name): \(bad.issues.map { $0.block ?? -1 })")
+    }
+}
