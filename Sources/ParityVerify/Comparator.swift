@@ -27,7 +27,7 @@ public enum Comparator {
     }
 
     public static func verify(model: ReferenceModel, golden: GoldenFile, engine: FormatEngine,
-                              format: String, variant: String, file: String) throws(ParityError) -> VerificationReport {
+                              format: String, variant: String, file: String, checkWeights: Bool = true) throws(ParityError) -> VerificationReport {
         let policy = policy(model: model, engine: engine, format: format, variant: variant)
         var outputs: [String: Tensor] = [:]
         var failure: LayerExecutionError?
@@ -90,6 +90,8 @@ public enum Comparator {
         var report = VerificationReport(model: model.name, format: format, variant: variant, file: file, engine: engine.semantics,
                                         policy: policy, layers: results, argmax: argmax,
                                         inputCount: input.shape.first ?? 0)
+        // Weights first: every stored parameter against the reference, independent of activation tolerances.
+        if checkWeights { report.weights = try WeightVerifier.verify(engine: engine, model: model) }
         if let loading = (engine as? StrictLoadingEngine)?.loading {
             report.loadRefusals = loading.refusals
             report.notes += loading.refusals.map { "FAIL: \($0)" } + loading.warnings.map { "warning: \($0)" }

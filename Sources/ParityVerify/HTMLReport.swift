@@ -10,7 +10,7 @@ public enum HTMLReport {
         let verdict = Verdict.combined(reports.map(\.verdict))
         body += "<p class=\"verdict \(verdict.rawValue)\">\(verdict.rawValue.uppercased()) — \(reports.count) report(s)</p>\n"
         body += chart(reports)
-        for r in reports { body += table(r) }
+        for r in reports { body += table(r) + WeightRendering.html(r) }
         return """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>

@@ -81,6 +81,8 @@ public struct VerificationReport: Sendable {
     public let inputCount: Int
     /// Format-specific explanations (e.g. how much of the gap to PyTorch a runtime's own numerics account for).
     public var notes: [String] = []
+    /// Every stored parameter compared with the reference weights (WeightVerifier); a tensor out of bounds fails.
+    public var weights: WeightReport?
     /// Why the format's runtime would refuse to load the file (its strict-loading rule): the file fails.
     public var loadRefusals: [String] = []
 
@@ -120,6 +122,8 @@ public struct VerificationReport: Sendable {
         if statuses.contains(where: { !$0.isPass && $0 != .unjudged }) { return .fail }
         // A file the format's runtime would refuse to load fails, however well its layers compute.
         if !loadRefusals.isEmpty { return .fail }
+        // A stored parameter no quantizer of its type could have produced from the reference fails (weights first).
+        if let weights, !weights.passed { return .fail }
         // The argmax margin comes from the output layer's tolerance; without one, agreement is shown only.
         if layers.last?.tolerance != nil && !argmaxPasses { return .fail }
         if statuses.contains(.unjudged) || policy == nil { return .unjudged }

@@ -63,6 +63,7 @@ public enum ReportRendering {
             lines.append("argmax agreement: \(a.agreeing)/\(a.total); decisive (golden margin > 2× abs tolerance): \(a.decisiveAgreeing)/\(a.decisive)\(note)")
         }
         for note in report.notes { lines.append("note: " + note) }
+        lines += WeightRendering.terminal(report).map { line in line.contains("out-of-bounds") || line.contains("missing") ? paint(line, "33") : line }
         lines.append("coverage: \(report.covered)/\(report.layers.count) layers compared")
         if let policy = report.policy {
             for reason in policy.reasons(in: report.layers.map(\.name)) {
@@ -83,11 +84,11 @@ public enum ReportRendering {
         return lines.joined(separator: "\n")
     }
 
-    /// JSON schema "parity-report" version 1: documented in README.md (section "Reports").
+    /// JSON schema "parity-report" version 2 (version 1 + per-report `weights`): documented in README.md (section "Reports").
     public static func json(_ reports: [VerificationReport]) -> JSONValue {
         .object([
             ("schema", .string("parity-report")),
-            ("schema_version", .number(1)),
+            ("schema_version", .number(2)),
             ("passed", .bool(reports.allSatisfy(\.passed))),
             ("verdict", .string(Verdict.combined(reports.map(\.verdict)).rawValue)),
             ("reports", .array(reports.map(json))),
@@ -139,6 +140,7 @@ public enum ReportRendering {
                 ("disagreeing_rows", .array(a.disagreeingRows.map { JSONValue.number($0) })),
             ]) } ?? .null),
             ("notes", .array(r.notes.map { JSONValue.string($0) })),
+            ("weights", WeightRendering.json(r)),
             ("layers", .array(layers)),
         ])
     }

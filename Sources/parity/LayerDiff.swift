@@ -23,7 +23,7 @@ struct LayerDiff: ParsableCommand {
     @Option(name: .long, help: "Format, if not detected from the content.") var format: Variant.Format?
     @Flag(name: .long, help: "Show each layer's own error (fed its golden input) beside the propagated error.") var isolated = false
     @Flag(name: .long, help: "Skip diagnosis.") var noDiagnose = false
-    @Option(name: .long, help: "Write the report as JSON (schema parity-report v1).") var json: String?
+    @Option(name: .long, help: "Write the report as JSON (schema parity-report v2).") var json: String?
     @Option(name: .long, help: "Write a self-contained HTML page with a per-layer error chart.") var html: String?
     @OptionGroup var im2col: GGMLIm2colOptions
 

@@ -14,7 +14,7 @@ struct CLITests {
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("PASS  fmnist-cnn  safetensors f32"))
         let json = try JSONParser.parse(readBytes(dir.file("r.json")))
-        #expect(json["schema"]?.stringValue == "parity-report" && json["schema_version"]?.intValue == 1)
+        #expect(json["schema"]?.stringValue == "parity-report" && json["schema_version"]?.intValue == 2)
         #expect(json["passed"] == .bool(true))
         let reports = try #require(json["reports"]?.arrayValue)
         #expect(reports.count == 3)

@@ -93,7 +93,7 @@ struct LayerDiffTests {
         #expect(schema.validate(report) == [])
         #expect(report["reports"]?.arrayValue?.first?["first_divergence"]?.stringValue == "dense")
         // The validator is not vacuous: a report with a wrong field type is rejected.
-        let broken = JSONValue.object([("schema", .string("parity-report")), ("schema_version", .number(2)), ("passed", .string("no")), ("verdict", .string("pass")), ("reports", .array([]))])
+        let broken = JSONValue.object([("schema", .string("parity-report")), ("schema_version", .number(3)), ("passed", .string("no")), ("verdict", .string("pass")), ("reports", .array([]))])
         #expect(schema.validate(broken).count == 2)
         let verify = try runParity(["verify", "fmnist-mlp", "--format", "mlx", "--json", dir.file("v.json")])
         #expect(verify.status == 0)

@@ -1,0 +1,595 @@
+import Foundation
+import ParityCore
+import ParityEngine
+import ParityFormats
+import ParityModels
+
+/// Reads every parameter the way the engine's runtime reads it, brings it into the reference layout by the
+/// runtime's semantics, and compares it with the reference weights: f32 identical; f16/bf16 identical to
+/// round-to-nearest-even (a consistent truncation is named as a finding); block-quantized types within the
+/// bounds of `QuantBoundPolicy`. Stored data is read in place from the memory-mapped file, a block at a time;
+/// only the reference tensor being checked is held in memory.
+public enum WeightVerifier {
+    /// Issues listed per tensor (the counts cover all).
+    public static let listedIssues = 8
+
+    /// Checks the engine's file against `model`'s reference weights; nil when the engine cannot say how it
+    /// reads its parameters.
+    public static func verify(engine: FormatEngine, model: ReferenceModel) throws(ParityError) -> WeightReport? {
+        guard let reader = engine as? RuntimeWeightReading else { return nil }
+        let start = Date()
+        let reference = try model.weights()
+        var results: [TensorWeightResult] = []
+        var consumed = Set<String>()
+        var bytes = 0
+        let mlxFloat = (engine as? MLXEngine)?.floatWeightType
+        let bindings = reader.runtimeWeights(for: model.config.layers)
+        var entries: [SafetensorsEntry] = []
+        for binding in bindings {
+            consumed.formUnion(binding.consumedNames)
+            guard let entry = reference.entry(named: binding.referenceName) else {
+                throw .mismatch(file: reference.path, reason: "the reference weights have no tensor \"\(binding.referenceName)\" that config.json's layer \(binding.layer) needs")
+            }
+            guard entry.shape == binding.referenceShape else {
+                throw .mismatch(file: reference.path, reason: "reference tensor \"\(binding.referenceName)\" has shape \(entry.shape); config.json says \(binding.referenceShape)")
+            }
+            entries.append(entry)
+            bytes += storedBytes(binding.source)
+        }
+        // Tensors are independent: checked concurrently (memory: one reference tensor per worker).
+        let slots = ResultSlots(count: bindings.count)
+        let referenceEntries = entries
+        DispatchQueue.concurrentPerform(iterations: bindings.count) { i in
+            let binding = bindings[i]
+            let expected: [Float]
+            do { expected = try reference.tensor(referenceEntries[i]).data } catch {
+                slots.fail(ParityError.unsupported(file: reference.path, reason: "cannot read reference tensor \"\(binding.referenceName)\": \(error)"))
+                return
+            }
+            var result = check(binding, reference: expected, mlxFloat: mlxFloat)
+            if result.status == .outOfBounds || result.status == .refused {
+                result.diagnosis = WeightDiagnosis.diagnose(binding, reference: expected)
+            }
+            slots.set(i, result)
+        }
+        if let error = slots.error { throw error }
+        results = slots.results.compactMap { $0 }
+        for name in reader.storedTensorNames where !consumed.contains(name) {
+            var extra = TensorWeightResult(layer: nil, referenceName: nil, fileName: name, storedType: "-", storedShape: [], referenceShape: [],
+                                           layout: "-", status: .extra, failsVerification: reader.refusesUnreadTensors)
+            extra.detail = reader.refusesUnreadTensors
+                ? "no parameter of the model reads it; the runtime's strict loading refuses unread tensors"
+                : "no parameter of the model reads it; ggml's loader looks tensors up by name and ignores it"
+            results.append(extra)
+        }
+        return WeightReport(tensors: results, bytesChecked: bytes, seconds: Date().timeIntervalSince(start), referenceFile: reference.path)
+    }
+
+    /// Results written by concurrent workers, each to its own slot.
+    final class ResultSlots: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var results: [TensorWeightResult?]
+        private(set) var error: ParityError?
+        init(count: Int) { results = [TensorWeightResult?](repeating: nil, count: count) }
+        func set(_ i: Int, _ r: TensorWeightResult) { lock.lock(); results[i] = r; lock.unlock() }
+        func fail(_ e: ParityError) { lock.lock(); if error == nil { error = e }; lock.unlock() }
+    }
+
+    static func storedBytes(_ source: StoredWeightSource?) -> Int {
+        switch source {
+        case let .gguf(_, t): return t.byteCount
+        case let .safetensors(_, e): return e.dataRange.count
+        case let .mlxArray(r): return r.bytes.count
+        case let .mlxQuantized(w, s, b, _): return w.bytes.count + s.bytes.count + (b?.bytes.count ?? 0)
+        case nil: return 0
+        }
+    }
+
+    // MARK: One parameter
+
+    static func check(_ b: RuntimeWeight, reference: [Float], mlxFloat: MLXFloatType?) -> TensorWeightResult {
+        func result(_ type: String, _ shape: [Int], _ status: TensorWeightResult.Status) -> TensorWeightResult {
+            TensorWeightResult(layer: b.layer, referenceName: b.referenceName, fileName: b.fileName, storedType: type, storedShape: shape,
+                               referenceShape: b.referenceShape, layout: b.layout.description, status: status,
+                               failsVerification: status != .pass)
+        }
+        guard let source = b.source else {
+            var r = result("-", [], .missing)
+            r.detail = "the runtime looks for '\(b.fileName)' and the file has no such tensor"
+            return r
+        }
+        let (typeName, shape) = describe(source)
+        if let refusal = b.refusal {
+            var r = result(typeName, shape, .refused)
+            r.detail = refusal
+            return r
+        }
+        // The reference values in the stored order: what the runtime must find at each stored position.
+        let map = b.layout.referenceIndexOfStored()
+        let expected = map.map { m in m.map { reference[$0] } } ?? reference
+        var r = result(typeName, shape, .pass)
+        let rowLength = b.requiredShape.last ?? 1
+        var sink = IssueSink(map: map, rowLength: rowLength)
+        switch source {
+        case let .gguf(file, t):
+            do {
+                try file.withData(t) { bytes in
+                    switch t.type {
+                    case .f32, .f16, .bf16:
+                        checkDense(bytes, dtype: t.type == .f32 ? .f32 : t.type == .f16 ? .f16 : .bf16, expected: expected, into: &r, sink: &sink)
+                    default:
+                        guard let policy = QuantBoundPolicy.gguf(t.type) else {
+                            r.status = .unchecked
+                            r.detail = "no weight bound for ggml type \(t.type.name)"
+                            return
+                        }
+                        checkGGUFBlocks(bytes, type: t.type, policy: policy, expected: expected, into: &r, sink: &sink)
+                        var ref = [UInt8](repeating: 0, count: t.byteCount)
+                        let ok: Bool = expected.withUnsafeBufferPointer { e in
+                            ref.withUnsafeMutableBytes { out in (try? GGMLQuants.quantize(e, to: t.type, into: out)) != nil }
+                        }
+                        r.identicalToReferenceQuantizer = ok ? ref.withUnsafeBytes { a in a.count == bytes.count && memcmp(a.baseAddress!, bytes.baseAddress!, a.count) == 0 } : nil
+                    }
+                }
+            } catch {
+                r.status = .refused
+                r.detail = "cannot read '\(t.name)': \(error)"
+            }
+        case let .safetensors(file, entry):
+            do {
+                let raw = try file.rawBytes(entry)
+                raw.withUnsafeBytes { checkDenseAny($0, dtype: entry.dtype, expected: expected, into: &r, sink: &sink) }
+            } catch {
+                r.status = .refused
+                r.detail = "cannot read '\(entry.name)': \(error)"
+            }
+        case let .mlxArray(raw):
+            raw.bytes.withUnsafeBytes { checkDenseAny($0, dtype: raw.dtype, expected: expected, into: &r, sink: &sink) }
+        case let .mlxQuantized(weight, scales, biases, parameters):
+            guard let mode = MLXQuantMode(rawValue: parameters.mode),
+                  let q = try? MLXQuantized(weight: weight, scales: scales, biases: biases, mode: mode, groupSize: parameters.groupSize, bits: parameters.bits) else {
+                var refused = result(typeName, shape, .refused)
+                refused.detail = "cannot read the quantized module as \(parameters.mode) \(parameters.bits)-bit group \(parameters.groupSize)"
+                return refused
+            }
+            let policy = QuantBoundPolicy.mlx(mode: mode, bits: q.bits, groupSize: q.groupSize)
+            checkMLX(q, policy: policy, expected: expected, into: &r, sink: &sink)
+            let dtype: MLXFloatType = mode == .affine ? q.scaleType : (mlxFloat ?? .f32)
+            if let ref = try? MLXQuantization.quantize(expected, rows: q.rows, cols: q.cols, dtype: dtype, mode: mode, groupSize: q.groupSize, bits: q.bits) {
+                r.identicalToReferenceQuantizer = ref.packed == q.packed && ref.scales == q.scales && ref.biases == q.biases
+            }
+        }
+        r.issues = sink.issues
+        r.worst = sink.worst
+        if r.status == .pass && (r.elementsOutOfBounds > 0 || r.blocksOutOfBounds > 0) { r.status = .outOfBounds }
+        // A type without a weight rule (an fp8 safetensors dtype) is reported, not failed: the activation verdict
+        // (UNJUDGED for such types) stands.
+        r.failsVerification = r.status != .pass && r.status != .unchecked
+        return r
+    }
+
+    static func describe(_ source: StoredWeightSource) -> (String, [Int]) {
+        switch source {
+        case let .gguf(_, t): return (t.type.name, t.shape)
+        case let .safetensors(_, e): return (e.dtype.rawValue.lowercased(), e.shape)
+        case let .mlxArray(r): return (r.dtype.rawValue.lowercased(), r.shape)
+        case let .mlxQuantized(w, s, _, p):
+            let rows = w.shape.dropLast().reduce(1, *)
+            let cols = (w.shape.last ?? 0) * 32 / max(p.bits, 1)
+            let label = p.mode == "affine" ? "affine-b\(p.bits)-g\(p.groupSize) (\(s.dtype.rawValue.lowercased()) scales)" : p.mode
+            return (label, [rows, cols])
+        }
+    }
+
+    // MARK: Issue bookkeeping
+
+    struct IssueSink {
+        let map: [Int]?
+        let rowLength: Int
+        var issues: [WeightIssue] = []
+        var worst: WeightIssue?
+        var worstScore = -Double.infinity
+
+        mutating func consider(index: Int, block: Int?, scale: Double?, stored: Float, reference: Float, expected: Float, bound: Double,
+                               rule: String, score: Double, isIssue: Bool) {
+            guard isIssue || score > worstScore else { return }
+            let issue = WeightIssue(storedIndex: index, referenceIndex: map?[index] ?? index, row: index / max(rowLength, 1), column: index % max(rowLength, 1),
+                                    block: block, scale: scale, stored: Double(stored), reference: Double(reference), expected: Double(expected),
+                                    bound: bound, rule: rule)
+            if score > worstScore { worstScore = score; worst = issue }
+            if isIssue && issues.count < WeightVerifier.listedIssues { issues.append(issue) }
+        }
+    }
+
+    // MARK: Dense floats
+
+    static func checkDenseAny(_ bytes: UnsafeRawBufferPointer, dtype: DType, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
+        switch dtype {
+        case .f32, .f16, .bf16:
+            checkDense(bytes, dtype: dtype, expected: expected, into: &r, sink: &sink)
+        case .f64:
+            // float64 holds every float32 exactly: the values must be the reference's.
+            r.rule = "f64: identical to the float32 reference (exactly representable)"
+            r.elements = expected.count
+            for i in 0..<expected.count {
+                let v = Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))
+                let same = v == Double(expected[i]) || (v.isNaN && expected[i].isNaN)
+                if !same { r.elementsOutOfBounds += 1 }
+                sink.consider(index: i, block: nil, scale: nil, stored: Float(v), reference: expected[i], expected: expected[i], bound: 0,
+                              rule: "not identical", score: same ? 0 : abs(v - Double(expected[i])), isIssue: !same)
+            }
+        default:
+            r.status = .unchecked
+            r.detail = "no weight rule for dtype \(dtype.rawValue)"
+        }
+    }
+
+    /// f32: bit-identical (NaN matches NaN). f16/bf16: identical to round-to-nearest-even of the reference; an
+    /// element equal instead to the reference truncated toward zero is counted separately, and a tensor whose
+    /// every difference is such a truncation is named "rounded toward zero" (a finding, not a corruption).
+    static func checkDense(_ bytes: UnsafeRawBufferPointer, dtype: DType, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
+        let n = expected.count
+        r.elements = n
+        var truncated = 0, nearestOnly = 0, neither = 0
+        var truncMaxAbs: Float = 0
+        switch dtype {
+        case .f32:
+            r.rule = "f32: bit-identical to the reference"
+            for i in 0..<n {
+                let bits = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                let x = expected[i]
+                if bits == x.bitPattern { continue }  // the common case, kept cheap
+                let v = Float(bitPattern: bits)
+                if v.isNaN && x.isNaN { continue }
+                neither += 1
+                let diff = Double(abs(v - x))
+                sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: x, bound: 0, rule: "not identical",
+                              score: diff.isNaN ? .infinity : diff, isIssue: true)
+            }
+        default:
+            let isHalf = dtype == .f16
+            r.rule = "\(isHalf ? "f16" : "bf16"): identical to round-to-nearest-even of the reference (PyTorch, numpy, gguf-py, MLX)"
+            for i in 0..<n {
+                let stored = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                let x = expected[i]
+                let rne = isHalf ? FloatCodecs.floatToHalf(x) : FloatCodecs.floatToBFloat16(x)
+                if stored == rne { continue }  // the common case, kept cheap
+                let v = isHalf ? FloatCodecs.halfToFloat(stored) : FloatCodecs.bfloat16ToFloat(stored)
+                if v.isNaN && x.isNaN { continue }
+                if stored == truncate(x, half: isHalf) {
+                    truncated += 1
+                    truncMaxAbs = max(truncMaxAbs, abs(v - x))
+                    continue
+                }
+                neither += 1
+                let rneValue = isHalf ? FloatCodecs.halfToFloat(rne) : FloatCodecs.bfloat16ToFloat(rne)
+                let diff = Double(abs(v - rneValue))
+                sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: rneValue, bound: 0,
+                              rule: "not round-to-nearest-even", score: diff.isNaN ? .infinity : diff, isIssue: true)
+            }
+            // Elements where the two roundings differ but the stored one is round-to-nearest: counted only when
+            // some are truncated (to tell a consistent truncation from a mixed one).
+            if truncated > 0 {
+                for i in 0..<n {
+                    let stored = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                    let x = expected[i]
+                    let rne = isHalf ? FloatCodecs.floatToHalf(x) : FloatCodecs.floatToBFloat16(x)
+                    if stored == rne && truncate(x, half: isHalf) != rne { nearestOnly += 1 }
+                }
+            }
+        }
+        r.elementsOutOfBounds = neither
+        if truncated > 0 {
+            if nearestOnly == 0 {
+                r.finding = "rounded toward zero (truncation), not to nearest even: \(truncated) of \(n) elements differ from round-to-nearest-even by one ulp "
+                    + "(largest |stored − reference| \(formatNumber(Double(truncMaxAbs)))); a consistent rounding choice, not a corruption"
+            } else {
+                // Mixed rounding is not any converter's consistent choice: each truncated element is an issue.
+                r.elementsOutOfBounds += truncated
+                r.finding = "mixed rounding: \(truncated) elements truncated toward zero among \(nearestOnly) rounded to nearest even"
+                recordTruncations(bytes, dtype: dtype, expected: expected, sink: &sink)
+            }
+        }
+        r.identicalToReferenceQuantizer = neither == 0 && truncated == 0
+    }
+
+    static func recordTruncations(_ bytes: UnsafeRawBufferPointer, dtype: DType, expected: [Float], sink: inout IssueSink) {
+        let isHalf = dtype == .f16
+        for i in 0..<expected.count {
+            let stored = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            let x = expected[i]
+            let rne = isHalf ? FloatCodecs.floatToHalf(x) : FloatCodecs.floatToBFloat16(x)
+            guard stored != rne, stored == truncate(x, half: isHalf) else { continue }
+            let v = isHalf ? FloatCodecs.halfToFloat(stored) : FloatCodecs.bfloat16ToFloat(stored)
+            let rneValue = isHalf ? FloatCodecs.halfToFloat(rne) : FloatCodecs.bfloat16ToFloat(rne)
+            sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: rneValue, bound: 0,
+                          rule: "truncated (mixed rounding)", score: Double(abs(v - rneValue)), isIssue: true)
+        }
+    }
+
+    /// The reference rounded toward zero (a converter that drops the low bits).
+    static func truncate(_ x: Float, half: Bool) -> UInt16 {
+        if half {
+            let h = Float16(x)
+            if x.isNaN || Float(h) == x { return h.bitPattern }
+            // Float16(x) rounds to nearest: step back toward zero when it rounded away.
+            guard abs(Float(h)) > abs(x) else { return h.bitPattern }
+            return (x > 0 ? h.nextDown : h.nextUp).bitPattern
+        }
+        if x.isNaN { return FloatCodecs.floatToBFloat16(x) }
+        return UInt16(truncatingIfNeeded: x.bitPattern >> 16)
+    }
+
+    // MARK: Quantized blocks
+
+    /// Per-tensor accumulation of the block rules.
+    struct GroupChecker {
+        let policy: QuantBoundPolicy
+        let codes: [Float]   // sorted code values (uniform: lo...hi)
+        let uniform: (lo: Float, hi: Float)?
+        var worstFraction = 0.0
+        var worstScaleFraction = 0.0
+        var worstClipFraction: Double?
+
+        init(policy: QuantBoundPolicy) {
+            self.policy = policy
+            switch policy.grid {
+            case let .uniform(lo, hi):
+                uniform = (Float(lo), Float(hi))
+                codes = []
+            case let .table(t):
+                uniform = nil
+                codes = t
+            }
+        }
+
+        /// Checks one group; returns the number of elements out of bounds and whether the scale itself is.
+        mutating func check(x: UnsafePointer<Float>, y: UnsafePointer<Float>, count: Int, group g: QuantGroup, base: Int, block: Int,
+                            sink: inout IssueSink) -> (bad: Int, scaleBad: Bool) {
+            let s = g.scale, m = g.offset
+            let u = QuantBoundPolicy.inputRounding
+            let eps: Float = 4 * 0x1p-24
+            // Rule 3: scale tightness against the nominal scale of this group's reference values.
+            var amax: Float = 0, lo = Float.infinity, hi = -Float.infinity
+            for i in 0..<count { amax = max(amax, abs(x[i])); lo = min(lo, x[i]); hi = max(hi, x[i]) }
+            // The nominal scale of the quantizer's input, which may be the reference rounded to bf16/f16: amax moves
+            // by u·amax, a range by up to 2u·max(|lo|, |hi|) (large for a narrow group far from zero).
+            let nominal: Float, nominalSlack: Float
+            switch policy.nominal {
+            case let .amax(code):
+                nominal = amax / code
+                nominalSlack = (u * amax + 0x1p-25) / code
+            case let .range(levels, zero):
+                nominal = ((zero ? max(hi, 0) : hi) - (zero ? min(lo, 0) : lo)) / levels
+                nominalSlack = (2 * u * max(abs(lo), abs(hi)) + 0x1p-24) / levels
+            }
+            var scaleLimit = max(policy.maxScaleRatio * (nominal + nominalSlack + g.scaleQuantum) + eps * abs(s), policy.minimumScale)
+            if let u = policy.underflowScale, nominal < 0x1p-24 { scaleLimit = max(scaleLimit, u) }
+            // A group beyond the format's largest scale is clipped however the quantizer works.
+            let saturated = policy.maxScale.map { abs(s) >= $0 && nominal > $0 } ?? false
+            var scaleBad = false
+            if s.isNaN || !s.isFinite || !m.isFinite {
+                scaleBad = true
+            } else if policy.subnormalScaleAnyCode && abs(s) < 0x1p-14 {
+                // An f16-subnormal scale: not judged (see QuantBoundPolicy.subnormalScaleAnyCode).
+            } else if nominal > 0 {
+                worstScaleFraction = max(worstScaleFraction, Double(abs(s) / scaleLimit))
+                scaleBad = abs(s) > scaleLimit
+            }
+            var bad = 0
+            let halfStep = 0.5 * abs(s)
+            // The fast path's bound for the statistics: half a step, plus the refit allowance where the type has one.
+            let fastBound = halfStep + policy.refitSteps * abs(s)
+            let fastPath = uniform != nil && s != 0 && s.isFinite && !saturated
+            let (gridLo, gridHi) = uniform.map { (min(s * $0.lo, s * $0.hi) + m, max(s * $0.lo, s * $0.hi) + m) } ?? (0, 0)
+            for i in 0..<count {
+                let xi = x[i], yi = y[i]
+                let err = abs(xi - yi)
+                // Fast path, the common case: on a uniform grid, a stored value within half a step of an x inside
+                // the grid is a nearest grid value, so rules 1 and 2 hold. Its fraction of the bound is taken
+                // against half a step (without the slack): an upper bound of the exact one.
+                if fastPath && err <= halfStep && xi >= gridLo && xi <= gridHi {
+                    let fraction = Double(err / fastBound)
+                    if fraction > worstFraction { worstFraction = fraction }
+                    if fraction > sink.worstScore {
+                        sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: yi, bound: Double(halfStep),
+                                      rule: "", score: fraction, isIssue: false)
+                    }
+                    continue
+                }
+                // The nearest grid value to x, whether x lies inside the grid, the gap there and the end code.
+                var near: Float, gap: Float, inside: Bool, endCode: Float, nearestValue: Float
+                if s == 0 || !s.isFinite {
+                    nearestValue = m; near = abs(xi - m); gap = 0; inside = xi == m; endCode = policy.grid.maxAbsCode
+                } else if let (clo, chi) = uniform {
+                    let t = (xi - m) / s
+                    let c = min(max(t.rounded(.toNearestOrEven), clo), chi)
+                    nearestValue = s * c + m
+                    near = abs(xi - nearestValue)
+                    inside = t >= clo && t <= chi
+                    gap = abs(s)
+                    endCode = c
+                } else {
+                    let t = (xi - m) / s
+                    let last = codes.count - 1
+                    var k: Int
+                    if t < codes[0] || t > codes[last] {
+                        inside = false
+                        k = t < codes[0] ? 0 : last
+                        gap = abs(s) * (k == 0 ? codes[1] - codes[0] : codes[last] - codes[last - 1])
+                    } else {
+                        inside = true
+                        var a = 0, b = last
+                        while b - a > 1 { let mid = (a + b) / 2; if codes[mid] <= t { a = mid } else { b = mid } }
+                        k = (t - codes[a]) <= (codes[b] - t) ? a : b
+                        gap = abs(s) * (codes[b] - codes[a])
+                    }
+                    nearestValue = s * codes[k] + m
+                    near = abs(xi - nearestValue)
+                    endCode = codes[k]
+                }
+                let storedCode: Float = s != 0 && s.isFinite ? (yi - m) / s : endCode
+                // Both the stored value and the grid value the quantizer preferred may have moved (see QuantBoundPolicy).
+                // Input rounding: bf16's 2⁻⁸ relative, or f16's subnormal half-spacing 2⁻²⁵ for tiny weights.
+                let slack = 2 * (max(u * abs(xi), 0x1p-25) + (abs(storedCode) + 1) * g.scaleStorageSlack + g.offsetStorageSlack)
+                    + eps * (abs(xi) + abs(yi) + abs(m) + abs(s) * policy.grid.maxAbsCode)
+                // Rule 1: a nearest code. Rule 2: bounded clipping.
+                let anyCode = policy.subnormalScaleAnyCode && abs(s) < 0x1p-14
+                let refit = anyCode ? policy.grid.maxAbsCode * 2 * gap : policy.refitSteps * gap
+                let nearestOK = err <= near + slack + refit
+                // The quantizer's own step may exceed the stored one by the scale quantum (a k-quant sub-scale rounded down).
+                let clipLimit = policy.clipSteps * (gap + g.scaleQuantum * (uniform != nil ? 1 : 0)) + abs(endCode) * g.scaleQuantum + g.offsetQuantum + slack
+                let clipOK = inside || near <= clipLimit || saturated
+                let allowed = inside ? gap / 2 + slack + refit : clipLimit
+                if !inside && clipLimit > 0 && !saturated { worstClipFraction = max(worstClipFraction ?? 0, Double(near / clipLimit)) }
+                let fraction = allowed > 0 ? Double(err / allowed) : (err == 0 ? 0 : .infinity)
+                let elementBad = !nearestOK || !clipOK || !yi.isFinite
+                if elementBad { bad += 1 }
+                // A saturated group's clipping is the format's limit, not the quantizer's: left out of the statistics.
+                if !(saturated && !inside) { worstFraction = max(worstFraction, elementBad ? max(fraction, 1) : fraction.isNaN ? .infinity : fraction) }
+                let bound = Double(nearestOK ? (inside ? near + slack + refit : clipLimit) : near + slack + refit)
+                sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: nearestValue, bound: bound,
+                              rule: !nearestOK ? "not a nearest code" : !clipOK ? "clipped beyond bound" : "non-finite",
+                              score: elementBad ? 1e30 + Double(err) : fraction, isIssue: elementBad)
+            }
+            if scaleBad && bad == 0 {
+                // Report the block at its largest element, under the scale rule.
+                var k = 0
+                for i in 1..<max(count, 1) where abs(x[i]) > abs(x[k]) { k = i }
+                sink.consider(index: base + k, block: block, scale: Double(s), stored: y[k], reference: x[k], expected: x[k],
+                              bound: Double(scaleLimit), rule: "scale \(formatNumber(Double(abs(s)))) > bound \(formatNumber(Double(scaleLimit)))",
+                              score: 1e30, isIssue: true)
+            }
+            return (bad, scaleBad)
+        }
+    }
+
+    static func checkGGUFBlocks(_ bytes: UnsafeRawBufferPointer, type: GGMLType, policy: QuantBoundPolicy, expected: [Float],
+                                into r: inout TensorWeightResult, sink: inout IssueSink) {
+        let blockSize = type.blockSize, typeSize = type.typeSize
+        let blocks = expected.count / blockSize
+        r.rule = "\(type.name): " + policy.ruleText
+        r.derivation = policy.derivation
+        r.elements = expected.count
+        r.blocks = blocks
+        var checker = GroupChecker(policy: policy)
+        var y = [Float](repeating: 0, count: blockSize)
+        expected.withUnsafeBufferPointer { xs in
+            y.withUnsafeMutableBufferPointer { yb in
+                for blk in 0..<blocks {
+                    let raw = UnsafeRawBufferPointer(rebasing: bytes[(blk * typeSize)..<((blk + 1) * typeSize)])
+                    GGMLQuants.dequantize(raw, type: type, count: blockSize, into: yb)
+                    guard let groups = GGMLQuants.groups(ofBlock: raw.baseAddress!, type: type) else { continue }
+                    let length = blockSize / groups.count
+                    var blockBad = false
+                    for (gi, g) in groups.enumerated() {
+                        let offset = blk * blockSize + gi * length
+                        let (bad, scaleBad) = checker.check(x: xs.baseAddress! + offset, y: yb.baseAddress! + gi * length, count: length, group: g,
+                                                            base: offset, block: blk, sink: &sink)
+                        r.elementsOutOfBounds += bad
+                        if bad > 0 || scaleBad { blockBad = true }
+                    }
+                    if blockBad { r.blocksOutOfBounds += 1 }
+                }
+            }
+        }
+        r.worstFractionOfBound = checker.worstFraction
+        r.worstScaleFractionOfBound = checker.worstScaleFraction
+        r.worstClipFractionOfBound = checker.worstClipFraction
+    }
+
+    static func checkMLX(_ q: MLXQuantized, policy: QuantBoundPolicy, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
+        r.rule = "MLX \(policy.type): " + policy.ruleText
+        r.derivation = policy.derivation
+        r.elements = expected.count
+        let groupsPerRow = q.groupsPerRow, g = q.groupSize
+        r.blocks = q.rows * groupsPerRow
+        var checker = GroupChecker(policy: policy)
+        let scales = q.scaleValues, biases = q.biasValues
+        let fpValues: [Float] = q.mode == .mxfp8 ? (0...255).map { FloatCodecs.f8E4M3ToFloat(UInt8($0)) } : MLXQuantization.fp4Values
+        var y = [Float](repeating: 0, count: g)
+        for row in 0..<q.rows {
+            let codes = q.codes(row: row)
+            for gi in 0..<groupsPerRow {
+                let index = row * groupsPerRow + gi
+                let s = scales[index], m = biases?[index] ?? 0
+                let group: QuantGroup
+                switch q.mode {
+                case .affine:
+                    let hs = halfULP(s, q.scaleType), hm = halfULP(m, q.scaleType)
+                    group = QuantGroup(scale: s, offset: m, scaleStorageSlack: hs, offsetStorageSlack: hm, scaleQuantum: hs, offsetQuantum: hm)
+                    for j in 0..<g { y[j] = s * Float(codes[gi * g + j]) + m }
+                case .nvfp4:
+                    group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: halfSpacingE4M3(s) + dtypeQuantum(s), offsetQuantum: 0)
+                    for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
+                case .mxfp4, .mxfp8:
+                    group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: dtypeQuantum(s), offsetQuantum: 0)
+                    for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
+                }
+                let base = row * q.cols + gi * g
+                let (bad, scaleBad) = expected.withUnsafeBufferPointer { xs in
+                    y.withUnsafeBufferPointer { yb in
+                        checker.check(x: xs.baseAddress! + base, y: yb.baseAddress!, count: g, group: group, base: base, block: index, sink: &sink)
+                    }
+                }
+                r.elementsOutOfBounds += bad
+                if bad > 0 || scaleBad { r.blocksOutOfBounds += 1 }
+            }
+        }
+        r.worstFractionOfBound = checker.worstFraction
+        r.worstScaleFractionOfBound = checker.worstScaleFraction
+        r.worstClipFractionOfBound = checker.worstClipFraction
+    }
+
+    /// MLX rounds amax/top to the weight dtype before choosing an fp scale: up to bf16's 2⁻⁸ relative, or f16's
+    /// subnormal half-spacing 2⁻²⁵ absolute for tiny weights.
+    static func dtypeQuantum(_ s: Float) -> Float { max(0x1p-25, abs(s) * 0x1p-8) }
+
+    /// Half an ulp of `v` in an MLX float type.
+    static func halfULP(_ v: Float, _ t: MLXFloatType) -> Float {
+        switch t {
+        case .f32: return v.ulp / 2
+        case .f16: return halfULPOfHalf(v)
+        case .bf16:
+            let a = abs(v)
+            guard a.isFinite, a > 0 else { return 0 }
+            return Float(sign: .plus, exponent: max(a.exponent, -126) - 8, significand: 1)
+        }
+    }
+}
+
+// MARK: Entry points for single tensors (tests, measurements)
+
+extension WeightVerifier {
+    /// Checks GGUF block bytes of `type` (rows of `rowLength`) against reference values in the same order.
+    public static func checkGGUF(_ bytes: [UInt8], type: GGMLType, reference: [Float], rowLength: Int, name: String = "tensor") -> TensorWeightResult {
+        var r = TensorWeightResult(layer: nil, referenceName: name, fileName: name, storedType: type.name, storedShape: [reference.count / rowLength, rowLength],
+                                   referenceShape: [reference.count / rowLength, rowLength], layout: "identity", status: .pass, failsVerification: false)
+        var sink = IssueSink(map: nil, rowLength: rowLength)
+        bytes.withUnsafeBytes { b in
+            switch type {
+            case .f32, .f16, .bf16: checkDense(b, dtype: type == .f32 ? .f32 : type == .f16 ? .f16 : .bf16, expected: reference, into: &r, sink: &sink)
+            default:
+                if let policy = QuantBoundPolicy.gguf(type) { checkGGUFBlocks(b, type: type, policy: policy, expected: reference, into: &r, sink: &sink) } else { r.status = .unchecked }
+            }
+        }
+        r.issues = sink.issues
+        r.worst = sink.worst
+        if r.status == .pass && (r.elementsOutOfBounds > 0 || r.blocksOutOfBounds > 0) { r.status = .outOfBounds }
+        r.failsVerification = r.status != .pass
+        return r
+    }
+
+    /// Checks an MLX quantized matrix against reference values `[rows, cols]`.
+    public static func checkMLX(_ q: MLXQuantized, reference: [Float], name: String = "tensor") -> TensorWeightResult {
+        var r = TensorWeightResult(layer: nil, referenceName: name, fileName: name, storedType: q.mode.rawValue, storedShape: [q.rows, q.cols],
+                                   referenceShape: [q.rows, q.cols], layout: "identity", status: .pass, failsVerification: false)
+        var sink = IssueSink(map: nil, rowLength: q.cols)
+        checkMLX(q, policy: QuantBoundPolicy.mlx(mode: q.mode, bits: q.bits, groupSize: q.groupSize), expected: reference, into: &r, sink: &sink)
+        r.issues = sink.issues
+        r.worst = sink.worst
+        if r.elementsOutOfBounds > 0 || r.blocksOutOfBounds > 0 { r.status = .outOfBounds }
+        r.failsVerification = r.status != .pass
+        return r
+    }
+}
