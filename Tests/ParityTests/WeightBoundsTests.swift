@@ -25,7 +25,7 @@ struct WeightTestRandom {
 /// The value distributions every bound is measured on: ordinary and adversarial rows, and the bundled models'
 /// real weights.
 enum WeightTestData {
-    static func distributions(count: Int) -> [(String, [Float])] {
+    static func distributions(count: Int) throws -> [(String, [Float])] {
         var rng = WeightTestRandom(seed: 20261129)
         var out: [(String, [Float])] = []
         out.append(("normal", (0..<count).map { _ in rng.normal() * 0.05 }))
@@ -36,11 +36,10 @@ enum WeightTestData {
         out.append(("tiny", (0..<count).map { _ in rng.normal() * 1e-4 }))
         out.append(("sparse", (0..<count).map { _ in rng.uniform() < 0.7 ? 0 : rng.normal() }))
         for model in ["fmnist-cnn", "fmnist-mlp"] {
-            if let file = try? SafetensorsFile(path: Repo.golden + "/\(model)/model.safetensors") {
-                var all: [Float] = []
-                for e in file.entries { all += (try? file.tensor(e).data) ?? [] }
-                out.append(("\(model) weights", Array(all.prefix(all.count / 256 * 256))))
-            }
+            let file = try SafetensorsFile(path: Repo.golden + "/\(model)/model.safetensors")
+            var all: [Float] = []
+            for e in file.entries { all += try file.tensor(e).data }
+            out.append(("\(model) weights", Array(all.prefix(all.count / 256 * 256))))
         }
         return out
     }
@@ -53,7 +52,7 @@ struct WeightBoundsTests {
     @Test("Parity's ggml reference quantizers (byte-identical to ggml's quantize_row_*_ref) stay within every bound", arguments: try nonEmpty(ggufTypes, "test arguments"))
     func ggufReferenceQuantizersPass(type: GGMLType) throws {
         var worst = 0.0, worstScale = 0.0, worstClip = 0.0
-        for (name, values) in WeightTestData.distributions(count: 256 * 32) {
+        for (name, values) in try WeightTestData.distributions(count: 256 * 32) {
             let bytes = try GGMLQuants.quantize(values, to: type)
             let r = WeightVerifier.checkGGUF(bytes, type: type, reference: values, rowLength: 256)
             #expect(r.elementsOutOfBounds == 0 && r.blocksOutOfBounds == 0, "\(type.name) on \(name): \(r.elementsOutOfBounds) elements, \(r.blocksOutOfBounds) blocks out; first \(r.issues.first.map { "\($0)" } ?? "-")")
@@ -131,7 +130,7 @@ struct WeightBoundsTests {
         let (mode, bits, group) = Self.mlxCases[caseIndex]
         var worst = 0.0, worstScale = 0.0, worstClip = 0.0
         for dtype in MLXFloatType.allCases {
-            for (name, values) in WeightTestData.distributions(count: 256 * 32) {
+            for (name, values) in try WeightTestData.distributions(count: 256 * 32) {
                 let q = try MLXQuantization.quantize(values, rows: values.count / 256, cols: 256, dtype: dtype, mode: mode, groupSize: group, bits: bits)
                 let r = WeightVerifier.checkMLX(q, reference: values)
                 #expect(r.elementsOutOfBounds == 0 && r.blocksOutOfBounds == 0, "\(mode) b\(bits) g\(group) \(dtype) on \(name): \(r.elementsOutOfBounds) out; first \(r.issues.first.map { "\($0)" } ?? "-")")

@@ -11,28 +11,34 @@ import Testing
 @Suite("weights: corrupted fixtures from gguf-py and MLX")
 struct WeightFixtureTests {
     static let dir = Repo.fixtures + "/weights"
-    static let reference: [Float] = {
-        guard let bytes = try? readBytes(Repo.fixtures + "/ggml-quants/src.f32") else { return [] }
+    /// The reference values every fixture tensor was made from (the ggml-quants source rows).
+    static func reference() throws -> [Float] {
+        let bytes = try readBytes(Repo.fixtures + "/ggml-quants/src.f32")
         return bytes.withUnsafeBytes { b in (0..<(bytes.count / 4)).map { Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
-    }()
-    static func manifest(_ name: String) -> JSONValue? { (try? readBytes(dir + "/" + name)).flatMap { try? JSONParser.parse($0) } }
+    }
+    static func manifest(_ name: String) throws -> JSONValue { try fixtureJSON(dir + "/" + name) }
 
-    static let ggufFiles: [String] = (manifest("gguf-manifest.json")?["files"]?.objectValue ?? []).map(\.key).filter { $0.hasPrefix("gguf-") }.sorted()
-    static let mlxFiles: [String] = (manifest("mlx-manifest.json")?["files"]?.objectValue ?? []).map(\.key).filter { $0.hasPrefix("mlx-") }.sorted()
+    static func files(_ manifestName: String, prefix: String) throws -> [String] {
+        let path = dir + "/" + manifestName
+        let files = try #require(try required(manifest(manifestName), "files", in: path).objectValue, "\(path): files is not an object")
+        return files.map(\.key).filter { $0.hasPrefix(prefix) }.sorted()
+    }
+    static func ggufFiles() throws -> [String] { try files("gguf-manifest.json", prefix: "gguf-") }
+    static func mlxFiles() throws -> [String] { try files("mlx-manifest.json", prefix: "mlx-") }
 
     @Test("the fixture set covers every storage type and every MLX mode")
-    func coverage() {
-        #expect(Self.reference.count == 16 * 256)
-        let types = Set(Self.ggufFiles.map { String($0.dropFirst(5).dropLast(5)) })
+    func coverage() throws {
+        #expect(try Self.reference().count == 16 * 256)
+        let types = Set(try Self.ggufFiles().map { String($0.dropFirst(5).dropLast(5)) })
         #expect(types == ["f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "mxfp4"])
-        #expect(Set(Self.mlxFiles.compactMap { $0.split(separator: "-").dropFirst().first.map(String.init) }) == ["affine", "mxfp4.safetensors", "mxfp8.safetensors", "nvfp4.safetensors"])
-        #expect(Self.mlxFiles.filter { $0.contains("affine") }.count == 7)
+        #expect(Set(try Self.mlxFiles().compactMap { $0.split(separator: "-").dropFirst().first.map(String.init) }) == ["affine", "mxfp4.safetensors", "mxfp8.safetensors", "nvfp4.safetensors"])
+        #expect(try Self.mlxFiles().filter { $0.contains("affine") }.count == 7)
     }
 
     /// The issues must name exactly the corrupted place: every listed element is one whose value changed, in the
     /// manifest's block, and a single changed element is named by itself.
-    static func expectNamed(_ r: TensorWeightResult, entry: JSONValue, what: String) {
-        let changed = Set((entry["changed_elements"]?.arrayValue ?? []).compactMap(\.intValue))
+    static func expectNamed(_ r: TensorWeightResult, entry: JSONValue, what: String) throws {
+        let changed = Set(try #require(entry["changed_elements"]?.arrayValue, "\(what): no changed_elements").compactMap(\.intValue))
         let block = entry["block"]?.intValue ?? entry["group"]?.intValue
         #expect(r.status == .outOfBounds, "\(what): not caught (\(r.status))")
         #expect(!r.issues.isEmpty && !changed.isEmpty)
@@ -46,14 +52,14 @@ struct WeightFixtureTests {
         }
     }
 
-    @Test("gguf-py files: clean tensors pass, each corruption is named at its block and element", arguments: try nonEmpty(ggufFiles, "test arguments"))
+    @Test("gguf-py files: clean tensors pass, each corruption is named at its block and element", arguments: try nonEmpty(ggufFiles(), "gguf-py fixture files"))
     func ggufFile(name: String) throws {
         let file = try GGUFFile(path: Self.dir + "/" + name)
-        let entries = try #require(Self.manifest("gguf-manifest.json")?["files"]?[name]?["tensors"]?.objectValue)
+        let entries = try #require(try Self.manifest("gguf-manifest.json")["files"]?[name]?["tensors"]?.objectValue)
         #expect(file.tensors.count == entries.count)
         for t in file.tensors {
             let entry = try #require(entries.first { $0.key == t.name }?.value)
-            let r = try file.withData(t) { WeightVerifier.checkGGUF(Array($0), type: t.type, reference: Self.reference, rowLength: 256, name: t.name) }
+            let r = try file.withData(t) { WeightVerifier.checkGGUF(Array($0), type: t.type, reference: try Self.reference(), rowLength: 256, name: t.name) }
             #expect(r.elements == 16 * 256)
             if t.name == "clean" {
                 #expect(r.status == .pass && r.elementsOutOfBounds == 0 && r.blocksOutOfBounds == 0, "\(name) clean: \(r.issues.first.map { "\($0)" } ?? "")")
@@ -61,7 +67,7 @@ struct WeightFixtureTests {
                 let quantizer = entry["quantizer"]?.stringValue ?? "?"
                 print("measured \(quantizer) \(t.type.name): worst element \(r.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-") of its bound, worst scale \(r.worstScaleFractionOfBound.map { String(format: "%.3f", $0) } ?? "-"), worst clipping \(r.worstClipFractionOfBound.map { String(format: "%.3f", $0) } ?? "none")")
             } else {
-                Self.expectNamed(r, entry: entry, what: "\(name) \(t.name)")
+                try try Self.expectNamed(r, entry: entry, what: "\(name) \(t.name)")
             }
         }
     }
@@ -69,28 +75,28 @@ struct WeightFixtureTests {
     @Test("no false positives: every ggml C / gguf-py quantization recorded in ggml-quants passes", arguments: try nonEmpty(["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "mxfp4", "f16", "bf16"], "test arguments"))
     func recordedQuantizations(type: String) throws {
         let bytes = try readBytes(Repo.fixtures + "/ggml-quants/\(type).q.bin")
-        let r = WeightVerifier.checkGGUF(bytes, type: try #require(GGMLType.named(type)), reference: Self.reference, rowLength: 256)
+        let r = WeightVerifier.checkGGUF(bytes, type: try #require(GGMLType.named(type)), reference: try Self.reference(), rowLength: 256)
         #expect(r.status == .pass && r.elementsOutOfBounds == 0, "\(type): \(r.issues.first.map { "\($0)" } ?? "")")
         print("measured recorded ggml-quants \(type): worst element \(r.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-") of its bound, worst scale \(r.worstScaleFractionOfBound.map { String(format: "%.3f", $0) } ?? "-"), worst clipping \(r.worstClipFractionOfBound.map { String(format: "%.3f", $0) } ?? "none")")
         // Parity's quantizers are ggml's reference ones: the recorded bytes are what they write.
         #expect(r.identicalToReferenceQuantizer == nil || r.identicalToReferenceQuantizer == true)
     }
 
-    @Test("MLX files: mx.quantize output passes, each corruption is named at its group and element", arguments: try nonEmpty(mlxFiles, "test arguments"))
+    @Test("MLX files: mx.quantize output passes, each corruption is named at its group and element", arguments: try nonEmpty(mlxFiles(), "MLX fixture files"))
     func mlxFile(name: String) throws {
-        let info = try #require(Self.manifest("mlx-manifest.json")?["files"]?[name])
+        let info = try #require(try Self.manifest("mlx-manifest.json")["files"]?[name])
         let mode = try MLXQuantMode.parse(try #require(info["mode"]?.stringValue))
         let files = try MLXModelFiles.load(path: Self.dir + "/" + name)
         let entries = try #require(info["tensors"]?.objectValue)
         for (tensorCase, entry) in entries {
             let q = try MLXQuantized(weight: try #require(files.tensor(tensorCase + ".weight")), scales: try #require(files.tensor(tensorCase + ".scales")),
                                      biases: files.tensor(tensorCase + ".biases"), mode: mode, groupSize: info["group_size"]?.intValue, bits: info["bits"]?.intValue)
-            let r = WeightVerifier.checkMLX(q, reference: Self.reference, name: tensorCase)
+            let r = WeightVerifier.checkMLX(q, reference: try Self.reference(), name: tensorCase)
             if tensorCase == "clean" {
                 #expect(r.status == .pass, "\(name) clean: \(r.issues.first.map { "\($0)" } ?? "")")
                 print("measured real MLX \(name): worst element \(r.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-") of its bound, worst scale \(r.worstScaleFractionOfBound.map { String(format: "%.3f", $0) } ?? "-"), worst clipping \(r.worstClipFractionOfBound.map { String(format: "%.3f", $0) } ?? "none")")
             } else {
-                Self.expectNamed(r, entry: entry, what: "\(name) \(tensorCase)")
+                try Self.expectNamed(r, entry: entry, what: "\(name) \(tensorCase)")
             }
         }
     }
@@ -120,9 +126,9 @@ struct WeightFixtureTests {
         let result = try runParity(["verify", "fmnist-cnn", "--file", Self.dir + "/fmnist-cnn-nvfp4-seven-scales", "--json", dir.file("r.json")])
         #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("weights out of bounds: dense.weight (95 elements)"))
-        let info = try #require(Self.manifest("mlx-manifest.json")?["files"]?["fmnist-cnn-nvfp4-seven-scales"])
-        let groups = Set((info["groups"]?.arrayValue ?? []).compactMap(\.intValue))
-        let changed = Set((info["changed_elements"]?.arrayValue ?? []).compactMap(\.intValue))
+        let info = try #require(try Self.manifest("mlx-manifest.json")["files"]?["fmnist-cnn-nvfp4-seven-scales"])
+        let groups = Set(try #require(info["groups"]?.arrayValue).compactMap(\.intValue))
+        let changed = Set(try #require(info["changed_elements"]?.arrayValue).compactMap(\.intValue))
         let report = try #require(try JSONParser.parse(readBytes(dir.file("r.json")))["reports"]?.arrayValue?.first)
         // The activations alone pass at nvfp4's tolerance: only the weights catch it.
         #expect(report["layers"]?.arrayValue?.allSatisfy { $0["status"]?.stringValue == "pass" } == true)
@@ -139,7 +145,7 @@ struct WeightFixtureTests {
         let dir = try TemporaryDirectory()
         let result = try runParity(["verify", "fmnist-cnn", "--file", Self.dir + "/fmnist-cnn-bf16-truncated.safetensors", "--json", dir.file("r.json")])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        let expected = try #require(Self.manifest("gguf-manifest.json")?["files"]?["fmnist-cnn-bf16-truncated.safetensors"]?["differs_from_rne"]?.objectValue)
+        let expected = try #require(try Self.manifest("gguf-manifest.json")["files"]?["fmnist-cnn-bf16-truncated.safetensors"]?["differs_from_rne"]?.objectValue)
         let tensors = try #require(try JSONParser.parse(readBytes(dir.file("r.json")))["reports"]?.arrayValue?.first?["weights"]?["tensors"]?.arrayValue)
         #expect(tensors.count == expected.count)
         for (name, count) in expected {
@@ -244,9 +250,12 @@ struct WeightTensorSetTests {
 @Suite("weights: importance-matrix quantizations by ggml")
 struct WeightImatrixTests {
     static let dir = Repo.fixtures + "/weights"
-    static let types: [String] = (WeightFixtureTests.manifest("imatrix-manifest.json")?["types"]?.objectValue ?? []).map(\.key).sorted()
+    static func types() throws -> [String] {
+        let path = dir + "/imatrix-manifest.json"
+        return try #require(try required(WeightFixtureTests.manifest("imatrix-manifest.json"), "types", in: path).objectValue).map(\.key).sorted()
+    }
 
-    @Test("every block type quantized with an imatrix stays within its bounds; a doubled scale still fails", arguments: try nonEmpty(types, "test arguments"))
+    @Test("every block type quantized with an imatrix stays within its bounds; a doubled scale still fails", arguments: try nonEmpty(types(), "imatrix types"))
     func imatrix(type name: String) throws {
         let type = try #require(GGMLType.named(name))
         let bytes = try readBytes(Self.dir + "/imatrix-\(name).bin")
