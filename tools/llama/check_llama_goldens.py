@@ -132,6 +132,18 @@ def main():
         same(f"attentions[{i}] = probs of layer {i}", out.attentions[i].numpy(),
              golden[f"attention/model.layers.{i}.self_attn/probs"][()])
 
+    # The `order` attribute is a topological order of the `inputs` graph, and every input names a dataset.
+    orders = {}
+    golden.visititems(lambda n, o: orders.__setitem__("/" + n, o) if isinstance(o, h5py.Dataset)
+                      and "order" in o.attrs else None)
+    for dataset_path, d in orders.items():
+        for source in strings(d.attrs.get("inputs", [])):
+            if check(source in orders, f"{dataset_path}: input {source} is not a recorded dataset"):
+                check(int(orders[source].attrs["order"]) < int(d.attrs["order"]),
+                      f"{dataset_path}: order {int(d.attrs['order'])} is not after its input {source}")
+    check(sorted(int(d.attrs["order"]) for d in orders.values()) == list(range(len(orders))),
+          "order is not 0..n-1")
+
     # 4. Every module alone on its recorded inputs.
     modules = dict(model.named_modules())
     checked = 0
@@ -185,6 +197,47 @@ def main():
               f"nats; uniform {uniform:.3f}; mean/uniform {ratio:.3f}")
         check(ratio <= args.max_entropy_ratio,
               f"layer {i}: mean attention entropy is {ratio:.3f} of uniform's, above {args.max_entropy_ratio}")
+
+    # 5b. The inline ops between modules, from the datasets their `inputs` name.
+    groups = kv_heads and heads // kv_heads
+    inline = 0
+    for kind in ("intermediates", "attention"):
+        def visit(name, d):
+            nonlocal inline
+            if not isinstance(d, h5py.Dataset) or "op" not in d.attrs:
+                return
+            op, sources = text(d.attrs["op"]), strings(d.attrs.get("inputs", []))
+            arrays = [torch.from_numpy(golden[s][()]) for s in sources]
+            if op == "mul":
+                value = arrays[0] * arrays[1]
+            elif op == "add":
+                value = arrays[0] + arrays[1]
+            elif op == "attention_output":
+                probs, v = arrays
+                v = v.view(batch, length, kv_heads, head_dim).transpose(1, 2)
+                v = v[:, :, None].expand(batch, kv_heads, groups, length, head_dim).reshape(batch, heads, length,
+                                                                                            head_dim)
+                value = torch.matmul(probs, v).transpose(1, 2).contiguous().reshape(batch, length, -1)
+            elif op == "attention_probs":
+                q, k, m = arrays
+                k = k[:, :, None].expand(batch, kv_heads, groups, length, head_dim).reshape(batch, heads, length,
+                                                                                            head_dim)
+                scores = torch.matmul(q, k.transpose(2, 3)) / (head_dim ** 0.5) + m
+                value = torch.softmax(scores, dim=-1, dtype=torch.float32)
+            elif op == "causal_mask":
+                keep = torch.tril(torch.ones(length, length, dtype=torch.bool))[None, None] & \
+                    (arrays[0][:, None, None, :] == 1)
+                value = torch.where(keep, torch.tensor(0.0), torch.tensor(torch.finfo(torch.float32).min))
+            elif op == "arange":
+                value = torch.arange(length, dtype=torch.int32)
+            else:
+                check(False, f"/{kind}/{name}: unknown op {op}")
+                return
+            same(f"/{kind}/{name} ({op}) recomputed from {sources}", value.numpy(), d[()])
+            inline += 1
+        golden[kind].visititems(visit)
+    print(f"{inline} inline ops (residual adds, SwiGLU product, attention output and probabilities, mask) "
+          "reproduced from their recorded inputs")
 
     # 6. float64.
     model64 = model.double()

@@ -161,6 +161,75 @@ def attention_entropy(probs):
     return entropy, uniform
 
 
+def describe_inline_ops(records):
+    """Name what each inline tensor of a Llama layer was computed from (the code between modules, which no hook sees).
+
+    The capture knows which module first read such a tensor; this adds the op and the datasets it was computed from,
+    as transformers' LlamaDecoderLayer / LlamaAttention / LlamaMLP compute them (check_llama_goldens.py recomputes
+    each one from these inputs and requires it bit for bit). Attention probabilities get the same treatment: they
+    are returned by self_attn but computed from q_rope, k_rope and the mask.
+    """
+    for path, rec in records.items():
+        if rec["kind"] == "intermediate":
+            reader, argument = rec["first_read_by"], rec["argument"]
+            layer = reader.rsplit(".", 2)[0] if reader.count(".") >= 3 else reader
+            if reader.endswith(".mlp.down_proj"):
+                mlp = reader[: -len(".down_proj")]
+                rec.update(op="mul", note="act_fn(gate_proj(x)) * up_proj(x)",
+                           inputs=[f"/activations/{mlp}.act_fn", f"/activations/{mlp}.up_proj"],
+                           input_args=["a", "b"])
+            elif reader.endswith(".post_attention_layernorm"):
+                layer = reader[: -len(".post_attention_layernorm")]
+                rec.update(op="add", note="residual: the decoder layer's input + self_attn's output",
+                           inputs=[records[f"/activations/{layer}"]["inputs"][0], f"/activations/{layer}.self_attn"],
+                           input_args=["a", "b"])
+            elif reader.endswith(".self_attn.o_proj"):
+                attention = reader[: -len(".o_proj")]
+                rec.update(op="attention_output",
+                           note="probs @ repeat_kv(v_proj split into KV heads), heads concatenated: "
+                                "(B, H, T, D) -> transpose(1, 2) -> (B, T, H*D)",
+                           inputs=[f"/attention/{attention}/probs", f"/activations/{attention}.v_proj"],
+                           input_args=["probs", "v"])
+            elif argument == "attention_mask":
+                rec.update(op="causal_mask", inputs=["/inputs/attention_mask"], input_args=["attention_mask"],
+                           note="4-D additive mask LlamaModel builds: 0 where key <= query and attention_mask is 1, "
+                                "torch.finfo(float32).min elsewhere")
+            elif argument == "cache_position":
+                rec.update(op="arange", note="arange(T): positions of the tokens in the (empty) cache")
+        elif path.endswith("/probs"):
+            attention = rec["module"]
+            base = path[len("/attention/"): -len("/probs")]
+            mask = dict(zip(records[f"/activations/{attention}"]["input_args"],
+                            records[f"/activations/{attention}"]["inputs"]))["attention_mask"]
+            rec.update(op="attention_probs",
+                       note="softmax(q_rope @ repeat_kv(k_rope)^T / sqrt(head_dim) + mask, dim=-1) in float32",
+                       inputs=[f"/attention/{base}/q_rope", f"/attention/{base}/k_rope", mask],
+                       input_args=["q", "k", "attention_mask"])
+
+
+def topological_order(records):
+    """Renumber `order` so every dataset comes after every dataset its `inputs` name (ties: recording order).
+
+    Recording order is almost topological already, but attention probabilities are only seen when self_attn returns,
+    after o_proj's input that was computed from them.
+    """
+    done, order = set(), []
+
+    def visit(path, trail=()):
+        if path in done:
+            return
+        if path in trail:
+            raise RuntimeError(f"cycle through {path}")
+        for source in records[path].get("inputs", []):
+            visit(source, trail + (path,))
+        done.add(path)
+        order.append(path)
+    for path in list(records):
+        visit(path)
+    for index, path in enumerate(order):
+        records[path]["order"] = index
+
+
 def storable(array):
     if array.dtype == np.int64:
         if array.size and (array.min() < -2**31 or array.max() >= 2**31):
@@ -172,6 +241,8 @@ def storable(array):
 def write_golden(path, *, name, config, model_dir, files, prompts, ids, f32, f64, generator, seed):
     if list(f32.records) != list(f64.records):
         raise RuntimeError("the float32 and float64 runs recorded different datasets")
+    describe_inline_ops(f32.records)
+    topological_order(f32.records)
     with h5py.File(path, "w") as f:
         f.attrs["format"] = "parity-golden"
         f.attrs["format_version"] = np.int64(FORMAT_VERSION)
@@ -199,7 +270,7 @@ def write_golden(path, *, name, config, model_dir, files, prompts, ids, f32, f64
             group = f.require_group(group_path or "/")
             array = storable(rec["array"])
             attrs = {"order": np.int64(rec["order"]), "layout": layout(path_, rec), "kind": rec["kind"]}
-            for key in ("op", "module", "first_read_by", "argument", "same_as"):
+            for key in ("op", "module", "first_read_by", "argument", "same_as", "note"):
                 if rec.get(key):
                     attrs[key] = rec[key]
             if rec["kind"] != "input":

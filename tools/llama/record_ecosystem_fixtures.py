@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Record fixtures about the files llama.cpp's and mlx-lm's own converters wrote (see make_ecosystem_files.sh).
+
+    PYTHONPATH=<llama.cpp>/gguf-py .build-venv-llama/bin/python tools/llama/record_ecosystem_fixtures.py \
+        MODEL_DIR ECOSYSTEM_DIR --fixtures Tests/ParityTests/Fixtures/llama --mlx-python .build-venv-mlxlm/bin/python
+
+Writes into the fixtures directory:
+  manifest.json      tool versions, every command with its wall time, size and SHA-256 of every output file, the
+                     runtime settings used for logits, and per file the logit metrics against the goldens
+  tensor-types.json  per GGUF file: every tensor's ggml type and ne (read with gguf-py's GGUFReader) and
+                     general.file_type; per MLX directory: every tensor's dtype and shape and config "quantization"
+  logits.h5          float32 [1, T, vocab] logits each runtime computed on the goldens' first token sequence, one
+                     dataset per file (gzip + shuffle; name = the file's path with "/" as "__"), plus /input_ids
+Metrics are computed against the float64 reference logits of golden.h5 (/reference/logits_f64), as llama.cpp's
+llama-perplexity --kl-divergence reports them: KL(reference || file) per position (mean, 99th percentile, max),
+top-1 agreement with its binomial standard error, Δp of the actual next token (mean, RMS, max |Δp|), perplexity of
+the next tokens and ln(PPL(file)/PPL(reference)); and max |Δlogit| against both the float32 goldens and float64.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+import gguf  # llama.cpp's own gguf-py (PYTHONPATH)
+
+# Logits are stored for the first sequence only (float32, 64 KB per file): all of them would be 2 MB of fixtures.
+# The metrics in manifest.json cover every sequence.
+STORED_SEQUENCES = 1
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def log_softmax(x):
+    x = x.astype(np.float64)
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def metrics(test, golden32, reference64, ids):
+    lp_ref, lp = log_softmax(reference64), log_softmax(test)
+    p_ref = np.exp(lp_ref)
+    kl = (p_ref * (lp_ref - lp)).sum(-1).ravel()
+    top1 = (test.argmax(-1) == reference64.argmax(-1)).ravel()
+    n = top1.size
+    agree = float(top1.mean())
+    nxt = ids[:, 1:]
+    lp_ref_next = np.take_along_axis(lp_ref[:, :-1], nxt[..., None], -1)[..., 0]
+    lp_next = np.take_along_axis(lp[:, :-1], nxt[..., None], -1)[..., 0]
+    dp = np.exp(lp_next) - np.exp(lp_ref_next)
+    return {
+        "max_abs_dlogit_vs_golden_f32": float(np.abs(test.astype(np.float64) - golden32).max()),
+        "max_abs_dlogit_vs_f64": float(np.abs(test.astype(np.float64) - reference64).max()),
+        "kl_mean": float(kl.mean()), "kl_p99": float(np.percentile(kl, 99)), "kl_max": float(kl.max()),
+        "top1_agreement": agree, "top1_stderr": float(np.sqrt(agree * (1 - agree) / n)), "positions": int(n),
+        "delta_p_mean": float(dp.mean()), "delta_p_rms": float(np.sqrt((dp ** 2).mean())),
+        "delta_p_max_abs": float(np.abs(dp).max()),
+        "ppl_reference": float(np.exp(-lp_ref_next.mean())), "ppl": float(np.exp(-lp_next.mean())),
+        "ln_ppl_ratio": float(lp_ref_next.mean() - lp_next.mean()),
+    }
+
+
+def gguf_table(path):
+    reader = gguf.GGUFReader(path)
+    field = reader.fields.get("general.file_type")
+    tensors = {t.name: {"type": t.tensor_type.name, "ne": [int(x) for x in t.shape]} for t in reader.tensors}
+    return {"general.file_type": int(field.parts[field.data[0]][0]) if field else None, "tensors": tensors}
+
+
+def mlx_table(directory):
+    from safetensors import safe_open
+    tensors = {}
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".safetensors"):
+            with safe_open(os.path.join(directory, name), framework="numpy") as f:
+                for key in f.keys():
+                    s = f.get_slice(key)
+                    tensors[key] = {"dtype": s.get_dtype(), "shape": list(s.get_shape())}
+    with open(os.path.join(directory, "config.json")) as f:
+        config = json.load(f)
+    return {"quantization": config.get("quantization"), "torch_dtype": config.get("torch_dtype"), "tensors": tensors}
+
+
+def tool_versions(mlx_python):
+    import torch
+    import transformers
+    out = {"llama.cpp": "vendored in the PyPI sdist llama-cpp-python 0.3.36 (sha256 832db0699007f1be95a7e41ef12e8892"
+                        "6b02ba836461e36a36372db2760c1a2e), built by tools/llama/build-llama.sh native",
+           "gguf-py": f"{gguf.__file__.split('/vendor/')[-1].rsplit('/gguf/', 1)[0]} (vendored)",
+           "torch (converter)": torch.__version__, "transformers": transformers.__version__,
+           "numpy (converter)": np.__version__}
+    probe = ("import importlib.metadata as m; import json; print(json.dumps({k: m.version(k) for k in "
+             "['mlx', 'mlx-lm', 'transformers', 'numpy']}))")
+    versions = json.loads(subprocess.run([mlx_python, "-c", probe], capture_output=True, text=True,
+                                         check=True).stdout)
+    out.update({f"{k} (mlx venv)": v for k, v in versions.items()})
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir")
+    parser.add_argument("ecosystem_dir")
+    parser.add_argument("--fixtures", required=True)
+    parser.add_argument("--mlx-python", required=True)
+    args = parser.parse_args()
+    eco = args.ecosystem_dir
+    os.makedirs(args.fixtures, exist_ok=True)
+    name = os.path.basename(os.path.abspath(args.model_dir))
+
+    with h5py.File(os.path.join(args.model_dir, "golden.h5"), "r") as g:
+        ids = g["inputs/input_ids"][()].astype(np.int64)
+        golden32 = g["activations/lm_head"][()].astype(np.float64)
+        reference64 = g["reference/logits_f64"][()]
+        golden_sha = g.attrs["weights_sha256"]
+    tokens = os.path.join(eco, "tokens.bin")
+    with open(tokens, "wb") as f:
+        f.write(np.array(ids.shape, "<i4").tobytes() + ids.astype("<i4").tobytes())
+
+    runs = []  # (label, kind, path, runtime settings)
+    for t in ["f32", "f16", "bf16", "q8_0", "Q4_0", "Q4_K_M", "Q4_K_M-imat", "Q5_K_M", "Q6_K"]:
+        path = os.path.join(eco, "gguf", f"{name}-{t}.gguf")
+        runs.append((f"gguf/{name}-{t}.gguf", "gguf", path, {"kv": "f32", "flash-attn": "off"}))
+    f32 = os.path.join(eco, "gguf", f"{name}-f32.gguf")
+    runs.append((f"gguf/{name}-f32.gguf [kv f16]", "gguf", f32, {"kv": "f16", "flash-attn": "off"}))
+    runs.append((f"gguf/{name}-f32.gguf [kv f16, flash-attn]", "gguf", f32, {"kv": "f16", "flash-attn": "on"}))
+    for t in ["float32", "float16", "q4-g64", "q8-g64"]:
+        runs.append((f"mlx/{name}-{t}", "mlx", os.path.join(eco, "mlx", f"{name}-{t}"), {"device": "cpu"}))
+
+    results, logits_store = {}, {}
+    for label, kind, path, settings in runs:
+        out = os.path.join(eco, "logits.bin")
+        if kind == "gguf":
+            cmd = [os.path.join(eco, "bin", "llama_logits"), path, tokens, out, "--kv", settings["kv"],
+                   "--flash-attn", settings["flash-attn"], "--threads", "1"]
+        else:
+            cmd = [args.mlx_python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "mlx_logits.py"),
+                   path, tokens, out]
+        subprocess.run(cmd, check=True, capture_output=True)
+        logits = np.fromfile(out, "<f4").reshape(reference64.shape)
+        os.remove(out)
+        m = metrics(logits, golden32, reference64, ids)
+        results[label] = {"runtime": "llama.cpp (libllama, tools/llama/llama_logits.cpp)" if kind == "gguf"
+                          else "mlx-lm (mlx_lm.load, tools/llama/mlx_logits.py)", "settings": settings, **m}
+        logits_store[label] = logits
+        print(f"{label:<44} max|Δ| f32 {m['max_abs_dlogit_vs_golden_f32']:.3e}  KL mean {m['kl_mean']:.3e} "
+              f"max {m['kl_max']:.3e}  top-1 {m['top1_agreement']:.3f}±{m['top1_stderr']:.3f}  "
+              f"ln PPL ratio {m['ln_ppl_ratio']:+.4f}")
+
+    files = {}
+    for base, _, names in os.walk(eco):
+        for n in names:
+            p = os.path.join(base, n)
+            rel = os.path.relpath(p, eco)
+            if rel.startswith(("logs/", "bin/")) or rel in ("tokens.bin", "commands.tsv"):
+                continue
+            files[rel] = {"bytes": os.path.getsize(p), "sha256": sha256_file(p)}
+    types = {}
+    for label, kind, path, _ in runs:
+        key = os.path.relpath(path, eco)
+        if key not in types:
+            types[key] = gguf_table(path) if kind == "gguf" else mlx_table(path)
+    commands = []
+    with open(os.path.join(eco, "commands.tsv")) as f:
+        for line in f:
+            seconds, command = line.rstrip("\n").split("\t", 1)
+            commands.append({"seconds": float(seconds), "command": command})
+
+    manifest = {
+        "generator": "tools/llama/make_ecosystem_files.sh (-> tools/llama/record_ecosystem_fixtures.py)",
+        "model": name, "model_weights_sha256": golden_sha,
+        "inputs": f"golden.h5 /inputs/input_ids {list(ids.shape)}; reference /reference/logits_f64",
+        "tools": tool_versions(args.mlx_python),
+        "llama_logits_settings": "one context per run, n_ctx = n_batch = n_ubatch = T, each sequence decoded alone "
+                                 "from an empty KV cache, logits for every position, 1 thread",
+        "commands": commands,
+        "files": dict(sorted(files.items())),
+        "files_committed": "none (the smallest GGUF is over 1 MB); only logits.h5, tensor-types.json, this file",
+        "logits": results,
+    }
+    with open(os.path.join(args.fixtures, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    with open(os.path.join(args.fixtures, "tensor-types.json"), "w") as f:
+        json.dump(types, f, indent=1, sort_keys=True)
+        f.write("\n")
+    with h5py.File(os.path.join(args.fixtures, "logits.h5"), "w") as f:
+        f.attrs["source"] = "tools/llama/make_ecosystem_files.sh; see manifest.json for settings"
+        f.create_dataset("input_ids", data=ids[:STORED_SEQUENCES].astype(np.int32), track_times=False)
+        f.attrs["stored_sequences"] = np.int64(STORED_SEQUENCES)
+        for label, logits in logits_store.items():
+            if "[" in label:  # the same file under non-default settings: metrics only
+                continue
+            d = f.create_dataset(label.replace("/", "__"), data=logits[:STORED_SEQUENCES], chunks=True,
+                                 compression="gzip", compression_opts=4, shuffle=True, track_times=False)
+            d.attrs["file"] = label
+            d.attrs["settings"] = json.dumps(results[label]["settings"])
+    q = types[f"gguf/{name}-Q4_K_M.gguf"]["tensors"]
+    summary = {}
+    for tensor, info in q.items():
+        summary.setdefault(info["type"], []).append(tensor)
+    print("Q4_K_M types:", {k: len(v) for k, v in summary.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
