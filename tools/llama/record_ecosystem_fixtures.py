@@ -93,12 +93,18 @@ def mlx_table(directory):
 
 
 def tool_versions(mlx_python):
+    import re
     import torch
     import transformers
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import parity_models  # Debian's torch reports 1.13.0a0; the package says 1.13.1
+    pyproject = os.path.join(os.path.dirname(os.path.dirname(gguf.__file__)), "pyproject.toml")
+    with open(pyproject) as f:
+        gguf_version = re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
     out = {"llama.cpp": "vendored in the PyPI sdist llama-cpp-python 0.3.36 (sha256 832db0699007f1be95a7e41ef12e8892"
                         "6b02ba836461e36a36372db2760c1a2e), built by tools/llama/build-llama.sh native",
-           "gguf-py": f"{gguf.__file__.split('/vendor/')[-1].rsplit('/gguf/', 1)[0]} (vendored)",
-           "torch (converter)": torch.__version__, "transformers": transformers.__version__,
+           "gguf-py": f"{gguf_version} (vendored with llama.cpp)",
+           "torch (converter)": parity_models.reference_framework().split()[1], "transformers": transformers.__version__,
            "numpy (converter)": np.__version__}
     probe = ("import importlib.metadata as m; import json; print(json.dumps({k: m.version(k) for k in "
              "['mlx', 'mlx-lm', 'transformers', 'numpy']}))")
