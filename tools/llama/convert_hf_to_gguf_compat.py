@@ -31,11 +31,9 @@ class _AbsentDtype:
         return f"<torch.{self.name}: absent in torch {torch.__version__}>"
 
 
-def main():
-    if len(sys.argv) < 3 or sys.argv[2] != "--":
-        print(__doc__, file=sys.stderr)
-        return 2
-    llama_cpp = os.path.abspath(sys.argv[1])
+def run_converter(llama_cpp, arguments, prepare=None):
+    """Run convert_hf_to_gguf.py ARGUMENTS as __main__; `prepare()` may patch its modules first (planted files)."""
+    llama_cpp = os.path.abspath(llama_cpp)
     script = os.path.join(llama_cpp, "convert_hf_to_gguf.py")
     if not os.path.exists(script):
         print(f"error: {script} not found", file=sys.stderr)
@@ -45,10 +43,20 @@ def main():
         setattr(torch, name, _AbsentDtype(name))
     if shimmed:
         print(f"convert_hf_to_gguf_compat: placeholders for torch.{', torch.'.join(shimmed)}", file=sys.stderr)
-    sys.argv = [script] + sys.argv[3:]
+    sys.argv = [script] + list(arguments)
     sys.path.insert(0, llama_cpp)
+    sys.path.insert(1, os.path.join(llama_cpp, "gguf-py"))
+    if prepare is not None:
+        prepare()
     runpy.run_path(script, run_name="__main__")
     return 0
+
+
+def main():
+    if len(sys.argv) < 3 or sys.argv[2] != "--":
+        print(__doc__, file=sys.stderr)
+        return 2
+    return run_converter(sys.argv[1], sys.argv[3:])
 
 
 if __name__ == "__main__":

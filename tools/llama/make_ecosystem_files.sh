@@ -9,6 +9,7 @@
 #   gguf/tiny-llama-{Q4_0,Q4_K_M,Q5_K_M,Q6_K}.gguf  llama-quantize of the f32 GGUF
 #   gguf/imatrix.gguf, gguf/tiny-llama-Q4_K_M-imat.gguf   llama-imatrix on training text, llama-quantize --imatrix
 #   mlx/tiny-llama-{float32,float16,q4-g64,q8-g64}/  mlx_lm convert (--dtype, or -q --q-bits --q-group-size)
+#   planted/tiny-llama-f32-no-qk-permutation.gguf   the converter with its Q/K permutation replaced by the identity
 # and then runs tools/llama/record_ecosystem_fixtures.py, which writes Tests/ParityTests/Fixtures/llama/
 # (manifest with versions, commands, SHA-256 of every output file, per-tensor type tables, logits and metrics).
 # Every command runs single-threaded where the tool allows it, so reruns give the same files.
@@ -31,7 +32,7 @@ done
 [ -f "$MODEL/config.json" ] && [ -f "$MODEL/golden.h5" ] || { echo "$MODEL: no config.json / golden.h5" >&2; exit 2; }
 
 rm -rf "$OUT"
-mkdir -p "$OUT/gguf" "$OUT/mlx" "$OUT/bin"
+mkdir -p "$OUT/gguf" "$OUT/mlx" "$OUT/bin" "$OUT/planted"
 LOG="$OUT/commands.tsv"   # seconds <TAB> command, read by record_ecosystem_fixtures.py
 : > "$LOG"
 run() {  # run a command quietly (its output goes to OUT/logs), record it and its wall time
@@ -54,6 +55,9 @@ for t in f32 f16 bf16 q8_0; do
     run "$PY_LLAMA" tools/llama/convert_hf_to_gguf_compat.py "$SRC" -- "$MODEL" --outtype "$t" \
         --outfile "$OUT/gguf/$NAME-$t.gguf"
 done
+# 1b. A planted mistake written by the same converter: Q/K rows not permuted (llama.cpp loads it silently).
+run "$PY_LLAMA" tools/llama/planted_no_qk_permutation.py "$SRC" -- "$MODEL" --outtype f32 \
+    --outfile "$OUT/planted/$NAME-f32-no-qk-permutation.gguf"
 # 2. llama-quantize from the f32 GGUF (1 thread).
 for t in Q4_0 Q4_K_M Q5_K_M Q6_K; do
     run "$BIN/llama-quantize" "$OUT/gguf/$NAME-f32.gguf" "$OUT/gguf/$NAME-$t.gguf" "$t" 1

@@ -138,6 +138,8 @@ def main():
     for t in ["f32", "f16", "bf16", "q8_0", "Q4_0", "Q4_K_M", "Q4_K_M-imat", "Q5_K_M", "Q6_K"]:
         path = os.path.join(eco, "gguf", f"{name}-{t}.gguf")
         runs.append((f"gguf/{name}-{t}.gguf", "gguf", path, {"kv": "f32", "flash-attn": "off"}))
+    runs.append((f"planted/{name}-f32-no-qk-permutation.gguf", "gguf",
+                 os.path.join(eco, "planted", f"{name}-f32-no-qk-permutation.gguf"), {"kv": "f32", "flash-attn": "off"}))
     f32 = os.path.join(eco, "gguf", f"{name}-f32.gguf")
     runs.append((f"gguf/{name}-f32.gguf [kv f16]", "gguf", f32, {"kv": "f16", "flash-attn": "off"}))
     runs.append((f"gguf/{name}-f32.gguf [kv f16, flash-attn]", "gguf", f32, {"kv": "f16", "flash-attn": "on"}))
