@@ -114,6 +114,37 @@ def tool_versions(mlx_python):
     return out
 
 
+def tokenizer_agreement(model_dir, eco, name, prompts, mlx_python):
+    """Token ids of every golden prompt from the HF tokenizer, llama.cpp (the f32 GGUF's vocabulary, llama-tokenize)
+    and mlx-lm (mlx_lm.load's tokenizer of the float32 directory); whole prompts, not only the recorded prefix."""
+    import ast
+    from transformers import AutoTokenizer
+    hf = [AutoTokenizer.from_pretrained(model_dir)(p)["input_ids"] for p in prompts]
+    tokenize = os.path.join(os.path.dirname(eco.rstrip("/")), "build-native", "bin", "llama-tokenize")
+    gguf_path = os.path.join(eco, "gguf", f"{name}-f32.gguf")
+    llama = []
+    for p in prompts:
+        out = subprocess.run([tokenize, "-m", gguf_path, "-p", p, "--ids", "--log-disable"], capture_output=True,
+                             text=True, check=True).stdout.strip().splitlines()[-1]
+        llama.append(ast.literal_eval(out))
+    code = ("import json, sys, mlx_lm; _, t = mlx_lm.load(sys.argv[1]); "
+            "print(json.dumps([t.encode(p) for p in json.loads(sys.argv[2])]))")
+    mlx = json.loads(subprocess.run([mlx_python, "-c", code, os.path.join(eco, "mlx", f"{name}-float32"),
+                                     json.dumps(prompts)], capture_output=True, text=True, check=True)
+                     .stdout.strip().splitlines()[-1])
+    # And a whole held-out text, with its newlines and tabs (prompts are single lines).
+    text_path = "/usr/share/common-licenses/Artistic"
+    with open(text_path, encoding="utf-8") as f:
+        text = f.read()
+    hf_text = AutoTokenizer.from_pretrained(model_dir, model_max_length=1 << 30)(text)["input_ids"]
+    out = subprocess.run([tokenize, "-m", gguf_path, "-f", text_path, "--ids", "--log-disable"], capture_output=True,
+                         text=True, check=True).stdout.strip().splitlines()[-1]
+    return {"prompts": len(prompts), "tokens": [len(h) for h in hf], "text": text_path, "text_tokens": len(hf_text),
+            "llama.cpp == transformers on the text": ast.literal_eval(out) == hf_text,
+            "llama.cpp (llama-tokenize, f32 GGUF) == transformers": llama == hf,
+            "mlx-lm (mlx_lm.load tokenizer) == transformers": mlx == hf}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir")
@@ -126,6 +157,7 @@ def main():
     name = os.path.basename(os.path.abspath(args.model_dir))
 
     with h5py.File(os.path.join(args.model_dir, "golden.h5"), "r") as g:
+        prompts = json.loads(g.attrs["prompts"])
         ids = g["inputs/input_ids"][()].astype(np.int64)
         golden32 = g["activations/lm_head"][()].astype(np.float64)
         reference64 = g["reference/logits_f64"][()]
@@ -193,6 +225,7 @@ def main():
         "llama_logits_settings": "one context per run, n_ctx = n_batch = n_ubatch = T, each sequence decoded alone "
                                  "from an empty KV cache, logits for every position, 1 thread",
         "commands": commands,
+        "tokenizers": tokenizer_agreement(args.model_dir, eco, name, prompts, args.mlx_python),
         "files": dict(sorted(files.items())),
         "files_committed": "none (the smallest GGUF is over 1 MB); only logits.h5, tensor-types.json, this file",
         "logits": results,
