@@ -94,7 +94,6 @@ def mlx_table(directory):
 
 def tool_versions(mlx_python):
     import re
-    import torch
     import transformers
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import parity_models  # Debian's torch reports 1.13.0a0; the package says 1.13.1

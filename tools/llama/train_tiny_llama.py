@@ -31,8 +31,10 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from parity_models import reference_framework  # noqa: E402  (Debian's torch calls itself 1.13.0a0; it is 1.13.1)
 
 LICENSE_DIR = "/usr/share/common-licenses"
 # Training files (regular files only; GPL, LGPL, GFDL are symlinks to these) and their SHA-256 in base-files 12.4.
@@ -207,7 +209,7 @@ def main():
         "description": "Parity's reference Llama: trained briefly on Debian's license texts",
         "generator": "tools/llama/train_tiny_llama.py",
         "seed": SEED,
-        "torch": torch.__version__, "transformers": transformers.__version__,
+        "torch": reference_framework().split()[1], "transformers": transformers.__version__,
         "sentencepiece": sentencepiece.__version__,
         "corpus": {"directory": LICENSE_DIR, "train_files": list(TRAIN_FILES), "held_out_file": HELD_OUT_FILE,
                    "sha256": hashes, "train_tokens": len(stream), "held_out_tokens": len(held)},
