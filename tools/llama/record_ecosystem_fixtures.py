@@ -113,6 +113,72 @@ def tool_versions(mlx_python):
     return out
 
 
+def read_dump(directory):
+    """{(name, occurrence): numpy array in reversed-ne order} of one sequence dumped by llama_logits --dump."""
+    nodes, seen = {}, {}
+    with open(os.path.join(directory, "nodes.tsv")) as f:
+        for line in f:
+            index, name, _ = line.rstrip("\n").split("\t")
+            k = seen.get(name, 0)
+            seen[name] = k + 1
+            raw = np.fromfile(os.path.join(directory, f"{index}.bin"), dtype="<f4", offset=32)
+            ne = np.fromfile(os.path.join(directory, f"{index}.bin"), dtype="<i8", count=4)
+            nodes[(name, k)] = raw.reshape(tuple(int(x) for x in ne[::-1]))
+    return nodes
+
+
+def node_comparison(dump_root, golden_path, layers, heads, kv_heads, head_dim):
+    """llama.cpp's own graph nodes against the goldens, per node: max |Δ| and relative L2 over every sequence.
+
+    ggml's ne order is reversed into numpy's; Q/K after RoPE are compared with the goldens' q_rope/k_rope whose head
+    dimensions are reordered as convert_hf_to_gguf's permutation reorders the rows (llama.cpp dimension 2j + k is
+    Hugging Face dimension k·D/2 + j), so a correctly converted file matches at float noise; attention probabilities
+    are compared over the first T of the KV cache's slots (the others are masked) and those must be exactly 0.
+    """
+    perm = [k * (head_dim // 2) + j for j in range(head_dim // 2) for k in (0, 1)]
+    pairs = [("embd", 0, "/activations/model.embed_tokens", None)]
+    for n in range(layers):
+        a, at = f"/activations/model.layers.{n}", f"/attention/model.layers.{n}.self_attn"
+        pairs += [(f"attn_norm-{n}", 0, f"{a}.input_layernorm", None),
+                  (f"Qcur-{n}", 2, f"{at}/q_rope", "rope"), (f"Kcur-{n}", 2, f"{at}/k_rope", "rope"),
+                  (f"Vcur-{n}", 0, f"{a}.self_attn.v_proj", None),
+                  (f"kq_soft_max-{n}", 0, f"{at}/probs", "probs"),
+                  (f"kqv_out-{n}", 0, f"/intermediates/model.layers.{n}.self_attn.o_proj.input", None),
+                  (f"attn_out-{n}", 0, f"{a}.self_attn.o_proj", None),
+                  (f"ffn_inp-{n}", 0, f"/intermediates/model.layers.{n}.post_attention_layernorm.hidden_states", None),
+                  (f"ffn_norm-{n}", 0, f"{a}.post_attention_layernorm", None),
+                  (f"ffn_gate-{n}", 0, f"{a}.mlp.gate_proj", None), (f"ffn_up-{n}", 0, f"{a}.mlp.up_proj", None),
+                  (f"ffn_swiglu-{n}", 0, f"/intermediates/model.layers.{n}.mlp.down_proj.input", None),
+                  (f"ffn_out-{n}", 0, f"{a}.mlp.down_proj", None), (f"l_out-{n}", 0, a, None)]
+    pairs += [("result_norm", 0, "/activations/model.norm", None), ("result_output", 0, "/activations/lm_head", None)]
+    sequences = sorted(d for d in os.listdir(dump_root) if d.startswith("s"))
+    dumps = [read_dump(os.path.join(dump_root, d)) for d in sequences]
+    rows = []
+    with h5py.File(golden_path, "r") as g:
+        for name, occurrence, golden_name, how in pairs:
+            diffs, refs, masked_max = [], [], 0.0
+            for s, nodes in enumerate(dumps):
+                mine = nodes[(name, occurrence)].astype(np.float64)
+                ref = g[golden_name][s].astype(np.float64)
+                if how == "rope":      # ggml [T, H, D] vs golden [H, T, D] in HF dimension order
+                    ref = ref.transpose(1, 0, 2)[..., perm]
+                elif how == "probs":   # ggml [H, T, n_kv] vs golden [H, T, T]
+                    masked_max = max(masked_max, float(np.abs(mine[..., ref.shape[-1]:]).max()))
+                    mine = mine[..., : ref.shape[-1]]
+                mine = mine.reshape(ref.shape)
+                diffs.append((mine - ref).ravel())
+                refs.append(ref.ravel())
+            d, r = np.concatenate(diffs), np.concatenate(refs)
+            row = {"llama.cpp node": name if occurrence == 0 else f"{name} (#{occurrence}, after RoPE)",
+                   "golden": golden_name, "max_abs": float(np.abs(d).max()),
+                   "rel_l2": float(np.linalg.norm(d) / np.linalg.norm(r)),
+                   "golden_noise_floor_max_abs": float(g[golden_name].attrs.get("noise_floor_max_abs", float("nan")))}
+            if how == "probs":
+                row["masked_slots_max_abs"] = masked_max
+            rows.append(row)
+    return rows
+
+
 def tokenizer_agreement(model_dir, eco, name, prompts, mlx_python):
     """Token ids of every golden prompt from the HF tokenizer, llama.cpp (the f32 GGUF's vocabulary, llama-tokenize)
     and mlx-lm (mlx_lm.load's tokenizer of the float32 directory); whole prompts, not only the recorded prefix."""
@@ -197,6 +263,27 @@ def main():
               f"max {m['kl_max']:.3e}  top-1 {m['top1_agreement']:.3f}±{m['top1_stderr']:.3f}  "
               f"ln PPL ratio {m['ln_ppl_ratio']:+.4f}")
 
+    # llama.cpp's own intermediate nodes (eval callback) against the goldens, for a few files.
+    with open(os.path.join(args.model_dir, "config.json")) as f:
+        cfg = json.load(f)
+    head_dim = cfg["hidden_size"] // cfg["num_attention_heads"]
+    node_runs = {}
+    for label in (f"gguf/{name}-f32.gguf", f"gguf/{name}-f32.gguf [kv f16]", f"gguf/{name}-f16.gguf",
+                  f"gguf/{name}-Q4_K_M.gguf", f"planted/{name}-f32-no-qk-permutation.gguf"):
+        _, kind, path, settings = next(r for r in runs if r[0] == label)
+        dump = os.path.join(eco, "dump")
+        subprocess.run(["rm", "-rf", dump], check=True)
+        subprocess.run([os.path.join(eco, "bin", "llama_logits"), path, tokens, os.path.join(eco, "logits.bin"),
+                        "--kv", settings["kv"], "--flash-attn", settings["flash-attn"], "--threads", "1",
+                        "--dump", dump], check=True, capture_output=True)
+        node_runs[label] = node_comparison(dump, os.path.join(args.model_dir, "golden.h5"),
+                                           cfg["num_hidden_layers"], cfg["num_attention_heads"],
+                                           cfg["num_key_value_heads"], head_dim)
+        subprocess.run(["rm", "-rf", dump, os.path.join(eco, "logits.bin")], check=True)
+        worst = max(node_runs[label], key=lambda r: r["max_abs"] / max(r["golden_noise_floor_max_abs"], 1e-30))
+        print(f"nodes {label}: {len(node_runs[label])} compared; e.g. Qcur-0 after RoPE max|Δ| "
+              f"{next(r for r in node_runs[label] if r['llama.cpp node'].startswith('Qcur-0'))['max_abs']:.2e}")
+
     files = {}
     for base, _, names in os.walk(eco):
         for n in names:
@@ -228,6 +315,8 @@ def main():
         "files": dict(sorted(files.items())),
         "files_committed": "none (the smallest GGUF is over 1 MB); only logits.h5, tensor-types.json, this file",
         "logits": results,
+        "llama_cpp_nodes": {"how": node_comparison.__doc__.split("\n\n")[1].strip().replace("\n    ", " "),
+                            "runs": node_runs},
     }
     with open(os.path.join(args.fixtures, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, ensure_ascii=False)
