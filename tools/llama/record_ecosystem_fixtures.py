@@ -48,16 +48,21 @@ def log_softmax(x):
     return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
 
 
-def metrics(test, golden32, reference64, ids):
+def metrics(test, golden32, reference64, ids, next_ids=None):
+    """ids: the token ids the logits were computed for (position t's next token is ids[t + 1]; the last position
+    has none). next_ids instead: the next token of every position given."""
     lp_ref, lp = log_softmax(reference64), log_softmax(test)
     p_ref = np.exp(lp_ref)
     kl = (p_ref * (lp_ref - lp)).sum(-1).ravel()
     top1 = (test.argmax(-1) == reference64.argmax(-1)).ravel()
     n = top1.size
     agree = float(top1.mean())
-    nxt = ids[:, 1:]
-    lp_ref_next = np.take_along_axis(lp_ref[:, :-1], nxt[..., None], -1)[..., 0]
-    lp_next = np.take_along_axis(lp[:, :-1], nxt[..., None], -1)[..., 0]
+    if next_ids is None:
+        nxt, lp_ref_n, lp_n = ids[:, 1:], lp_ref[:, :-1], lp[:, :-1]
+    else:
+        nxt, lp_ref_n, lp_n = next_ids, lp_ref, lp
+    lp_ref_next = np.take_along_axis(lp_ref_n, nxt[..., None], -1)[..., 0]
+    lp_next = np.take_along_axis(lp_n, nxt[..., None], -1)[..., 0]
     dp = np.exp(lp_next) - np.exp(lp_ref_next)
     return {
         "max_abs_dlogit_vs_golden_f32": float(np.abs(test.astype(np.float64) - golden32).max()),
@@ -177,6 +182,61 @@ def node_comparison(dump_root, golden_path, layers, heads, kv_heads, head_dim):
                 row["masked_slots_max_abs"] = masked_max
             rows.append(row)
     return rows
+
+
+def validate_kl_metrics(eco, name, n_ctx=64):
+    """The metrics computed here against llama-perplexity's own --kl-divergence report, on the same tokens.
+
+    llama-perplexity (f32 GGUF as the base, Q4_K_M as the file under test) on the held-out text in chunks of n_ctx
+    tokens, BOS first, scoring positions n_ctx/2 .. n_ctx-2; then the same chunks through llama_logits and this
+    module's formulas. Its base file stores log-probabilities rounded to 16 bits, so agreement is to ~1e-4.
+    """
+    import ast
+    import re
+    bin_dir = os.path.join(os.path.dirname(eco.rstrip("/")), "build-native", "bin")
+    text = "/usr/share/common-licenses/Artistic"
+    f32, q = (os.path.join(eco, "gguf", f"{name}-{t}.gguf") for t in ("f32", "Q4_K_M"))
+    base = os.path.join(eco, "kl-base.dat")
+    common = ["-c", str(n_ctx), "-b", str(n_ctx), "-t", "1", "-ctk", "f32", "-ctv", "f32", "-fa", "off"]
+    subprocess.run([os.path.join(bin_dir, "llama-perplexity"), "-m", f32, "-f", text, "--kl-divergence-base", base]
+                   + common, check=True, capture_output=True)
+    report = subprocess.run([os.path.join(bin_dir, "llama-perplexity"), "-m", q, "--kl-divergence-base", base,
+                             "--kl-divergence"] + common, check=True, capture_output=True, text=True)
+    log = report.stdout + report.stderr
+
+    def grab(pattern):
+        return float(re.search(pattern, log).group(1))
+    theirs = {"kl_mean": grab(r"Mean\s+KLD:\s+([-\d.]+)"), "kl_max": grab(r"Maximum KLD:\s+([-\d.]+)"),
+              "top1_agreement": grab(r"Same top p:\s+([-\d.]+)") / 100,
+              "delta_p_rms": grab(r"RMS Δp\s+:\s+([-\d.]+)") / 100,
+              "ln_ppl_ratio": grab(r"Mean ln\(PPL\(Q\)/PPL\(base\)\)\s+:\s+([-\d.]+)"),
+              "ppl_reference": grab(r"Mean PPL\(base\)\s+:\s+([-\d.]+)"), "ppl": grab(r"Mean PPL\(Q\)\s+:\s+([-\d.]+)")}
+    out = subprocess.run([os.path.join(bin_dir, "llama-tokenize"), "-m", f32, "-f", text, "--ids", "--log-disable"],
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    ids = ast.literal_eval(out)
+    chunks = np.array([ids[i * n_ctx:(i + 1) * n_ctx] for i in range(len(ids) // n_ctx)], dtype=np.int64)
+    targets = chunks.copy()
+    chunks[:, 0] = 1  # llama-perplexity puts BOS first in every chunk
+    tokens = os.path.join(eco, "kl-tokens.bin")
+    with open(tokens, "wb") as f:
+        f.write(np.array(chunks.shape, "<i4").tobytes() + chunks.astype("<i4").tobytes())
+    logits = {}
+    for key, path in (("base", f32), ("q", q)):
+        out_path = os.path.join(eco, f"kl-{key}.bin")
+        subprocess.run([os.path.join(eco, "bin", "llama_logits"), path, tokens, out_path, "--kv", "f32",
+                        "--flash-attn", "off", "--threads", "1"], check=True, capture_output=True)
+        logits[key] = np.fromfile(out_path, "<f4").reshape(chunks.shape + (-1,))
+        os.remove(out_path)
+    for path in (tokens, base):
+        os.remove(path)
+    first = n_ctx // 2
+    sl = slice(first, n_ctx - 1)
+    base64 = logits["base"][:, sl].astype(np.float64)
+    ours = metrics(logits["q"][:, sl], base64, base64, None, next_ids=targets[:, first + 1:n_ctx])
+    keys = ["kl_mean", "kl_max", "top1_agreement", "delta_p_rms", "ln_ppl_ratio", "ppl_reference", "ppl"]
+    return {"how": validate_kl_metrics.__doc__.split("\n\n")[1].strip().replace("\n    ", " "),
+            "text": text, "n_ctx": n_ctx, "positions": ours["positions"],
+            "llama-perplexity": theirs, "record_ecosystem_fixtures.metrics": {k: ours[k] for k in keys}}
 
 
 def tokenizer_agreement(model_dir, eco, name, prompts, mlx_python):
@@ -311,6 +371,7 @@ def main():
         "llama_logits_settings": "one context per run, n_ctx = n_batch = n_ubatch = T, each sequence decoded alone "
                                  "from an empty KV cache, logits for every position, 1 thread",
         "commands": commands,
+        "kl_metrics_validation": validate_kl_metrics(eco, name),
         "tokenizers": tokenizer_agreement(args.model_dir, eco, name, prompts, args.mlx_python),
         "files": dict(sorted(files.items())),
         "files_committed": "none (the smallest GGUF is over 1 MB); only logits.h5, tensor-types.json, this file",
