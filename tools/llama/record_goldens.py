@@ -3,7 +3,7 @@
 directory, from transformers' own `LlamaForCausalLM` (eager attention) in float32, with a float64 re-run as the
 noise floor.
 
-    tools/llama/setup-venv.sh       # once: .build-venv-llama (Debian's torch 1.13 + transformers 4.46.3)
+    tools/llama/setup-venvs.sh llama # once: .build-venv-llama (Debian's torch 1.13 + transformers 4.46.3)
     .build-venv-llama/bin/python tools/llama/record_goldens.py HF_DIR --prompts FILE [--tokens N] [--out FILE] [--replace]
     .build-venv-llama/bin/python tools/llama/record_goldens.py golden/tiny-llama --prompts golden/tiny-llama/prompts.txt --tokens 32
 

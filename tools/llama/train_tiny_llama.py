@@ -3,7 +3,7 @@
 SentencePiece tokenizer, saved as a Hugging Face checkpoint directory that llama.cpp's `convert_hf_to_gguf.py` and
 `mlx_lm convert` take as it is.
 
-    tools/llama/setup-venv.sh                                # once: .build-venv-llama (Debian's torch + transformers)
+    tools/llama/setup-venvs.sh llama                         # once: .build-venv-llama (Debian's torch + transformers)
     .build-venv-llama/bin/python tools/llama/train_tiny_llama.py [--out golden/tiny-llama] [--steps 300]
 
 Why these dimensions (hidden 256, 3 layers, 8 heads of 32, 4 KV heads, intermediate 512, vocab 512):
