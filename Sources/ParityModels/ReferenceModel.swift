@@ -61,10 +61,26 @@ public enum ModelRepository {
         return candidates.first { fm.fileExists(atPath: $0 + "/README.md") || fm.fileExists(atPath: $0) }
     }
 
-    /// Names of the bundled models (directories under golden/ holding a config.json), sorted.
+    /// Names of the bundled models Parity verifies (directories under golden/ holding a config.json), sorted.
+    /// Transformer checkpoints bundled ahead of the model graph are listed by `pendingBundled()` instead, so that
+    /// `verify` with no arguments covers what can be verified and `models` says what cannot yet.
     public static func bundledNames() -> [String] {
+        allBundled().filter { pending($0) == nil }
+    }
+
+    /// Bundled transformer checkpoints that cannot be verified yet, with the reason.
+    public static func pendingBundled() -> [(name: String, reason: String)] {
+        allBundled().compactMap { name in pending(name).map { (name, $0) } }
+    }
+
+    private static func allBundled() -> [String] {
         guard let dir = bundledDirectory(), let items = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
         return items.filter { FileManager.default.fileExists(atPath: "\(dir)/\($0)/config.json") }.sorted()
+    }
+
+    private static func pending(_ name: String) -> String? {
+        guard let dir = bundledDirectory() else { return nil }
+        return ModelConfig.transformerModelType(path: "\(dir)/\(name)/config.json").map { ModelConfig.transformerPending(modelType: $0) }
     }
 
     public static func locate(_ nameOrPath: String) throws(ParityError) -> ReferenceModel {

@@ -18,6 +18,9 @@ struct Models: ParsableCommand {
             print("  \(name)  [\(model.config.architecture)]  test accuracy \(accuracy)  reference \(model.config.referenceFramework)")
             print("      \(layers)")
         }
+        for (name, reason) in ModelRepository.pendingBundled() {
+            print("  \(name)  not verifiable yet: \(reason)")
+        }
         print("formats: " + FormatRegistry.all.map { "\($0.name) (\($0.variants.map(\.label).joined(separator: ", ")))" }.joined(separator: "; "))
     }
 }
