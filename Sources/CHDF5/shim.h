@@ -1,5 +1,5 @@
 // HDF5's type and flag "constants" are macros that call H5open() and read a global; Swift cannot import
-// them (../shared/SWIFT-NOTES.md §2). Each getter returns one macro's value. No logic lives here.
+// them (docs/runtime-notes.md §4). Each getter returns one macro's value. No logic lives here.
 #ifndef PARITY_CHDF5_SHIM_H
 #define PARITY_CHDF5_SHIM_H
 #include <hdf5.h>

@@ -4,7 +4,7 @@ import ParityModels
 
 /// How `ggml_conv_2d` types its im2col. ggml 0.15.3 (run here from the PyPI sdist of ggml-python, see
 /// Tests/ParityTests/Fixtures/ggml) builds it in the kernel's type, so F32 kernels convolve in F32; ggml up to at
-/// least d99724f (measured in ../shared/CNN-NOTES.md §3) built it in F16 unless the kernel was BF16, and then
+/// least d99724f (docs/runtime-notes.md §1) built it in F16 unless the kernel was BF16, and then
 /// converted an F32 kernel to F16 as the matmul's vec_dot type.
 public enum GGMLIm2colRule: String, Sendable, CaseIterable {
     /// ggml ≥ 0.15: `ggml_im2col(…, a->type)`.

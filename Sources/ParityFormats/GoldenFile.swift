@@ -14,7 +14,7 @@ public struct GoldenActivation: Sendable {
     public let noiseFloorRelL2: Double?
 }
 
-/// A golden file per the contract in ARCHITECTURE.md and golden/README.md, fully read and validated.
+/// A golden file per the contract in golden/README.md, fully read and validated.
 public struct GoldenFile: Sendable {
     public static let formatName = "parity-golden"
     public static let formatVersion: Int64 = 1

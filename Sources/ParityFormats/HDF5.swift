@@ -31,7 +31,7 @@ public enum HDF5AttributeValue: Equatable, Sendable, CustomStringConvertible {
 /// Reading here runs libhdf5 in this process: use it only on files this process wrote. Goldens and anything
 /// else from outside are read through `HDF5Snapshot` (a separate reader process).
 /// HDF5's own error printing is switched off per thread (Debian's build is thread-safe, and its auto-print
-/// setting is per thread: SWIFT-NOTES §2).
+/// setting is per thread: docs/runtime-notes.md §4).
 public final class HDF5File: @unchecked Sendable {
     public let path: String
     let id: hid_t

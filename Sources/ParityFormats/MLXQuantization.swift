@@ -4,7 +4,7 @@ import ParityCore
 // stream computes it. The oracle is real MLX: Tests/ParityTests/Fixtures/mlx-quant/ holds MLX 0.32.4's own
 // outputs (tools/mlx/make_quant_fixtures.py), and MLXQuantizationTests compares every byte.
 //
-// What the code does, as opposed to what the docstring says (FORMATS.md B.3) — the arithmetic lives in
+// What the code does, as opposed to what the docstring says — the arithmetic lives in
 // MLXQuantization+Kernels.swift, with the exact order of operations:
 //   - affine: per group, scale = max((max−min)/(2^b−1), 1e-7), negated unless |min| > |max|; the edge (min or
 //     max) is snapped to a quantization level: q0 = rint(edge/scale), scale = edge/q0, bias = edge (bias 0 when
@@ -12,7 +12,7 @@ import ParityCore
 //     scales and biases are rounded to the weight dtype only when stored, after q was computed with the float
 //     scale. bits = 1 (accepted by MLX 0.32.4): scale = max(max − min, 1e-7), bias = min.
 //   - mxfp4 / mxfp8: E8M0 scale = the smallest power of two ≥ amax/maxval (6 or 448) — MLX rounds UP, not to
-//     nearest as older MLX and FORMATS.md say; an all-zero group gets 127 (2^0), not 0; the byte is (n+127) mod 256
+//     nearest as older MLX and its docstring say; an all-zero group gets 127 (2^0), not 0; the byte is (n+127) mod 256
 //     with no clamping. amax/maxval and w/2^n are rounded to the weight dtype (MLX evaluates them in that dtype).
 //   - nvfp4: E4M3 scale = MLX's ToFP8(amax/6) (round to nearest even; everything from 448 up, and NaN/Inf,
 //     saturates to 0x7E = 448, so no NaN code is ever produced); elements w/scale (rounded to the weight
@@ -42,8 +42,8 @@ public enum MLXQuantMode: String, CaseIterable, Sendable {
     /// Group sizes `mx.quantize` accepts: affine 32, 64, 128; the floating-point modes only their default.
     public var allowedGroupSizes: [Int] { self == .affine ? [32, 64, 128] : [defaultGroupSize] }
 
-    /// Bit widths MLX 0.32.4 accepts: affine 1, 2, 3, 4, 5, 6, 8 (1 is newer than FORMATS.md's MLX commit, which
-    /// allowed 2–8 without 7); the floating-point modes only their default.
+    /// Bit widths MLX 0.32.4 accepts: affine 1, 2, 3, 4, 5, 6, 8 (older MLX allowed 2–8 without 7; 1 is new);
+    /// the floating-point modes only their default.
     public var allowedBits: [Int] { self == .affine ? [1, 2, 3, 4, 5, 6, 8] : [defaultBits] }
 
     /// Only affine stores biases.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write GGUF files of the bundled models with gguf-py (pip `gguf`), as ggml's examples/mnist expects them.
 
-An independent reference for Parity's own GGUF converter: same layout (CNN-NOTES §3), different code.
+An independent reference for Parity's own GGUF converter: same layout (docs/runtime-notes.md §1), different code.
 Run in the fixtures venv (tools/fixtures/setup-venv.sh):
 
     .build-venv-fixtures/bin/python tools/ggml/make_reference_gguf.py golden/fmnist-cnn OUT.gguf

@@ -2,7 +2,7 @@
 the list of planted cases, the reference weights and the correct layouts. numpy + stdlib only.
 
 Every planted file differs from a CORRECT conversion in exactly one tensor. The correct layouts are those of
-tools/ggml/make_reference_gguf.py (GGUF, CNN-NOTES §3) and tools/mlx/models.py (MLX, CNN-NOTES §4); they are
+tools/ggml/make_reference_gguf.py (GGUF, docs/runtime-notes.md §1) and tools/mlx/models.py (MLX, docs/runtime-notes.md §2); they are
 restated here on purpose (this is an outside converter, it shares no code with Parity's Sources/).
 """
 import hashlib
