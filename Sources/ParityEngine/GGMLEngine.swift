@@ -60,7 +60,7 @@ public struct GGMLEngine: DiagnosableEngine, StrictLoadingEngine {
         // ggml's mnist example has two graphs: mnist-cnn (convolutions) and mnist-fc (Linear layers only). The
         // reference layers say which one this model is.
         let modelGraph = layers.contains { if case .conv2d = $0 { return true } else { return false } } ? "mnist-cnn" : "mnist-fc"
-        let expected = GGMLEngine.loaderTensors(layers, graph: modelGraph)
+        let expected = GGMLEngine.loaderTensors(layers)
         if arch != modelGraph {
             throw ArchitectureCheck.refuse(file: file.path, declared: arch, by: "general.architecture", model: model?.name ?? "the reference",
                                            modelArchitecture: model?.architecture ?? modelGraph)
@@ -72,23 +72,20 @@ public struct GGMLEngine: DiagnosableEngine, StrictLoadingEngine {
         self.im2col = im2col
         self.layers = layers
         loading = StrictLoadingRule.ggmlMnist.check(file: file.path, expected: expected,
-                                                    stored: file.tensors.map { StrictLoadingRule.Parameter(name: $0.name, shape: GGMLEngine.padded($0.ne), type: $0.type.name) },
+                                                    stored: file.tensors.map { StrictLoadingRule.Parameter(name: $0.name, shape: GGMLEngine.padded($0.ne)) },
                                                     shapeWord: "ne")
         Kernels.pinBLASThreads()
     }
 
-    /// The tensors mnist-common.cpp's loader fetches for these layers, with the `ne` it asserts (padded to 4) and,
-    /// for the mnist-cnn graph, the F32 type it asserts.
-    static func loaderTensors(_ layers: [LayerSpec], graph: String) -> [StrictLoadingRule.Parameter] {
-        let type: String? = graph == "mnist-cnn" ? GGMLType.f32.name : nil
-        return layers.flatMap { layer -> [StrictLoadingRule.Parameter] in
+    /// The tensors mnist-common.cpp's loader fetches for these layers, with the `ne` it asserts (padded to 4).
+    static func loaderTensors(_ layers: [LayerSpec]) -> [StrictLoadingRule.Parameter] {
+        layers.flatMap { layer -> [StrictLoadingRule.Parameter] in
             switch layer {
             case let .conv2d(name, inC, outC, kernel, _, _, bias):
-                return [.init(name: "\(name).kernel", shape: [kernel[1], kernel[0], inC, outC], type: type)]
-                    + (bias ? [.init(name: "\(name).bias", shape: [1, 1, outC, 1], type: type)] : [])
+                return [.init(name: "\(name).kernel", shape: [kernel[1], kernel[0], inC, outC])]
+                    + (bias ? [.init(name: "\(name).bias", shape: [1, 1, outC, 1])] : [])
             case let .linear(name, inF, outF, bias):
-                return [.init(name: "\(name).weight", shape: padded([inF, outF]), type: type)]
-                    + (bias ? [.init(name: "\(name).bias", shape: padded([outF]), type: type)] : [])
+                return [.init(name: "\(name).weight", shape: padded([inF, outF]))] + (bias ? [.init(name: "\(name).bias", shape: padded([outF]))] : [])
             default:
                 return []
             }

@@ -14,9 +14,7 @@ import ParityModels
 /// - ggml's `examples/mnist` (mnist-common.cpp `mnist_model_init_from_file`): picks the graph from
 ///   `general.architecture`, fetches each tensor it needs with `ggml_get_tensor` and `GGML_ASSERT`s its `ne`
 ///   (a missing tensor is a null dereference, a wrong `ne` an abort); every other tensor in the file is loaded into
-///   memory and never used. So extra tensors are ignored by the runtime — Parity warns, naming them. The mnist-cnn
-///   branch also asserts `type == GGML_TYPE_F32` for all six of its tensors (an F16 or BF16 CNN file aborts, measured
-///   with ggml's mnist-eval); the mnist-fc branch asserts shapes only and runs F16 weights.
+///   memory and never used. So extra tensors are ignored by the runtime — Parity warns, naming them.
 /// - llama.cpp's model loader (llama-model-loader.cpp `done_getting_tensors`) refuses a file whose tensor count
 ///   differs from the number of tensors the architecture creates ("wrong number of tensors"). Parity's GGUF
 ///   engine runs only ggml's mnist graphs, so this rule is stated for completeness and used by no engine yet.
@@ -48,9 +46,7 @@ public struct StrictLoadingRule: Sendable, Equatable {
     public struct Parameter: Sendable, Equatable {
         public let name: String
         public let shape: [Int]?
-        /// Expected: the only storage type the loader accepts (nil: any). Stored: the file's type name.
-        public let type: String?
-        public init(name: String, shape: [Int]?, type: String? = nil) { self.name = name; self.shape = shape; self.type = type }
+        public init(name: String, shape: [Int]?) { self.name = name; self.shape = shape }
     }
 
     /// Compares what the file holds with what the model creates, in the runtime's naming and shape convention.
@@ -63,11 +59,6 @@ public struct StrictLoadingRule: Sendable, Equatable {
         for p in expected {
             guard let want = p.shape, let got = storedByName[p.name]?.shape, got != want else { continue }
             wrongShapes.append("\(p.name) has \(shapeWord) \(got), the model's is \(want)")
-        }
-        // A loader that asserts a tensor's type treats a wrong type as it treats a wrong shape.
-        for p in expected {
-            guard let want = p.type, let got = storedByName[p.name]?.type, got != want else { continue }
-            wrongShapes.append("\(p.name) is \(got.uppercased()), the loader accepts only \(want.uppercased())")
         }
         var refusals: [String] = [], warnings: [String] = []
         func add(_ treatment: Treatment, _ text: String) {

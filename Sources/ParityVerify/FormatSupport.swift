@@ -11,8 +11,6 @@ public protocol FormatSupport: Sendable {
     var format: Variant.Format { get }
     /// Variants `verify` covers by default (dtypes, quantization types).
     var variants: [Variant] { get }
-    /// The default variants for one model: those of `variants` its runtime loads.
-    func variants(for model: ReferenceModel) -> [Variant]
     /// Writes `model` in this format; returns one line per tensor describing what was stored.
     func convert(_ model: ReferenceModel, variant: Variant, to path: String) throws -> [String]
     /// Whether the file looks like this format (by content, not by extension).
@@ -37,8 +35,6 @@ extension FormatSupport {
     }
 
     public func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String] { [] }
-
-    public func variants(for model: ReferenceModel) -> [Variant] { variants }
 
     /// Opens `path` as this format, runs it against `golden`, and adds the format's explanations.
     public func verify(_ path: String, model: ReferenceModel, golden: GoldenFile) throws -> VerificationReport {
@@ -111,13 +107,6 @@ public struct GGUFSupport: FormatSupport {
     /// The types that apply to the bundled models: every matrix row length there (784, 500, 3) is a multiple of
     /// no block size, so block types would all fall back to F16 (`parity convert --type q8_0` says so).
     public var variants: [Variant] { [GGMLType.f32, .f16, .bf16].map { .gguf([$0], legacyIm2col: im2col == .f16) } }
-
-    /// ggml's mnist-cnn loader asserts F32 for every tensor, so a CNN's only default variant is f32; F16/BF16 CNN
-    /// files can still be verified explicitly (`--variant f16`), and fail with the loader's refusal.
-    public func variants(for model: ReferenceModel) -> [Variant] {
-        let isCNN = model.config.layers.contains { if case .conv2d = $0 { return true } else { return false } }
-        return isCNN ? [.gguf([.f32], legacyIm2col: im2col == .f16)] : variants
-    }
 
     public func convert(_ model: ReferenceModel, variant: Variant, to path: String) throws -> [String] {
         guard variant.format == .gguf, variant.isUniform, let choice = GGUFTypeChoice(rawValue: variant.ggmlTypes[0].name) else {

@@ -69,8 +69,6 @@ struct Verify: ParsableCommand {
         if file != nil && names.count != 1 { throw ParityError.usage("--file verifies one converted file against one model") }
         if file != nil && !variant.isEmpty { throw ParityError.usage("--variant does not apply to --file: the variant is read from the file") }
         let cells = file == nil ? try cells() : []
-        // Without --variant, each model gets the variants its runtimes load (ggml's mnist-cnn: F32 only).
-        let defaultVariants = variant.isEmpty
         let workDir = try keep ?? makeTemporaryDirectory()
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: workDir) } }
 
@@ -94,7 +92,7 @@ struct Verify: ParsableCommand {
                 }
                 continue
             }
-            for (support, v) in cells where !defaultVariants || support.variants(for: model).contains(v) {
+            for (support, v) in cells {
                 let path = "\(workDir)/\(model.name)-\(v.label).\(support.name)"
                 do {
                     let notes = try support.convert(model, variant: v, to: path)

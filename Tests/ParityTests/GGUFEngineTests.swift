@@ -9,10 +9,7 @@ import Testing
 /// GGUF conversion to ggml's own layouts and the ggml-semantics engine.
 @Suite("GGUF converter and ggml engine")
 struct GGUFEngineTests {
-    /// Each bundled model with the GGUF variants its runtime loads (ggml's mnist-cnn: F32 only).
-    static func cases() throws -> [(String, String)] {
-        try Repo.bundledModels.flatMap { m in GGUFSupport().variants(for: try Repo.model(m)).map { (m, $0.label) } }
-    }
+    static let cases: [(String, String)] = Repo.bundledModels.flatMap { m in GGUFSupport().variants.map { (m, $0.label) } }
 
     func convert(_ modelName: String, _ type: String, in dir: TemporaryDirectory) throws -> (String, [String]) {
         let path = dir.file("\(modelName)-\(type).gguf")
@@ -55,7 +52,7 @@ struct GGUFEngineTests {
         #expect(try file.values(file.tensors[0]) == reference.data.map { Float(Float16($0)) })
     }
 
-    @Test("gate: every layer within the ggml policy", arguments: try nonEmpty(cases(), "bundled models × GGUF variants"))
+    @Test("gate: every layer within the ggml policy", arguments: try nonEmpty(cases, "bundled models × GGUF variants"))
     func gate(modelName: String, variant: String) throws {
         let dir = try TemporaryDirectory()
         let (path, _) = try convert(modelName, variant, in: dir)

@@ -138,23 +138,6 @@ struct RuntimeLoadingTests {
         #expect(clean.passed && !clean.notes.contains { $0.hasPrefix("warning:") })
     }
 
-    @Test("ggml's mnist-cnn loader asserts F32: a gguf-py-written CNN with a BF16 dense weight fails with that rule named, as mnist-eval aborts")
-    func ggmlCNNRequiresF32() throws {
-        let c = try Self.planted(9)
-        let eval = try #require(c["mnist_eval"])
-        #expect(eval["loads"]?.boolValue == false && eval["error"]?.stringValue?.contains("GGML_ASSERT(model.dense_weight->type == GGML_TYPE_F32)") == true,
-                "the real mnist-eval refused the file: \(eval.serialized())")
-        let report = try Self.layerDiff(try Self.path(c), model: "fmnist-cnn")
-        #expect(!report.passed)
-        #expect(report.loadRefusals.count == 1)
-        #expect(report.loadRefusals.first?.contains("dense.weight is BF16, the loader accepts only F32") == true, "\(report.loadRefusals)")
-        // The F32 file of the same model loads; mnist-fc takes F16 weights (no type assertion there).
-        #expect(try Self.layerDiff(try Self.path(try Self.planted(1)), model: "fmnist-cnn").loadRefusals.isEmpty)
-        let model = try Repo.model("fmnist-cnn")
-        #expect(GGUFSupport().variants(for: model).map(\.label) == ["f32"])
-        #expect(GGUFSupport().variants(for: try Repo.model("fmnist-mlp")).map(\.label) == ["f32", "f16", "bf16"])
-    }
-
     @Test("the loading rules: what each runtime refuses and what it ignores")
     func rules() {
         let expected = [StrictLoadingRule.Parameter(name: "a", shape: [2, 3]), .init(name: "b", shape: [3])]
