@@ -11,10 +11,12 @@ import ParityModels
 ///   "Expected shape … but received shape … for parameter …" for a shape that differs from the module's.
 /// - PyTorch `Module.load_state_dict(state_dict, strict=True)`: "Unexpected key(s) in state_dict", "Missing
 ///   key(s) in state_dict", and "size mismatch for …".
-/// - ggml's `examples/mnist` (mnist-common.cpp `mnist_model_init_from_file`): picks the graph from
-///   `general.architecture`, fetches each tensor it needs with `ggml_get_tensor` and `GGML_ASSERT`s its `ne`
-///   (a missing tensor is a null dereference, a wrong `ne` an abort); every other tensor in the file is loaded into
-///   memory and never used. So extra tensors are ignored by the runtime — Parity warns, naming them.
+/// - ggml's `examples/mnist` graphs (mnist-common.cpp `mnist_model_init_from_file`): the graph is picked from
+///   `general.architecture`, each tensor it needs is fetched by name with `ggml_get_tensor` and must have the `ne`
+///   the model's layers give (a missing tensor is a null dereference, another `ne` an abort); every other tensor
+///   is loaded into memory and never used. So extra tensors are ignored by the runtime — Parity warns, naming
+///   them. The `mnist-eval` program on top of that graph also hard-codes the bundled widths and, for mnist-cnn,
+///   F32 tensors: `GGMLEngine.mnistEvalWarnings` names where a file would make that program abort.
 /// - llama.cpp's model loader (llama-model-loader.cpp `done_getting_tensors`) refuses a file whose tensor count
 ///   differs from the number of tensors the architecture creates ("wrong number of tensors"). Parity's GGUF
 ///   engine runs only ggml's mnist graphs, so this rule is stated for completeness and used by no engine yet.
@@ -36,7 +38,7 @@ public struct StrictLoadingRule: Sendable, Equatable {
                                                     unexpected: .refuse, missing: .refuse, shapeMismatch: .refuse)
     public static let pytorchStrict = StrictLoadingRule(runtime: "PyTorch load_state_dict(strict=True)",
                                                         unexpected: .refuse, missing: .refuse, shapeMismatch: .refuse)
-    public static let ggmlMnist = StrictLoadingRule(runtime: "ggml examples/mnist loader (mnist-common.cpp)",
+    public static let ggmlMnist = StrictLoadingRule(runtime: "ggml examples/mnist graph (tensor names and ne, mnist-common.cpp)",
                                                     unexpected: .ignore, missing: .refuse, shapeMismatch: .refuse)
     public static let llamaCpp = StrictLoadingRule(runtime: "llama.cpp model loader (tensor count must match the architecture)",
                                                    unexpected: .refuse, missing: .refuse, shapeMismatch: .refuse)
@@ -84,6 +86,8 @@ public struct StrictLoadingOutcome: Sendable, Equatable {
     public let warnings: [String]
     public var refused: Bool { !refusals.isEmpty }
     public static func accepted(by rule: StrictLoadingRule) -> StrictLoadingOutcome { StrictLoadingOutcome(rule: rule, refusals: [], warnings: []) }
+    /// The same outcome with more warnings.
+    public func warning(_ more: [String]) -> StrictLoadingOutcome { StrictLoadingOutcome(rule: rule, refusals: refusals, warnings: warnings + more) }
 }
 
 /// An engine that knows how its runtime's loader treats the file it was opened on.

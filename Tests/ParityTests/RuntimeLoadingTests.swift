@@ -24,7 +24,7 @@ struct RuntimeLoadingTests {
     static func path(_ c: JSONValue) throws -> String { Repo.fixtures + "/planted/" + (try #require(c["file"]?.stringValue)) }
 
     static func layerDiff(_ path: String, model: String, support: FormatSupport? = nil) throws -> VerificationReport {
-        let model = try Repo.model(model)
+        let model = model.contains("/") ? try ReferenceModel(directory: model) : try Repo.model(model)
         let support = try support ?? FormatRegistry.detect(path)
         let (engine, variant) = try support.open(path, for: model)
         var report = try Comparator.layerDiff(model: model, golden: try model.golden(), engine: engine, format: support.name, variant: variant.label, file: path)
@@ -130,12 +130,33 @@ struct RuntimeLoadingTests {
         #expect(c["gguf_py"]?["gguf_py_reads"]?.boolValue == true)
         let report = try Self.layerDiff(try Self.path(c), model: "fmnist-cnn")
         #expect(report.passed && report.loadRefusals.isEmpty)
-        let warnings = report.notes.filter { $0.hasPrefix("warning: ggml examples/mnist loader") }
+        let warnings = report.notes.filter { $0.hasPrefix("warning: ggml examples/mnist graph") }
         #expect(warnings.count == 1)
         #expect(warnings.first?.contains("conv1.running_var") == true)
         // The same file without the extra tensor gets no warning (the warning is about that tensor).
         let clean = try Self.layerDiff(try Self.path(try Self.planted(1)), model: "fmnist-cnn")
         #expect(clean.passed && !clean.notes.contains { $0.hasPrefix("warning:") })
+    }
+
+    @Test("where ggml's mnist-eval program would abort (its hard-coded widths, F32 CNN tensors) is a named warning, not a verdict")
+    func mnistEvalProgramWarnings() throws {
+        // Planted case 9 (gguf-py): a BF16 dense weight in a CNN. The real mnist-eval aborted on it (recorded).
+        let c = try Self.planted(9)
+        let eval = try #require(c["mnist_eval"])
+        #expect(eval["loads"]?.boolValue == false && eval["error"]?.stringValue?.contains("GGML_ASSERT(model.dense_weight->type == GGML_TYPE_F32)") == true,
+                "\(eval.serialized())")
+        let cnn = try Self.layerDiff(try Self.path(c), model: "fmnist-cnn")
+        let warning = try #require(cnn.notes.first { $0.hasPrefix("warning: ggml's mnist-eval program would abort") }, "\(cnn.notes)")
+        #expect(warning.contains("dense.weight is BF16 (it asserts GGML_TYPE_F32)"))
+        #expect(cnn.loadRefusals.isEmpty, "a program's assert is not the graph's refusal: \(cnn.loadRefusals)")
+        // A gguf-py-written file of the 784→256→10 user model: the graph runs it and it passes; mnist-eval's
+        // MNIST_NHIDDEN = 500 would abort, and the warning says so without misquoting the assert.
+        let user = try Self.layerDiff(Repo.fixtures + "/verdict-gguf/user-mlp-256-q8_0.gguf", model: Repo.fixtures + "/user-mlp-256")
+        #expect(user.passed, "\(user.layers.map { "\($0.name): \($0.status.detail)" })")
+        let userWarning = try #require(user.notes.first { $0.hasPrefix("warning: ggml's mnist-eval program would abort") }, "\(user.notes)")
+        #expect(userWarning.contains("fc1.weight ne [784, 256, 1, 1] (it asserts [784, 500, 1, 1])"), "\(userWarning)")
+        // The bundled models' own files trigger no such warning.
+        #expect(!(try Self.layerDiff(try Self.path(try Self.planted(1)), model: "fmnist-cnn")).notes.contains { $0.contains("mnist-eval program") })
     }
 
     @Test("the loading rules: what each runtime refuses and what it ignores")
