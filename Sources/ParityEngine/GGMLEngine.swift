@@ -67,6 +67,13 @@ public struct GGMLEngine: DiagnosableEngine, StrictLoadingEngine {
         }
         try ArchitectureCheck.checkTensorSet(file: file.path, expected: expected.map(\.name), stored: file.tensors.map(\.name),
                                              model: model?.name ?? "the reference", modelArchitecture: model?.architecture ?? modelGraph)
+        // A type ggml runs but Parity cannot compute leaves the file unjudgeable, not wrong: refuse it as unsupported
+        // input (exit 2) before any layer, naming the tensor, rather than fail a layer for Parity's own limit.
+        let needed = Set(expected.map(\.name))
+        if let t = file.tensors.first(where: { needed.contains($0.name) && !$0.type.isSupported }) {
+            throw .unsupported(file: file.path, reason: "tensor '\(t.name)' is \(t.type.name.uppercased()), a type ggml runs but Parity's ggml engine "
+                + "does not compute yet, so Parity cannot judge this file (nothing about the conversion is known to be wrong)")
+        }
         self.file = file
         architecture = arch
         self.im2col = im2col

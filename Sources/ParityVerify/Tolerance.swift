@@ -172,7 +172,9 @@ public struct TolerancePolicy: Sendable {
         case (.safetensors, let .float(dtype)), (.mlx, let .float(dtype)):
             // PyTorch and mlx.nn widen half-precision weights to float32 before the product: weight rounding only.
             switch dtype {
-            case .f32: return float32
+            // F64 weights are at least as precise as f32: PyTorch's load_state_dict rounds them into the f32
+            // parameters, and mlx.nn computes with them as they are; either way the f32 limit holds.
+            case .f32, .f64: return float32
             case .f16: return float16Weights
             case .bf16: return bfloat16Weights
             default: return nil

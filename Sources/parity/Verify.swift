@@ -88,7 +88,9 @@ struct Verify: ParsableCommand {
                     let support = im2col.support(try format.first.map { f in FormatRegistry.all.first { $0.format == f }! } ?? FormatRegistry.detect(file))
                     reports.append(try support.verify(file, model: model, golden: golden))
                 } catch {
-                    errors.append(CellError(model: model.name, format: format.first?.rawValue ?? "-", variant: "-", message: "\(error)"))
+                    // The cell's format as given or as detected, for the summary line (the variant could not be read).
+                    let detected = format.first?.rawValue ?? (try? FormatRegistry.detect(file))?.name ?? "-"  // checked: a label only
+                    errors.append(CellError(model: model.name, format: detected, variant: "-", message: "\(error)"))
                 }
                 continue
             }

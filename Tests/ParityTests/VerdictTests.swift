@@ -187,6 +187,31 @@ struct VerdictTests {
         #expect(schema.validate(json) == [])
     }
 
+    @Test("an F64 safetensors file (official library) is judged by the f32 policy: PyTorch rounds it into f32 parameters")
+    func f64JudgedAsF32() throws {
+        let dir = Repo.fixtures + "/verdict-extra"
+        let name = "fmnist-cnn-f64.safetensors"
+        #expect(SHA256.hex(try readBytes(dir + "/" + name)) == (try Self.manifest(dir))["files"]?[name]?["sha256"]?.stringValue)
+        let result = try runParity(["verify", "fmnist-cnn", "--file", dir + "/" + name])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("  PASS  fmnist-cnn  safetensors f64  worst rel L2"), "\(result.stdout)")
+        #expect(!result.stdout.contains("no tolerance policy"))
+    }
+
+    @Test("a ggml type Parity does not compute (gguf-py TQ1_0) is unsupported input, exit 2 naming the tensor, never a failed conversion")
+    func uncomputableTypeIsUnsupported() throws {
+        let dir = Repo.fixtures + "/verdict-extra"
+        let name = "user-mlp-256-tq1_0.gguf"
+        let manifest = try Self.manifest(dir)
+        #expect(manifest["files"]?[name]?["tensor_types"]?["fc2.weight"] == .string("TQ1_0"))
+        #expect(SHA256.hex(try readBytes(dir + "/" + name)) == manifest["files"]?[name]?["sha256"]?.stringValue)
+        for command in [["verify", Self.userModel, "--file", dir + "/" + name], ["layer-diff", Self.userModel, dir + "/" + name]] {
+            let result = try runParity(command)
+            #expect(result.status == 2, "\(command[0]): \(result.stdout)\(result.stderr)")
+            #expect(result.stderr.contains("tensor 'fc2.weight' is TQ1_0") && !result.stdout.contains("FAIL"), "\(result.stdout)\(result.stderr)")
+        }
+    }
+
     @Test("an F8 safetensors file (official library) is read, verified and UNJUDGED: Parity derives no F8 tolerance")
     func f8Unjudged() throws {
         let dir = Repo.fixtures + "/verdict-safetensors"
