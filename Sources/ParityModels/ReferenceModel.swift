@@ -20,7 +20,7 @@ public struct ReferenceModel: Sendable {
         self.directory = directory
         let configPath = directory + "/config.json"
         config = try ModelConfig.load(path: configPath)
-        _ = try ReferenceConsistency.outputShapes(of: config, configPath: configPath)
+        try ReferenceConsistency.checkArchitecture(config, configPath: configPath)
         try ReferenceConsistency.checkWeights(config, configPath: configPath, weights: SafetensorsFile(path: directory + "/" + config.weightsFile))
     }
 
@@ -31,7 +31,7 @@ public struct ReferenceModel: Sendable {
     /// The goldens, after checking that they were recorded from exactly these weights (`weights_sha256`):
     /// a golden made from other weights must not pass or fail anything silently.
     public func golden() throws(ParityError) -> GoldenFile {
-        let golden = try GoldenFile(path: goldenPath)
+        let golden = try GoldenFile(path: goldenPath, declaredLayers: GoldenFile.DeclaredLayers(names: config.layers.map(\.name), source: configPath))
         let actual = try MappedFile(path: weightsPath).data.withUnsafeBytes { SHA256.hex($0) }
         guard actual == golden.weightsSHA256 else {
             throw .mismatch(file: goldenPath, reason: "stale golden: it was recorded from weights with sha256 \(golden.weightsSHA256), "
