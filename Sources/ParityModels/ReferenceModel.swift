@@ -3,8 +3,9 @@ import ParityCore
 import ParityFormats
 
 /// A reference model directory: config.json, the PyTorch weights (safetensors) and the golden activations.
-/// Opening one checks that config.json and the weights agree (ReferenceConsistency); `golden()` checks the
-/// goldens against both. A reference that disagrees with itself is bad input, never a failed conversion.
+/// Opening one checks that config.json has its declared architecture's structure and agrees with the weights
+/// (ReferenceConsistency); `golden()` checks the goldens against both (layers, ops, shapes, `input` attributes,
+/// finite values, plausible noise floors). A reference that disagrees with itself is bad input, never a failed conversion.
 public struct ReferenceModel: Sendable {
     public let directory: String
     public let config: ModelConfig
