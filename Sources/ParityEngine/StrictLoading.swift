@@ -108,7 +108,18 @@ public enum ArchitectureCheck {
     public static func checkTensorSet(file: String, expected: [String], stored: [String], model: String, modelArchitecture: String) throws(ParityError) {
         guard !stored.isEmpty, !expected.isEmpty, Set(expected).isDisjoint(with: stored) else { return }
         func list(_ names: [String]) -> String { names.prefix(6).joined(separator: ", ") + (names.count > 6 ? ", …" : "") }
+        if let prefix = commonPrefix(expected: expected, stored: stored) {
+            throw .mismatch(file: file, reason: "tensor names carry the prefix '\(prefix)': the file has \(list(expected.map { prefix + $0 })) where "
+                + "model '\(model)' ('\(modelArchitecture)') needs \(list(expected)); the runtime looks tensors up by exact name (write them without the prefix)")
+        }
         throw .mismatch(file: file, reason: "shares no tensor with model '\(model)' ('\(modelArchitecture)' needs \(list(expected)); the file has "
             + "\(list(stored.sorted()))): this file is for another architecture (check that the file and the model directory belong together)")
+    }
+
+    /// The prefix (e.g. `model.`) that every expected name carries in the file, if there is one.
+    static func commonPrefix(expected: [String], stored: [String]) -> String? {
+        let storedSet = Set(stored)
+        let candidates = stored.filter { $0.hasSuffix(expected[0]) && $0.count > expected[0].count }.map { String($0.dropLast(expected[0].count)) }
+        return candidates.sorted().first { prefix in expected.allSatisfy { storedSet.contains(prefix + $0) } }
     }
 }

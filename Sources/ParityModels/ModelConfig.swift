@@ -68,6 +68,16 @@ public struct ModelConfig: Equatable, Sendable {
     public let referenceFramework: String
     public let testAccuracy: Double?
 
+    /// The structures of ggml's `examples/mnist` models (layer names and ops in forward order), whose GGUF
+    /// layouts `convert` writes and whose graphs the GGUF engine runs. A config that declares one of these
+    /// architectures must have exactly this structure (widths are the model's own); tools/parity_models.py's
+    /// `load_reference` checks the same in Python. Any other architecture name is a model with no GGUF layout.
+    public static let knownArchitectures: [String: [(name: String, op: String)]] = [
+        "mnist-cnn": [("conv1", "Conv2d"), ("relu1", "ReLU"), ("pool1", "MaxPool2d"), ("conv2", "Conv2d"), ("relu2", "ReLU"),
+                      ("pool2", "MaxPool2d"), ("flatten", "Flatten"), ("dense", "Linear")],
+        "mnist-fc": [("flatten", "Flatten"), ("fc1", "Linear"), ("relu1", "ReLU"), ("fc2", "Linear")],
+    ]
+
     /// Why a Hugging Face transformers checkpoint (a config.json with `model_type`) cannot be verified yet: the
     /// sequential layer list has no residuals, attention or multi-input nodes; the model graph will.
     public static func transformerPending(modelType: String) -> String {

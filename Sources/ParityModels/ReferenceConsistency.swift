@@ -7,7 +7,10 @@ import ParityFormats
 enum ReferenceConsistency {
     /// Per layer, its output shape without the batch axis, derived from config.json's input shape with
     /// PyTorch's rules (Conv2d: ⌊(H + 2p − k) / s⌋ + 1; MaxPool2d without padding: ⌊(H − k) / s⌋ + 1).
-    static func outputShapes(of config: ModelConfig, configPath: String) throws(ParityError) -> [(layer: LayerSpec, shape: [Int])] {
+    /// `beforeLayer` runs on each layer before its input is checked, so that checks made along the way report
+    /// the first disagreement in forward order.
+    static func outputShapes(of config: ModelConfig, configPath: String,
+                             beforeLayer: (LayerSpec) throws(ParityError) -> Void = { _ in }) throws(ParityError) -> [(layer: LayerSpec, shape: [Int])] {
         var shape = config.input.shape
         var from = "the input \(config.input.name) \(config.input.shape)"
         var result: [(LayerSpec, [Int])] = []
@@ -15,6 +18,7 @@ enum ReferenceConsistency {
             .mismatch(file: configPath, reason: "layer \(layer.name) (\(layer.op)): \(reason) (its input is \(from))")
         }
         for layer in config.layers {
+            try beforeLayer(layer)
             switch layer {
             case let .conv2d(_, inC, outC, kernel, stride, padding, _):
                 guard shape.count == 3 else { throw bad(layer, "Conv2d needs a [C, H, W] input") }
@@ -54,26 +58,61 @@ enum ReferenceConsistency {
         return result
     }
 
-    /// Every parameter the layers declare exists with that shape and a float dtype; nothing else is stored.
+    /// A config that names one of ggml's mnist architectures has its structure: the same layer names and ops in
+    /// the same order (`ModelConfig.knownArchitectures`). Otherwise `convert` would refuse the model while
+    /// `verify --file` judged a file against a structure the architecture's runtime does not run.
+    static func checkArchitecture(_ config: ModelConfig, configPath: String) throws(ParityError) {
+        guard let structure = ModelConfig.knownArchitectures[config.architecture] else { return }  // checked: no fixed structure to match
+        let layers = config.layers.map { (name: $0.name, op: $0.op) }
+        func describe(_ list: [(name: String, op: String)]) -> String { list.map { "\($0.name) (\($0.op))" }.joined(separator: ", ") }
+        guard !layers.elementsEqual(structure, by: { $0.name == $1.name && $0.op == $1.op }) else { return }  // checked: the structure matches
+        let position = (0..<min(layers.count, structure.count)).first { layers[$0].name != structure[$0].name || layers[$0].op != structure[$0].op }
+            ?? min(layers.count, structure.count)
+        let ours = position < layers.count ? "\(layers[position].name) (\(layers[position].op))" : "nothing"
+        let theirs = position < structure.count ? "\(structure[position].name) (\(structure[position].op))" : "nothing"
+        throw .mismatch(file: configPath, reason: "declares architecture '\(config.architecture)', whose structure (ggml's examples/mnist) is "
+            + "\(describe(structure)), but its layers are \(describe(layers)): at layer \(position) it has \(ours) where '\(config.architecture)' has "
+            + "\(theirs) (fix \"architecture\" or the layer list)")
+    }
+
+    /// Every parameter the layers declare exists with that shape and a float dtype; nothing else is stored; and
+    /// the layers agree with each other (`outputShapes`). Checked layer by layer in forward order, so the first
+    /// disagreement is the one reported: a wrong `out_features` is named at its own layer against its weights,
+    /// not at the next layer's `in_features`.
     static func checkWeights(_ config: ModelConfig, configPath: String, weights: SafetensorsFile) throws(ParityError) {
-        var expected: [String: (layer: LayerSpec, shape: [Int])] = [:]
-        for layer in config.layers { for p in layer.parameters { expected[p.name] = (layer, p.shape) } }
-        for layer in config.layers {
+        var expected: Set<String> = []
+        for layer in config.layers { for p in layer.parameters { expected.insert(p.name) } }
+        _ = try outputShapes(of: config, configPath: configPath) { layer throws(ParityError) in
             for p in layer.parameters {
                 guard let entry = weights.entry(named: p.name) else {
-                    throw .mismatch(file: weights.path, reason: "has no tensor \"\(p.name)\", which layer \(layer.name) (\(layer.op)) of \(configPath) declares with shape \(p.shape)")
+                    throw .mismatch(file: weights.path, reason: "has no tensor \"\(p.name)\", which layer \(layer.name) (\(layer.op)) of \(configPath) "
+                        + "declares with shape \(p.shape)")
                 }
                 guard entry.shape == p.shape else {
-                    throw .mismatch(file: weights.path, reason: "tensor \"\(p.name)\" has shape \(entry.shape), but layer \(layer.name) (\(layer.op)) of \(configPath) declares \(p.shape)")
+                    throw .mismatch(file: weights.path, reason: "tensor \"\(p.name)\" has shape \(entry.shape), but layer \(layer.name) (\(layer.op)) "
+                        + "of \(configPath) declares \(declaration(of: p.name, in: layer)) → \(p.shape)")
                 }
                 guard entry.dtype.isFloatingPoint else {
                     throw .mismatch(file: weights.path, reason: "tensor \"\(p.name)\" has dtype \(entry.dtype.rawValue); reference weights are floating point")
                 }
             }
         }
-        let extra = weights.entries.map(\.name).filter { expected[$0] == nil }.sorted()
+        let extra = weights.entries.map(\.name).filter { !expected.contains($0) }.sorted()
         guard extra.isEmpty else {
             throw .mismatch(file: weights.path, reason: "holds tensor\(extra.count == 1 ? "" : "s") \(extra.map { "\"\($0)\"" }.joined(separator: ", ")) that no layer of \(configPath) declares")
+        }
+    }
+
+    /// The config.json keys a parameter's shape comes from, with their values.
+    static func declaration(of parameter: String, in layer: LayerSpec) -> String {
+        let isBias = parameter.hasSuffix(".bias")
+        switch layer {
+        case let .linear(_, inF, outF, _):
+            return isBias ? "out_features \(outF)" : "out_features \(outF), in_features \(inF)"
+        case let .conv2d(_, inC, outC, kernel, _, _, _):
+            return isBias ? "out_channels \(outC)" : "out_channels \(outC), in_channels \(inC), kernel_size \(kernel)"
+        default:
+            return "no parameters"
         }
     }
 
@@ -90,12 +129,7 @@ enum ReferenceConsistency {
         let batch = input.shape[0]
         let recorded = golden.activations.map(\.name)
         let declared = config.layers.map(\.name)
-        if let missing = declared.first(where: { !recorded.contains($0) }) {
-            throw .mismatch(file: file, reason: "has no activation for layer \(missing) of \(configPath)")
-        }
-        if let unknown = recorded.first(where: { !declared.contains($0) }) {
-            throw .mismatch(file: file, reason: "records activation \"\(unknown)\", which \(configPath) does not declare")
-        }
+        try GoldenFile.checkLayerNames(recorded: recorded, declared: GoldenFile.DeclaredLayers(names: declared, source: configPath), file: file)
         guard recorded == declared else {
             throw .mismatch(file: file, reason: "records the layers in order \(recorded), but \(configPath) declares \(declared)")
         }
@@ -106,6 +140,20 @@ enum ReferenceConsistency {
             guard activation.tensor.shape == [batch] + shape else {
                 throw .mismatch(file: file, reason: "activation \(layer.name) has shape \(activation.tensor.shape), but \(configPath)'s layers give \([batch] + shape) for \(batch) inputs")
             }
+        }
+        // Each activation's `input` names the dataset the layer read, which layer-diff feeds it to isolate the
+        // layer: in a sequential model that is the model input for the first layer, else the previous layer's output.
+        var expectedInput = "/inputs/\(config.input.name)"
+        for activation in golden.activations {
+            guard let recordedInput = activation.input else {
+                throw .malformed(file: file, at: "/activations/\(activation.name)@input", reason: "missing string attribute (the dataset the layer read; "
+                    + "\(configPath)'s layer order says \(expectedInput))")
+            }
+            guard recordedInput == expectedInput else {
+                throw .mismatch(file: file, reason: "activation \(activation.name) has input attribute \"\(recordedInput)\", but in \(configPath)'s layer order "
+                    + "layer \(activation.name) reads \(expectedInput)")
+            }
+            expectedInput = "/activations/\(activation.name)"
         }
     }
 }

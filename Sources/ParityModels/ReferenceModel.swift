@@ -3,8 +3,9 @@ import ParityCore
 import ParityFormats
 
 /// A reference model directory: config.json, the PyTorch weights (safetensors) and the golden activations.
-/// Opening one checks that config.json and the weights agree (ReferenceConsistency); `golden()` checks the
-/// goldens against both. A reference that disagrees with itself is bad input, never a failed conversion.
+/// Opening one checks that config.json has its declared architecture's structure and agrees with the weights
+/// (ReferenceConsistency); `golden()` checks the goldens against both (layers, ops, shapes, `input` attributes,
+/// finite values, plausible noise floors). A reference that disagrees with itself is bad input, never a failed conversion.
 public struct ReferenceModel: Sendable {
     public let directory: String
     public let config: ModelConfig
@@ -20,7 +21,7 @@ public struct ReferenceModel: Sendable {
         self.directory = directory
         let configPath = directory + "/config.json"
         config = try ModelConfig.load(path: configPath)
-        _ = try ReferenceConsistency.outputShapes(of: config, configPath: configPath)
+        try ReferenceConsistency.checkArchitecture(config, configPath: configPath)
         try ReferenceConsistency.checkWeights(config, configPath: configPath, weights: SafetensorsFile(path: directory + "/" + config.weightsFile))
     }
 
@@ -31,7 +32,7 @@ public struct ReferenceModel: Sendable {
     /// The goldens, after checking that they were recorded from exactly these weights (`weights_sha256`):
     /// a golden made from other weights must not pass or fail anything silently.
     public func golden() throws(ParityError) -> GoldenFile {
-        let golden = try GoldenFile(path: goldenPath)
+        let golden = try GoldenFile(path: goldenPath, declaredLayers: GoldenFile.DeclaredLayers(names: config.layers.map(\.name), source: configPath))
         let actual = try MappedFile(path: weightsPath).data.withUnsafeBytes { SHA256.hex($0) }
         guard actual == golden.weightsSHA256 else {
             throw .mismatch(file: goldenPath, reason: "stale golden: it was recorded from weights with sha256 \(golden.weightsSHA256), "
