@@ -12,8 +12,8 @@ public struct MLXQuantParameters: Equatable, Sendable {
 }
 
 /// MLX weights as MLX writes and mlx-lm loads them: a `.safetensors` file (`mx.save_safetensors`), an `.npz`
-/// (`mx.savez`), or an mlx-lm directory with `config.json` and `model.safetensors` or shards
-/// `model-0000N-of-0000M.safetensors` listed in `model.safetensors.index.json`.
+/// (`mx.savez`), or an mlx-lm directory with `config.json` and every `model*.safetensors` (one file or shards;
+/// `model.safetensors.index.json` is only compared, never obeyed: mlx-lm does not read it).
 public struct MLXModelFiles: Sendable {
     public let path: String
     public let isDirectory: Bool
