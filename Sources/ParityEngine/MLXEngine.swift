@@ -25,6 +25,11 @@ public struct MLXEngine: DiagnosableEngine, StrictLoadingEngine {
     /// `model`, when given, is the reference model the files must belong to: a `config.json` whose `model_type`
     /// is another architecture, or weights sharing no parameter with the model, are refused as bad input.
     public init(files: MLXModelFiles, layers: [LayerSpec], model: ModelConfig? = nil) throws(ParityError) {
+        // Each Linear module's quantization, decided once against the model's in_features as mlx-lm decides it
+        // (config entries, else the shapes); weights that contradict it are the strict rule's to refuse.
+        let files = try files.resolvingQuantization(linear: layers.compactMap { layer -> (name: String, inFeatures: Int)? in
+            if case let .linear(name, inF, _, _) = layer { return (name, inF) } else { return nil }
+        })
         let expected = MLXEngine.moduleParameters(layers, files: files)
         if let model {
             // mlx-lm picks the model class by `model_type`; a config without one may still name its "architecture".
@@ -57,7 +62,7 @@ public struct MLXEngine: DiagnosableEngine, StrictLoadingEngine {
                 return [.init(name: "\(name).weight", shape: [outC, kernel[0], kernel[1], inC])] + (bias ? [.init(name: "\(name).bias", shape: [outC])] : [])
             case let .linear(name, inF, outF, bias):
                 let biasParameter: [StrictLoadingRule.Parameter] = bias ? [.init(name: "\(name).bias", shape: [outF])] : []
-                if let q = (try? files.quantization(forModule: name)) ?? nil {
+                if let q = files.resolved[name] ?? nil {
                     return [.init(name: "\(name).weight", shape: nil), .init(name: "\(name).scales", shape: nil)]
                         + (q.mode == "affine" ? [.init(name: "\(name).biases", shape: nil)] : []) + biasParameter
                 }

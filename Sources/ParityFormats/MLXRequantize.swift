@@ -6,12 +6,20 @@ import ParityCore
 /// config.json gets the new `quantization` / `quantization_config` entries, per-module overrides dropped.
 public enum MLXRequantizer {
     public static func requantize(input: String, output: String, parameters q: MLXQuantParameters) throws -> [String] {
+        try requantizeReporting(input: input, output: output, parameters: q).notes
+    }
+
+    /// What was written: the notes, the path (".safetensors" added to a bare file name), and every module with a
+    /// 2-D weight with its in_features, so the output can be read back as a model with those layers.
+    public static func requantizeReporting(input: String, output: String, parameters q: MLXQuantParameters) throws
+        -> (notes: [String], path: String, modules: [(name: String, inFeatures: Int)]) {
         try MLXQuantization.validate(mode: q.mode, groupSize: q.groupSize, bits: q.bits)
         let source = try MLXModelFiles.load(path: input)
         var out: [RawTensor] = []
         var notes: [String] = []
         let quantizedModules = Set(source.tensors.filter { $0.name.hasSuffix(".scales") }.map { String($0.name.dropLast(".scales".count)) })
         var consumed = Set<String>()
+        var modules: [(name: String, inFeatures: Int)] = []
         for t in source.tensors where t.name.hasSuffix(".weight") {
             let module = String(t.name.dropLast(".weight".count))
             var values: [Float]
@@ -36,6 +44,7 @@ public enum MLXRequantizer {
                 values = v
                 consumed.insert(t.name)
             }
+            modules.append((module, cols))
             out += try MLXQuantization.quantizeModule(module, values: values, rows: rows, cols: cols, dtype: dtype,
                                                       mode: q.mode, groupSize: q.groupSize, bits: q.bits)
             notes.append("\(module): \(q.mode) \(q.bits)-bit, group \(q.groupSize)")
@@ -52,6 +61,6 @@ public enum MLXRequantizer {
         }
         let destination = source.isDirectory || output.hasSuffix(".npz") || output.hasSuffix(".safetensors") ? output : output + ".safetensors"
         try MLXWriter.write(out.sorted { $0.name < $1.name }, config: config, to: destination)
-        return notes
+        return (notes, destination, modules)
     }
 }

@@ -185,7 +185,26 @@ public struct MLXSupport: FormatSupport {
     }
 
     public func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: Variant) {
-        let files = try MLXModelFiles.load(path: path)
-        return (try MLXEngine(files: files, layers: model.config.layers, model: model.config), try Self.variant(of: files))
+        let engine = try MLXEngine(files: MLXModelFiles.load(path: path), layers: model.config.layers, model: model.config)
+        return (engine, try Self.variant(of: engine.files))
+    }
+
+    /// What reading the files decided that the runtime does not print: quantization read from the shapes, and
+    /// where model.safetensors.index.json disagrees with the files mlx-lm loads.
+    public func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String] {
+        try MLXEngine(files: MLXModelFiles.load(path: path), layers: model.config.layers, model: model.config).files.notes
+    }
+
+    /// The variant of a file written for `model` (what `convert` wrote): quantization read from the shapes against its layers.
+    public func variant(ofFile path: String, model: ReferenceModel) throws -> Variant {
+        try variant(ofFile: path, linear: model.config.layers.compactMap { layer -> (name: String, inFeatures: Int)? in
+            if case let .linear(name, inF, _, _) = layer { return (name, inF) } else { return nil }
+        })
+    }
+
+    /// The variant of weights whose quantized modules have the given in_features (e.g. what `quantize` just wrote):
+    /// the quantization of each is read from the shapes as for a model with those layers.
+    public func variant(ofFile path: String, linear modules: [(name: String, inFeatures: Int)]) throws -> Variant {
+        try Self.variant(of: MLXModelFiles.load(path: path).resolvingQuantization(linear: modules))
     }
 }

@@ -50,7 +50,8 @@ struct Convert: ParsableCommand {
         let reference = try ModelRepository.locate(model)
         let notes = try format.convert(reference, variant: variant, to: output)
         for note in notes { print("  " + note) }
-        let written = try format.variant(ofFile: output)
+        // An MLX weights-only file says nothing about its quantization: read it against the model's layers.
+        let written = try (format as? MLXSupport)?.variant(ofFile: output, model: reference) ?? format.variant(ofFile: output)
         if written == variant {
             print("wrote \(output) (\(format.name) \(written.label))")
         } else {

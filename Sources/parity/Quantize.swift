@@ -40,8 +40,10 @@ struct Quantize: ParsableCommand {
         }
         guard type == nil else { throw ValidationError("--type is for GGUF inputs; MLX takes --mode/--bits/--group-size") }
         let spec = try quantization.spec() ?? MLXQuantSpec(mode: .affine)
-        for note in try MLXRequantizer.requantize(input: input, output: output, parameters: spec.parameters) { print("  " + note) }
-        let written = try? MLXSupport().variant(ofFile: output)
-        print("wrote \(output)" + (written.map { " (mlx \($0.label))" } ?? ""))
+        let result = try MLXRequantizer.requantizeReporting(input: input, output: output, parameters: spec.parameters)
+        for note in result.notes { print("  " + note) }
+        // Read back from the file written: each module's quantization from its shapes against the width it had.
+        let written = try MLXSupport().variant(ofFile: result.path, linear: result.modules)
+        print("wrote \(result.path) (mlx \(written.label))")
     }
 }

@@ -16,8 +16,7 @@ struct MLXTests {
         let golden = try model.golden()
         let dir = try TemporaryDirectory()
         for output in [dir.file("model"), dir.file("weights.safetensors"), dir.file("weights.npz")] {
-            // A weights-only file has no config.json, so it cannot say it is quantized: directories only then.
-            if variant == "nvfp4" && !output.hasSuffix("model") { continue }
+            // A weights-only quantized file has no config.json: the engine reads its quantization from the shapes.
             _ = try MLXSupport().convert(model, variant: variant, to: output)
             #expect(try FormatRegistry.detect(output).name == "mlx")
             let report = try MLXSupport().verify(output, model: model, golden: golden)
@@ -148,7 +147,7 @@ struct MLXTests {
         #expect { try NPZ.read(path: dir.file("bad.npz")) } throws: { "\($0)".contains("bad magic") }
     }
 
-    @Test("sharded mlx-lm directories: index.json must agree with the shards")
+    @Test("sharded mlx-lm directories are read as mlx-lm reads them: every model*.safetensors, index.json only noted")
     func shards() throws {
         let dir = try TemporaryDirectory()
         let a = RawTensor(name: "a", dtype: .f32, shape: [1], bytes: [0, 0, 128, 63])
@@ -158,16 +157,25 @@ struct MLXTests {
         try AtomicFileWriter.write(Array(#"{"model_type": "x"}"#.utf8), to: dir.file("config.json"))
         let index = #"{"metadata": {"total_size": 8}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}"#
         try AtomicFileWriter.write(Array(index.utf8), to: dir.file("model.safetensors.index.json"))
-        #expect(try MLXModelFiles.load(path: dir.path).tensors == [a, b])
+        let agreeing = try MLXModelFiles.load(path: dir.path)
+        #expect(agreeing.tensors == [a, b] && agreeing.notes.isEmpty, "\(agreeing.notes)")
+        // mlx-lm never opens the index: a wrong map or a path outside the directory changes nothing it loads.
         let wrong = #"{"weight_map": {"a": "model-00002-of-00002.safetensors", "b": "model-00001-of-00002.safetensors"}}"#
         try AtomicFileWriter.write(Array(wrong.utf8), to: dir.file("model.safetensors.index.json"))
-        #expect { try MLXModelFiles.load(path: dir.path) } throws: { "\($0)".contains("index.json assigns") }
+        let remapped = try MLXModelFiles.load(path: dir.path)
+        #expect(remapped.tensors == [a, b])
+        #expect(remapped.notes.contains { $0.contains("weight_map puts a in model-00002-of-00002.safetensors, but it is in model-00001-of-00002.safetensors") }, "\(remapped.notes)")
         let escape = #"{"weight_map": {"a": "../etc/passwd"}}"#
         try AtomicFileWriter.write(Array(escape.utf8), to: dir.file("model.safetensors.index.json"))
-        #expect { try MLXModelFiles.load(path: dir.path) } throws: { "\($0)".contains("must name a file in the same directory") }
+        let escaping = try MLXModelFiles.load(path: dir.path)
+        #expect(escaping.tensors == [a, b])
+        #expect(escaping.notes.contains { $0.contains("weight_map does not list b") }, "\(escaping.notes)")
+        // The same name in two files with different bytes: which one mlx-lm keeps depends on the listing order.
+        try MLXWriter.write([RawTensor(name: "a", dtype: .f32, shape: [1], bytes: [0, 0, 0, 0])], config: nil, to: dir.file("model-old.safetensors"))
+        #expect { try MLXModelFiles.load(path: dir.path) } throws: { "\($0)".contains("tensor 'a' is in both model-00001-of-00002.safetensors and model-old.safetensors with different contents") }
     }
 
-    @Test("scales without a quantization entry, or contradicting it, are refused at that layer")
+    @Test("scales without a quantization entry: mlx-lm builds a plain Linear and load_weights(strict=True) refuses (FAIL, rule named)")
     func quantizationConfigMismatch() throws {
         let model = try Repo.model("fmnist-mlp")
         let dir = try TemporaryDirectory()
@@ -177,10 +185,10 @@ struct MLXTests {
         members.removeAll { $0.key == "quantization" }
         config = .object(members)
         try AtomicFileWriter.write(Array(config.serialized().utf8), to: dir.file("m/config.json"))
-        // A config that contradicts its tensors is bad input (exit 2), not a numerical failure.
-        #expect { try MLXSupport().verify(dir.file("m"), model: model, golden: try model.golden()) } throws: {
-            "\($0)".contains("'fc1.scales' exists but config.json has no \"quantization\" entry")
-        }
+        let report = try MLXSupport().verify(dir.file("m"), model: model, golden: try model.golden())
+        #expect(report.verdict == .fail)
+        #expect(report.loadRefusals.contains { $0.hasPrefix(StrictLoadingRule.mlxStrict.runtime) && $0.hasSuffix("1 parameter(s) not in the model: fc1.scales") }, "\(report.loadRefusals)")
+        #expect(report.loadRefusals.contains { $0.hasSuffix("fc1.weight has shape [500, 98], the model's is [500, 784]") }, "\(report.loadRefusals)")
     }
 
     @Test("quantize requantizes an MLX directory; the result still verifies")
