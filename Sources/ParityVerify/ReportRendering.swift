@@ -62,7 +62,8 @@ public enum ReportRendering {
             let note = a.disagreeingRows.isEmpty ? "" : " (differ at inputs \(a.disagreeingRows.prefix(10).map(String.init).joined(separator: ", ")))"
             lines.append("argmax agreement: \(a.agreeing)/\(a.total); decisive (golden margin > 2× abs tolerance): \(a.decisiveAgreeing)/\(a.decisive)\(note)")
         }
-        for note in report.notes { lines.append("note: " + note) }
+        // A note that carries its own kind ("warning:", "FAIL:") is printed as it is.
+        for note in report.notes { lines.append(note.hasPrefix("warning: ") || note.hasPrefix("FAIL: ") ? note : "note: " + note) }
         lines += WeightRendering.terminal(report).map { line in line.contains("out-of-bounds") || line.contains("missing") ? paint(line, "33") : line }
         lines.append("coverage: \(report.covered)/\(report.layers.count) layers compared")
         if let policy = report.policy {
