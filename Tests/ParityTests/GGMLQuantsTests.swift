@@ -69,18 +69,6 @@ private func dequantize(_ bytes: [UInt8], _ type: GGMLType, count: Int) -> [Floa
     bytes.withUnsafeBytes { GGMLQuants.dequantize($0, type: type, count: count) }
 }
 
-/// A small deterministic PRNG (SplitMix64) so fuzz inputs are reproducible without Foundation's RNG.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("ggml quantization")
 struct GGMLQuantsTests {
     /// Types with a `src`-derived fixture: quantized by gguf-py (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4, F16, BF16)
@@ -170,7 +158,7 @@ struct GGMLQuantsTests {
     /// are finite (and small enough that scale × largest code stays finite).
     @Test("decoder fuzz: random bytes never crash; finite scales give finite values")
     func decoderFuzz() {
-        var rng = SplitMix64(state: 0x5EED_0F_6617)
+        var rng = SplitMix64(seed: 0x5EED_0F_6617)
         // f16 scale fields per type (byte offsets in a block); Q8_K has an f32 d at 0; MXFP4 an E8M0 byte at 0.
         let halfScales: [GGMLType: [Int]] = [
             .q4_0: [0], .q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q8_0: [0], .q8_1: [0, 2],
@@ -236,7 +224,7 @@ struct GGMLQuantsTests {
         let cols = QuantFixtures.cols
         let rows = type.blockSize == 256 ? 1024 : 256
         let n = rows * cols
-        var rng = SplitMix64(state: 0x51A7_F1C5)
+        var rng = SplitMix64(seed: 0x51A7_F1C5)
         var x = [Float](repeating: 0, count: n)
         for i in 0..<n {
             let u0 = Float(rng.next() >> 40) * 0x1p-24, u1 = Float(rng.next() >> 40) * 0x1p-24
@@ -433,7 +421,7 @@ struct GGMLQuantsTests {
 
     @Test("F32/F16/BF16 vecDot: float products accumulated in double, as ggml_vec_dot_f32/f16/bf16's scalar path")
     func floatVecDot() throws {
-        var rng = SplitMix64(state: 42)
+        var rng = SplitMix64(seed: 42)
         let x = (0..<1000).map { _ in Float.random(in: -4...4, using: &rng) }
         let y = (0..<1000).map { _ in Float.random(in: -4...4, using: &rng) }
         for type in [GGMLType.f32, .f16, .bf16] {

@@ -142,7 +142,7 @@ struct GoldenIsolationTests {
             #expect(throws: ParityError.self, "truncated to \(length)") { try HDF5Snapshot.decode(Array(stream[0..<length]), path: path) }
         }
         // Byte flips in the framing region (names, tags, lengths): a typed error or a snapshot, never a trap.
-        var generator = SeededGenerator(seed: 0x5eed)
+        var generator = SplitMix64(seed: 0x5eed)
         var refused = 0
         for _ in 0..<500 {
             var corrupted = stream
@@ -161,14 +161,3 @@ final class ConcurrentResults: @unchecked Sendable {
     var all: [String] { lock.lock(); defer { lock.unlock() }; return items }
 }
 
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -181,7 +181,7 @@ struct MLXQuantizationTests {
     @Test("affine: |w − ŵ| ≤ |scale + 1e-6| on MLX's test_quantize_dequantize data; where MLX itself breaks it, identically")
     func errorBoundedByScale() throws {
         // MLX's test: w = normal((128, 512)), every group size and bit width, float32.
-        var rng = MLXQTestRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let rows = 128, cols = 512
         let w = (0..<(rows * cols)).map { _ in rng.normal() }
         for bits in MLXQuantMode.affine.allowedBits {
@@ -301,7 +301,7 @@ struct MLXQuantizationTests {
         #expect(words3[0] & 0xFF_FFFF == 0x1F_58D1)
         #expect(MLXQuantization.pack([1, 2, 3, 4, 5, 6, 7, 8], bits: 4) == [0x8765_4321], "1st element in the 4 least significant bits")
         #expect(MLXQuantization.pack([0xAB, 0xCD, 0xEF, 0x01], bits: 8) == [0x01EF_CDAB])
-        var rng = MLXQTestRandom(seed: 3)
+        var rng = SplitMix64(seed: 3)
         for bits in 1...8 {
             let count = 96  // a multiple of 32 elements fills whole words for every width
             let codes = (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) & UInt8((1 << bits) - 1) }
@@ -353,20 +353,3 @@ struct MLXQuantizationTests {
     }
 }
 
-/// A small deterministic generator for test data (MLXQTestRandom + Box–Muller).
-struct MLXQTestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func normal() -> Float {
-        let u1 = max(uniform(), 1e-300), u2 = uniform()
-        return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
-    }
-}

@@ -143,3 +143,23 @@ func required(_ value: JSONValue?, _ key: String, in file: String) throws -> JSO
     guard let member = value?[key] else { throw ParityError.malformed(file: file, at: "key '\(key)'", reason: "missing from the fixture") }
     return member
 }
+
+/// SplitMix64: the tests' deterministic generator, so every generated data set is the same on every run and machine.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1) from the top 53 bits.
+    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// A standard normal: Box–Muller in double precision, rounded to Float.
+    mutating func normal() -> Float {
+        let u1 = max(uniform(), 1e-300), u2 = uniform()
+        return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
+    }
+}

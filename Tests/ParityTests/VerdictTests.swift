@@ -71,9 +71,9 @@ struct VerdictTests {
     /// ggml's) do to Gaussian rows: the block-grid estimate must hold within a factor that the 2x limit covers.
     @Test("the ggml block-grid error estimates match the reference quantizers on Gaussian rows")
     func blockErrorEstimates() throws {
-        var rng = SplitMix(seed: 9)
+        var rng = SplitMix64(seed: 9)
         let rows = 64, cols = 1024
-        let values = (0..<(rows * cols)).map { _ in rng.gaussian() }
+        let values = (0..<(rows * cols)).map { _ in rng.normal() }
         let types = GGUFTypeChoice.allCases.map(\.type).filter(\.isQuantized)
         #expect(types.count == 11)
         for type in types {
@@ -324,20 +324,3 @@ func relL2(_ a: [Float], _ b: [Float]) -> Double {
     return (num / den).squareRoot()
 }
 
-/// A small deterministic generator (SplitMix64) with Box–Muller normals, so the estimate check is reproducible.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func gaussian() -> Float {
-        let u = max(uniform(), 1e-300), v = uniform()
-        return Float((-2 * log(u)).squareRoot() * cos(2 * Double.pi * v))
-    }
-}
