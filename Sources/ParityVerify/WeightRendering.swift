@@ -116,6 +116,7 @@ public enum WeightRendering {
             m.append(("worst_fraction_of_bound", num(t.worstFractionOfBound)))
             m.append(("worst_scale_fraction_of_bound", num(t.worstScaleFractionOfBound)))
             m.append(("worst_clip_fraction_of_bound", num(t.worstClipFractionOfBound)))
+            m.append(("worst_rms_fraction_of_bound", num(t.worstRMSFractionOfBound)))
             m.append(("issues", .array(t.issues.map(issue))))
             m.append(("rule", .string(t.rule)))
             m.append(("derivation", .string(t.derivation)))

@@ -62,6 +62,9 @@ public struct TensorWeightResult: Sendable {
     public var worstClipFractionOfBound: Double?
     /// The largest group scale as a fraction of the type's scale bound.
     public var worstScaleFractionOfBound: Double?
+    /// Refit types: the largest block RMS error (in steps, over elements not clipped at the grid's end) as a
+    /// fraction of its bound; nil where the aggregate rule does not apply.
+    public var worstRMSFractionOfBound: Double?
     /// The first issues in stored order (up to `WeightVerifier.listedIssues`).
     public var issues: [WeightIssue] = []
     /// The rule applied, in words, and why it holds.
