@@ -346,8 +346,11 @@ public enum WeightVerifier {
         /// (allowed where `clipUnbounded`), and the farthest, in gaps.
         var clippedBeyondEnd = 0
         var farthestClipGaps: Float = 0
-        /// Groups judged against the quantizer's own (reconstructed) unrounded scale.
+        /// Groups judged against the quantizer's own (reconstructed) unrounded scale, and its rounding of ties.
         var exactGroups = 0
+        var exactTies = FloatingPointRoundingRule.toNearestOrEven
+        /// ggml computes a Q8_0 position as x·(1/d) (`id = 1.0f/d`), MLX as (w − bias)/scale.
+        var exactByInverse = false
 
         init(policy: QuantBoundPolicy) {
             self.policy = policy
@@ -412,12 +415,12 @@ public enum WeightVerifier {
                 var bad = 0
                 for i in 0..<count {
                     let xi = x[i], yi = y[i]
-                    let t = (xi - e.offset) / e.scale
+                    let t = exactByInverse ? (xi - e.offset) * (1 / e.scale) : (xi - e.offset) / e.scale
                     let tc = min(max(t, clo), chi)
                     let c = ((yi - m) / s).rounded()
                     let distance = abs(c - tc)
                     let limit = nearestCodeLimit(t)
-                    let elementBad = !(distance <= limit) || !yi.isFinite
+                    let elementBad = !isNearestCode(c, position: t, lo: clo, hi: chi, ties: exactTies) || !yi.isFinite
                     let fraction = Double(distance / limit)
                     if elementBad { bad += 1 }
                     worstFraction = max(worstFraction, fraction.isNaN ? .infinity : fraction)
@@ -585,13 +588,15 @@ public enum WeightVerifier {
                 guard let d = xh.withUnsafeBufferPointer({ reconstructQ8_0($0.baseAddress!, count: blockSize, stored: s) }) else { misfits += expected.count + 1; continue }
                 for j in 0..<blockSize {
                     let c = Float(Int8(bitPattern: bytes[blk * typeSize + 2 + j]))
-                    if !isNearestCode(c, position: xh[j] / d, lo: -128, hi: 127) { misfits += 1 }
+                    if !isNearestCode(c, position: xh[j] * (1 / d), lo: -128, hi: 127, ties: .toNearestOrAwayFromZero) { misfits += 1 }
                 }
             }
             return misfits
         } : nil
         let inputs = hypothesis.map { h in expected.map(h.apply) } ?? expected
         if let h = hypothesis { r.rule += "; codes judged against the quantizer's own d = amax/127 of \(h.label)" }
+        checker.exactTies = .toNearestOrAwayFromZero
+        checker.exactByInverse = true
         expected.withUnsafeBufferPointer { xs in
           inputs.withUnsafeBufferPointer { xh in
             y.withUnsafeMutableBufferPointer { yb in
@@ -649,7 +654,7 @@ public enum WeightVerifier {
                         misfits += expected.count + 1
                         continue
                     }
-                    for j in 0..<g where !isNearestCode(Float(codes[gi * g + j]), position: (xh[j] - e.offset) / e.scale, lo: 0, hi: hi) { misfits += 1 }
+                    for j in 0..<g where !isNearestCode(Float(codes[gi * g + j]), position: (xh[j] - e.offset) / e.scale, lo: 0, hi: hi, ties: .toNearestOrEven) { misfits += 1 }
                 }
             }
             return misfits
@@ -787,8 +792,12 @@ enum InputHypothesis: CaseIterable {
 /// evaluation order (x·(1/d) versus x/d) moves t by a few ulps (2⁻²³ relative each): 2⁻²⁰·(1 + |t|) covers it.
 @inline(__always) func nearestCodeLimit(_ t: Float) -> Float { 0.5 + 0x1p-20 * (1 + abs(t)) }
 
-@inline(__always) func isNearestCode(_ c: Float, position t: Float, lo: Float, hi: Float) -> Bool {
-    abs(c - min(max(t, lo), hi)) <= nearestCodeLimit(t)
+/// An exact tie (t at k + ½) is decided by the quantizer's rounding: ggml's `roundf` away from zero, MLX's `rint`
+/// to even.
+@inline(__always) func isNearestCode(_ c: Float, position t: Float, lo: Float, hi: Float, ties: FloatingPointRoundingRule) -> Bool {
+    let tc = min(max(t, lo), hi)
+    if tc - tc.rounded(.down) == 0.5 { return c == tc.rounded(ties) }
+    return abs(c - tc) <= nearestCodeLimit(t)
 }
 
 extension WeightVerifier {
