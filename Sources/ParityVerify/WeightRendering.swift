@@ -52,7 +52,7 @@ public enum WeightRendering {
         for t in w.tensors {
             rows.append([t.fileName, t.referenceName ?? "-", t.storedType, t.elements > 0 ? "\(t.elements)" : "-", t.blocks > 0 ? "\(t.blocks)" : "-",
                          t.elements > 0 ? (t.blocks > 0 ? "\(t.elementsOutOfBounds) el / \(t.blocksOutOfBounds) bl" : "\(t.elementsOutOfBounds)") : "-",
-                         t.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-",
+                         t.largestFractionOfBound.map { String(format: "%.3f", $0.fraction) + ($0.rule == "element" ? "" : " (\($0.rule))") } ?? "-",
                          t.identicalToReferenceQuantizer.map { $0 ? "identical" : "differ" } ?? "-",
                          t.status.rawValue + (t.finding != nil && t.status == .pass ? " (finding)" : "") + (t.status != .pass && !t.failsVerification ? " (ignored)" : "")])
         }

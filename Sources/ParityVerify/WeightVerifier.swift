@@ -451,7 +451,14 @@ public enum WeightVerifier {
                 if fastPath && err <= halfStep && xi >= gridLo && xi <= gridHi {
                     // Within half a step of x: a nearest grid value, no excess.
                     judged += 1
-                    let fraction = Double(err / fastBound)
+                    var fraction = Double(err / fastBound)
+                    if fraction > worstFraction {
+                        // The exact fraction, against the real bound (half a step + the slack + the refit allowance).
+                        let code = (yi - m) / s
+                        let slack = 2 * (max(u * abs(xi), 0x1p-25) + (abs(code) + 1) * g.scaleStorageSlack + g.offsetStorageSlack)
+                            + eps * (abs(xi) + abs(yi) + abs(m) + abs(s) * policy.grid.maxAbsCode)
+                        fraction = Double(err / (fastBound + slack))
+                    }
                     if fraction > worstFraction { worstFraction = fraction }
                     if fraction > sink.worstScore {
                         sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: yi, bound: Double(halfStep),

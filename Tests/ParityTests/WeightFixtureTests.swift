@@ -264,7 +264,7 @@ struct WeightImatrixTests {
         #expect(reference.count == 64 * 256)
         let r = WeightVerifier.checkGGUF(bytes, type: type, reference: reference, rowLength: 256)
         #expect(r.status == .pass, "\(name) imatrix: \(r.elementsOutOfBounds) elements, \(r.blocksOutOfBounds) blocks out; \(r.issues.first.map { "\($0)" } ?? "")")
-        print("measured ggml imatrix \(name): worst element \(r.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-") of its bound, worst scale \(r.worstScaleFractionOfBound.map { String(format: "%.3f", $0) } ?? "-"), worst clipping \(r.worstClipFractionOfBound.map { String(format: "%.3f", $0) } ?? "none"); identical to the reference quantizer: \(r.identicalToReferenceQuantizer.map(String.init) ?? "-")")
+        print("measured ggml imatrix \(name): worst element \(r.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-") of its bound, worst scale \(r.worstScaleFractionOfBound.map { String(format: "%.3f", $0) } ?? "-"), worst clipping \(r.worstClipFractionOfBound.map { String(format: "%.3f", $0) } ?? "none"), block RMS \(r.worstRMSFractionOfBound.map { String(format: "%.3f", $0) } ?? "-"); identical to the reference quantizer: \(r.identicalToReferenceQuantizer.map(String.init) ?? "-")")
         // The same file with block 40's scale doubled (an f16 exponent + 1; E8M0 + 1) is caught in that block.
         let (scaleAt, _, _, _) = WeightBoundsTests.layout(type)
         var doubled = bytes
