@@ -149,7 +149,7 @@ public enum WeightRendering {
         for t in w.tensors {
             html += "<tr class=\"\(t.passed ? "" : "fail")\"><td class=\"l\">\(esc(t.fileName))</td><td class=\"l\">\(esc(t.referenceName ?? "-"))</td><td class=\"l\">\(esc(t.storedType))</td>"
             html += "<td>\(t.elements)</td><td>\(t.blocks)</td><td>\(t.elementsOutOfBounds) / \(t.blocksOutOfBounds)</td>"
-            html += "<td>\(t.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-")</td>"
+            html += "<td>\(t.largestFractionOfBound.map { String(format: "%.3f", $0.fraction) + ($0.rule == "element" ? "" : " (\($0.rule))") } ?? "-")</td>"
             html += "<td class=\"l\">\(t.identicalToReferenceQuantizer.map { $0 ? "identical" : "differ" } ?? "-")</td><td class=\"l\">\(esc(t.status.rawValue))"
             if let d = t.detail { html += ": " + esc(d) }
             html += "</td></tr>\n"

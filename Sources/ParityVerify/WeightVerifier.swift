@@ -600,12 +600,13 @@ public enum WeightVerifier {
             }
             return misfits
         } : nil
-        let inputs = hypothesis.map { h in expected.map(h.apply) } ?? expected
         if let h = hypothesis { r.rule += "; codes judged against the quantizer's own d = amax/127 of \(h.label)" }
         checker.exactTies = .toNearestOrAwayFromZero
         checker.exactByInverse = true
+        // The hypothesised input of one group at a time (no copy of the tensor).
+        var hypothesised = [Float](repeating: 0, count: blockSize)
         expected.withUnsafeBufferPointer { xs in
-          inputs.withUnsafeBufferPointer { xh in
+          hypothesised.withUnsafeMutableBufferPointer { hb in
             y.withUnsafeMutableBufferPointer { yb in
                 for blk in 0..<blocks {
                     let raw = UnsafeRawBufferPointer(rebasing: bytes[(blk * typeSize)..<((blk + 1) * typeSize)])
@@ -615,8 +616,13 @@ public enum WeightVerifier {
                     var blockBad = false
                     for (gi, g) in groups.enumerated() {
                         let offset = blk * blockSize + gi * length
-                        let exact = hypothesis == nil ? nil : reconstructQ8_0(xh.baseAddress! + offset, count: length, stored: g.scale).map { ($0, Float(0)) }
-                        let (bad, scaleBad) = checker.check(x: (exact == nil ? xs : xh).baseAddress! + offset, y: yb.baseAddress! + gi * length, count: length, group: g,
+                        var px = UnsafePointer(xs.baseAddress! + offset)
+                        if let h = hypothesis, h != .reference {
+                            for j in 0..<length { hb[j] = h.apply(xs[offset + j]) }
+                            px = UnsafePointer(hb.baseAddress!)
+                        }
+                        let exact = hypothesis == nil ? nil : reconstructQ8_0(px, count: length, stored: g.scale).map { ($0, Float(0)) }
+                        let (bad, scaleBad) = checker.check(x: exact == nil ? xs.baseAddress! + offset : px, y: yb.baseAddress! + gi * length, count: length, group: g,
                                                             base: offset, block: blk, exact: exact, sink: &sink)
                         r.elementsOutOfBounds += bad
                         if bad > 0 || scaleBad { blockBad = true }
@@ -666,8 +672,8 @@ public enum WeightVerifier {
             }
             return misfits
         } : nil
-        let inputs = hypothesis.map { h in expected.map(h.apply) } ?? expected
         if let h = hypothesis { r.rule += "; codes judged against MLX's own float32 scale and bias of \(h.label)" }
+        var hypothesised = [Float](repeating: 0, count: g)
         for row in 0..<q.rows {
             let codes = q.codes(row: row)
             for gi in 0..<groupsPerRow {
@@ -687,12 +693,16 @@ public enum WeightVerifier {
                     for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
                 }
                 let base = row * q.cols + gi * g
-                let exact = hypothesis == nil ? nil : inputs.withUnsafeBufferPointer { xh in
-                    reconstructAffine(xh.baseAddress! + base, count: g, bits: q.bits, dtype: q.scaleType, stored: (s, m))
-                }
-                let (bad, scaleBad) = (exact == nil ? expected : inputs).withUnsafeBufferPointer { xs in
-                    y.withUnsafeBufferPointer { yb in
-                        checker.check(x: xs.baseAddress! + base, y: yb.baseAddress!, count: g, group: group, base: base, block: index, exact: exact, sink: &sink)
+                let hypothesisApplies = hypothesis.map { $0 != .reference } ?? false
+                if let h = hypothesis, hypothesisApplies { for j in 0..<g { hypothesised[j] = h.apply(expected[base + j]) } }
+                let (bad, scaleBad) = expected.withUnsafeBufferPointer { xs in
+                    hypothesised.withUnsafeBufferPointer { hb in
+                        y.withUnsafeBufferPointer { yb in
+                            let px = hypothesisApplies ? hb.baseAddress! : xs.baseAddress! + base
+                            let exact = hypothesis == nil ? nil : reconstructAffine(px, count: g, bits: q.bits, dtype: q.scaleType, stored: (s, m))
+                            return checker.check(x: exact == nil ? xs.baseAddress! + base : px, y: yb.baseAddress!, count: g, group: group, base: base, block: index,
+                                                 exact: exact, sink: &sink)
+                        }
                     }
                 }
                 r.elementsOutOfBounds += bad
