@@ -150,4 +150,29 @@ struct WeightAggregateTests {
         #expect(r.issues.first?.rule.hasPrefix("out of the type's range") == true && r.issues.first?.column == 0, "\(r.issues)")
         #expect(r.identicalToReferenceQuantizer == false)
     }
+
+    /// One Q4_1 block with scale d, min m and codes `code(j)` (element j: low nibble of byte j, j + 16: high nibble).
+    static func q4_1Block(d: Float, m: Float, code: (Int) -> UInt8) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 20)
+        setF16(&b, at: 0, d)
+        setF16(&b, at: 2, m)
+        for j in 0..<16 { b[4 + j] = code(j) | code(j + 16) << 4 }
+        return b
+    }
+
+    @Test("rule 3: a coarse scale with every element within half a nominal step (a narrow group far from zero on one code) passes; a doubled scale with re-chosen codes fails")
+    func coarseScaleThatFitsNoWorse() throws {
+        var rng = WeightTestRandom(seed: 17)
+        let reference = (0..<32).map { _ in 0.5 + 0.001 * (2 * rng.uniform() - 1) }
+        // Every value on code 1 of d = 0.5, m = 0: |error| ≤ 0.001, while the nominal step is (0.501 − 0)/15 ≈ 0.033.
+        let oneCode = WeightVerifier.checkGGUF(Self.q4_1Block(d: 0.5, m: 0) { _ in 1 }, type: .q4_1, reference: reference, rowLength: 32)
+        #expect(oneCode.status == .pass, "\(oneCode.issues)")
+        #expect((oneCode.worstScaleFractionOfBound ?? 0) > 1, "the scale is beyond the ratio bound: the exception is what lets it pass")
+        // Twice the nominal scale with the nearest codes: values 7–8 steps up, errors up to a nominal step.
+        let nominal = (reference.max()! - 0) / 15
+        let d = 2 * nominal
+        let doubled = WeightVerifier.checkGGUF(Self.q4_1Block(d: d, m: 0) { j in UInt8(min(15, (reference[j] / FloatCodecs.halfToFloat(FloatCodecs.floatToHalf(d))).rounded())) },
+                                               type: .q4_1, reference: reference, rowLength: 32)
+        #expect(doubled.status == .outOfBounds && doubled.issues.first?.rule.hasPrefix("scale") == true, "\(doubled.issues)")
+    }
 }
