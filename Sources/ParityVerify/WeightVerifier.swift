@@ -289,7 +289,12 @@ public enum WeightVerifier {
             }
         }
         r.elementsOutOfBounds = neither
-        if truncated > 0 {
+        if truncated > 0 && neither > 0 {
+            // Other differences too (a transposed or corrupted tensor): the truncation-equal elements are
+            // coincidences, not a rounding choice — out of bounds like the rest, without a rounding finding.
+            r.elementsOutOfBounds += truncated
+            recordTruncations(bytes, dtype: dtype, expected: expected, sink: &sink)
+        } else if truncated > 0 {
             if nearestOnly == 0 {
                 r.finding = "rounded toward zero (truncation), not to nearest even: \(truncated) of \(n) elements differ from round-to-nearest-even by one ulp "
                     + "(largest |stored − reference| \(formatNumber(Double(truncMaxAbs)))); a consistent rounding choice, not a corruption"

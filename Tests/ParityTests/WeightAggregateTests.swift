@@ -175,4 +175,18 @@ struct WeightAggregateTests {
                                                type: .q4_1, reference: reference, rowLength: 32)
         #expect(doubled.status == .outOfBounds && doubled.issues.first?.rule.hasPrefix("scale") == true, "\(doubled.issues)")
     }
+
+    @Test("bf16: a transposed tensor fails without a misleading 'mixed rounding' finding (its truncation-equal elements are coincidences)")
+    func transposedBF16HasNoRoundingFinding() throws {
+        var rng = WeightTestRandom(seed: 19)
+        let n = 64
+        let reference = (0..<(n * n)).map { _ in rng.normal() * 0.1 }
+        var bytes: [UInt8] = []
+        for r in 0..<n { for c in 0..<n { let h = FloatCodecs.floatToBFloat16(reference[c * n + r]); bytes += [UInt8(h & 0xFF), UInt8(h >> 8)] } }
+        let t = WeightVerifier.checkGGUF(bytes, type: .bf16, reference: reference, rowLength: n)
+        // Off the diagonal every element differs but for bf16 collisions (8 significant bits: a few pairs coincide).
+        #expect(t.status == .outOfBounds && t.elementsOutOfBounds >= n * n - 2 * n, "\(t.elementsOutOfBounds)")
+        #expect(t.finding == nil, "\(t.finding ?? "")")
+    }
 }
+
