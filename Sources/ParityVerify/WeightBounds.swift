@@ -56,6 +56,15 @@ public struct QuantBoundPolicy: Sendable {
     /// compute reliably (their weighted sums underflow): any code on the grid is allowed there, and the scale
     /// ratio is not judged. The error such a block can hide is below its grid's span (< 2e-3 absolute).
     public var subnormalScaleAnyCode = false
+    /// Importance-matrix quantizers (every ggml type but Q8_0 and MXFP4 takes an imatrix) may give an element no
+    /// importance, and then clip it without limit: an element stored at the grid's end code with its reference
+    /// beyond that end is nearest rounding for the group's scale and is counted (a finding), not bounded.
+    public var clipUnbounded = false
+    /// The aggregate rule (with `refitSteps`): the RMS of (stored − reference) over a group's elements that are
+    /// not clipped at the grid's end, in steps of the group's grid, may not exceed this (0: not applied). Nearest
+    /// rounding gives ≤ ½ (≈ 0.29 for spread data); a least-squares refit moves a few codes by one step, but
+    /// not every one: a one-level shift of every code gives ≈ 1.04, a min moved by ½ step ≈ 0.58.
+    public var maxRMSSteps: Float = 0
 
     /// Relative rounding of a quantizer's input: bf16's unit roundoff 2⁻⁸ (8 significant bits), the coarsest dtype a
     /// pipeline casts to first (MLX also rounds amax/top and x/scale to the weight dtype).
@@ -94,6 +103,8 @@ public struct QuantBoundPolicy: Sendable {
             var policy = QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: n), maxScaleRatio: 1.25, clipSteps: 4,
                                     derivation: "\(type.name): d = amax/\(Int(n)) (reference: the far end clips ≤ 1 step); imatrix scale search ±0.9/\(Int(n)) + least-squares refit → scale ≤ 1.25× nominal; an imatrix lets unimportant values clip (measured 3.4 steps) → clipping ≤ 4 steps; the refit leaves codes ≤ 1 step off the nearest (measured with ggml's imatrix path)")
             policy.refitSteps = 1
+            policy.maxRMSSteps = rmsStepsRefit
+            policy.clipUnbounded = true
             policy.subnormalScaleAnyCode = true
             return policy
         case .q4_1, .q5_1:
@@ -101,21 +112,23 @@ public struct QuantBoundPolicy: Sendable {
             var policy = QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: levels, includeZero: true), maxScaleRatio: 1.25, clipSteps: 2,
                                     derivation: "\(type.name): d = (max−min)/\(Int(levels)), m = min (reference, no clipping); imatrix make_qkx3_quants forces min ≤ 0 (so the nominal range includes 0), searches 1/d in (n ± 0.9)/range and refits scale and min → ≤ 1.25× nominal, clipping ≤ 2 steps; the refit leaves codes ≤ 1 step off the nearest (measured with ggml's imatrix path)")
             policy.refitSteps = 1
+            policy.maxRMSSteps = rmsStepsRefit
+            policy.clipUnbounded = true
             policy.subnormalScaleAnyCode = true
             return policy
         case .q2_K:
-            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: 3, includeZero: true), maxScaleRatio: 2.2, clipSteps: 2,
-                                    derivation: "q2_K: make_qkx2_quants(nmax 3, rmin −0.5, 15 steps of 0.1, weighted by |x|) searches 1/d in (2.5…4)/range and refits scale and min by weighted least squares, which can push the min far below the data: measured up to 1.9× nominal; bound 2.2× (so only rule 1 catches a doubled q2_K scale), 2 steps of clipping; 4-bit sub-scales of d and dmin add d/2, dmin/2")
+            return imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: 3, includeZero: true), maxScaleRatio: 2.2, clipSteps: 2,
+                                    derivation: "q2_K: make_qkx2_quants(nmax 3, rmin −0.5, 15 steps of 0.1, weighted by |x|) searches 1/d in (2.5…4)/range and refits scale and min by weighted least squares, which can push the min far below the data: measured up to 1.9× nominal; bound 2.2× (so only rule 1 catches a doubled q2_K scale), 2 steps of clipping; 4-bit sub-scales of d and dmin add d/2, dmin/2"))
         case .q3_K:
-            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 4), maxScaleRatio: 1.5, clipSteps: 2,
-                                    derivation: "q3_K: make_q3_quants(nmax 4) starts at d = amax/4 and moves codes to cut the squared error, refitting d → measured up to 1.34× nominal; bound 1.5×, 2 steps of clipping; 6-bit sub-scales add d/2")
+            return imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 4), maxScaleRatio: 1.5, clipSteps: 2,
+                                    derivation: "q3_K: make_q3_quants(nmax 4) starts at d = amax/4 and moves codes to cut the squared error, refitting d → measured up to 1.34× nominal; bound 1.5×, 2 steps of clipping; 6-bit sub-scales add d/2"))
         case .q4_K, .q5_K:
             let levels: Float = type == .q4_K ? 15 : 31
-            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: levels, includeZero: true), maxScaleRatio: 1.35, clipSteps: 2,
-                                    derivation: "\(type.name): make_qkx2_quants(nmax \(Int(levels))) searches 1/d in (n ± 1)/range (min ≤ 0) and refits; imatrix make_qkx3_quants a similar range → measured up to 1.10× nominal (q4_K), 1.04× (q5_K); bound 1.35×, 2 steps of clipping; 6-bit sub-scales and mins add d/2, dmin/2")
+            return imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: levels, includeZero: true), maxScaleRatio: 1.35, clipSteps: 2,
+                                    derivation: "\(type.name): make_qkx2_quants(nmax \(Int(levels))) searches 1/d in (n ± 1)/range (min ≤ 0) and refits; imatrix make_qkx3_quants a similar range → measured up to 1.10× nominal (q4_K), 1.04× (q5_K); bound 1.35×, 2 steps of clipping; 6-bit sub-scales and mins add d/2, dmin/2"))
         case .q6_K:
-            return QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 32), maxScaleRatio: 1.25, clipSteps: 2,
-                                    derivation: "q6_K: make_qx_quants(nmax 32) tries 1/d = (32 ± 0.9)/max and refits → measured up to 1.03× nominal; bound 1.25×, 2 steps of clipping; 8-bit sub-scales add d/2")
+            return imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 32), maxScaleRatio: 1.25, clipSteps: 2,
+                                    derivation: "q6_K: make_qx_quants(nmax 32) tries 1/d = (32 ± 0.9)/max and refits → measured up to 1.03× nominal; bound 1.25×, 2 steps of clipping; 8-bit sub-scales add d/2"))
         case .mxfp4:
             // e = floor(log2 amax) − 2 + 127 → top value 12·2^(e−128) = 1.5·2^⌊log2 amax⌋ ∈ (0.75, 1.5]·amax: the
             // scale is ≤ 1.5× amax/12, and amax can be clipped to 0.75·amax: one top gap (8 → 12 is 4 scale units).
@@ -124,6 +137,16 @@ public struct QuantBoundPolicy: Sendable {
         default:
             return nil
         }
+    }
+
+    /// The RMS bound of the aggregate rule for the refit types (Q4_0, Q4_1, Q5_0, Q5_1); see `maxRMSSteps`.
+    static let rmsStepsRefit: Float = 0.3
+
+    /// A k-quant policy with `clipUnbounded` (every k-quant takes an importance matrix).
+    static func imatrixClipping(_ policy: QuantBoundPolicy) -> QuantBoundPolicy {
+        var p = policy
+        p.clipUnbounded = true
+        return p
     }
 
     // MARK: MLX modes

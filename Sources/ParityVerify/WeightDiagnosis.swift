@@ -109,6 +109,10 @@ enum WeightDiagnosis {
         if s.shape.count >= 2, let p = permutation(s, expectedStored, rowLength: s.shape.last!) {
             return "[rows-permuted] \(name): rows are the reference's rows in another order (first moved: stored row \(p.0) holds reference row \(p.1))"
         }
+        // A vector in another order (a bias permuted along with its layer's rows).
+        if s.shape.count == 1, let p = permutation(s, expectedStored, rowLength: 1) {
+            return "[elements-permuted] \(name): the reference's values in another order (first moved: stored element \(p.0) holds reference element \(p.1)), as when a bias is permuted with its layer's rows"
+        }
         return nil
     }
 

@@ -52,7 +52,7 @@ public enum WeightRendering {
         for t in w.tensors {
             rows.append([t.fileName, t.referenceName ?? "-", t.storedType, t.elements > 0 ? "\(t.elements)" : "-", t.blocks > 0 ? "\(t.blocks)" : "-",
                          t.elements > 0 ? (t.blocks > 0 ? "\(t.elementsOutOfBounds) el / \(t.blocksOutOfBounds) bl" : "\(t.elementsOutOfBounds)") : "-",
-                         t.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-",
+                         t.largestFractionOfBound.map { String(format: "%.3f", $0.fraction) + ($0.rule == "element" ? "" : " (\($0.rule))") } ?? "-",
                          t.identicalToReferenceQuantizer.map { $0 ? "identical" : "differ" } ?? "-",
                          t.status.rawValue + (t.finding != nil && t.status == .pass ? " (finding)" : "") + (t.status != .pass && !t.failsVerification ? " (ignored)" : "")])
         }
@@ -116,6 +116,7 @@ public enum WeightRendering {
             m.append(("worst_fraction_of_bound", num(t.worstFractionOfBound)))
             m.append(("worst_scale_fraction_of_bound", num(t.worstScaleFractionOfBound)))
             m.append(("worst_clip_fraction_of_bound", num(t.worstClipFractionOfBound)))
+            m.append(("worst_rms_fraction_of_bound", num(t.worstRMSFractionOfBound)))
             m.append(("issues", .array(t.issues.map(issue))))
             m.append(("rule", .string(t.rule)))
             m.append(("derivation", .string(t.derivation)))
@@ -148,7 +149,7 @@ public enum WeightRendering {
         for t in w.tensors {
             html += "<tr class=\"\(t.passed ? "" : "fail")\"><td class=\"l\">\(esc(t.fileName))</td><td class=\"l\">\(esc(t.referenceName ?? "-"))</td><td class=\"l\">\(esc(t.storedType))</td>"
             html += "<td>\(t.elements)</td><td>\(t.blocks)</td><td>\(t.elementsOutOfBounds) / \(t.blocksOutOfBounds)</td>"
-            html += "<td>\(t.worstFractionOfBound.map { String(format: "%.3f", $0) } ?? "-")</td>"
+            html += "<td>\(t.largestFractionOfBound.map { String(format: "%.3f", $0.fraction) + ($0.rule == "element" ? "" : " (\($0.rule))") } ?? "-")</td>"
             html += "<td class=\"l\">\(t.identicalToReferenceQuantizer.map { $0 ? "identical" : "differ" } ?? "-")</td><td class=\"l\">\(esc(t.status.rawValue))"
             if let d = t.detail { html += ": " + esc(d) }
             html += "</td></tr>\n"

@@ -62,6 +62,9 @@ public struct TensorWeightResult: Sendable {
     public var worstClipFractionOfBound: Double?
     /// The largest group scale as a fraction of the type's scale bound.
     public var worstScaleFractionOfBound: Double?
+    /// Refit types: the largest block RMS error (in steps, over elements not clipped at the grid's end) as a
+    /// fraction of its bound; nil where the aggregate rule does not apply.
+    public var worstRMSFractionOfBound: Double?
     /// The first issues in stored order (up to `WeightVerifier.listedIssues`).
     public var issues: [WeightIssue] = []
     /// The rule applied, in words, and why it holds.
@@ -91,6 +94,14 @@ public struct TensorWeightResult: Sendable {
     }
 
     public var passed: Bool { !failsVerification }
+
+    /// The largest of the rules' fractions of their bounds — element, scale, clipping, block RMS — and which rule:
+    /// a tensor failing on one rule shows that rule's fraction (> 1).
+    public var largestFractionOfBound: (fraction: Double, rule: String)? {
+        let all: [(Double?, String)] = [(worstFractionOfBound, "element"), (worstScaleFractionOfBound, "scale"),
+                                        (worstClipFractionOfBound, "clipping"), (worstRMSFractionOfBound, "block RMS")]
+        return all.compactMap { v, rule in v.map { ($0, rule) } }.max { $0.0 < $1.0 }
+    }
 }
 
 /// Every parameter of a converted file checked against the reference weights.

@@ -253,6 +253,16 @@ public enum WeightVerifier {
                 let stored = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
                 let x = expected[i]
                 let rne = isHalf ? FloatCodecs.floatToHalf(x) : FloatCodecs.floatToBFloat16(x)
+                // Exponent bits all ones: ±inf or NaN. A finite reference stored as one is out of the type's range
+                // (f16 overflows at 65520), whatever rounding produced it.
+                let nonFinite = stored & (isHalf ? 0x7C00 : 0x7F80) == (isHalf ? 0x7C00 : 0x7F80)
+                if nonFinite && x.isFinite {
+                    neither += 1
+                    let v = isHalf ? FloatCodecs.halfToFloat(stored) : FloatCodecs.bfloat16ToFloat(stored)
+                    sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: x, bound: 0,
+                                  rule: "out of the type's range (a finite reference stored as \(v))", score: .infinity, isIssue: true)
+                    continue
+                }
                 if stored == rne { continue }  // the common case, kept cheap
                 let v = isHalf ? FloatCodecs.halfToFloat(stored) : FloatCodecs.bfloat16ToFloat(stored)
                 if v.isNaN && x.isNaN { continue }
@@ -279,7 +289,12 @@ public enum WeightVerifier {
             }
         }
         r.elementsOutOfBounds = neither
-        if truncated > 0 {
+        if truncated > 0 && neither > 0 {
+            // Other differences too (a transposed or corrupted tensor): the truncation-equal elements are
+            // coincidences, not a rounding choice — out of bounds like the rest, without a rounding finding.
+            r.elementsOutOfBounds += truncated
+            recordTruncations(bytes, dtype: dtype, expected: expected, sink: &sink)
+        } else if truncated > 0 {
             if nearestOnly == 0 {
                 r.finding = "rounded toward zero (truncation), not to nearest even: \(truncated) of \(n) elements differ from round-to-nearest-even by one ulp "
                     + "(largest |stored − reference| \(formatNumber(Double(truncMaxAbs)))); a consistent rounding choice, not a corruption"
@@ -330,6 +345,17 @@ public enum WeightVerifier {
         var worstFraction = 0.0
         var worstScaleFraction = 0.0
         var worstClipFraction: Double?
+        /// The aggregate rule: the largest group RMS error in steps (refit types), as a fraction of its bound.
+        var worstRMSFraction: Double?
+        /// Elements stored at the grid's end code with the reference beyond it by more than `clipSteps` gaps
+        /// (allowed where `clipUnbounded`), and the farthest, in gaps.
+        var clippedBeyondEnd = 0
+        var farthestClipGaps: Float = 0
+        /// Groups judged against the quantizer's own (reconstructed) unrounded scale, and its rounding of ties.
+        var exactGroups = 0
+        var exactTies = FloatingPointRoundingRule.toNearestOrEven
+        /// ggml computes a Q8_0 position as x·(1/d) (`id = 1.0f/d`), MLX as (w − bias)/scale.
+        var exactByInverse = false
 
         init(policy: QuantBoundPolicy) {
             self.policy = policy
@@ -343,9 +369,19 @@ public enum WeightVerifier {
             }
         }
 
+        /// The aggregate statistics and the clipping finding, into the tensor's result.
+        func record(into r: inout TensorWeightResult) {
+            r.worstRMSFractionOfBound = worstRMSFraction
+            if clippedBeyondEnd > 0 {
+                r.finding = "\(clippedBeyondEnd) element(s) clipped beyond the grid's end by more than \(formatNumber(Double(policy.clipSteps))) step(s) "
+                    + "(farthest \(formatNumber(Double(farthestClipGaps))) steps), stored at the end code: nearest rounding for their group's scale, "
+                    + "as a quantizer that gives them no importance (an importance matrix) does"
+            }
+        }
+
         /// Checks one group; returns the number of elements out of bounds and whether the scale itself is.
         mutating func check(x: UnsafePointer<Float>, y: UnsafePointer<Float>, count: Int, group g: QuantGroup, base: Int, block: Int,
-                            sink: inout IssueSink) -> (bad: Int, scaleBad: Bool) {
+                            exact: (scale: Float, offset: Float)? = nil, sink: inout IssueSink) -> (bad: Int, scaleBad: Bool) {
             let s = g.scale, m = g.offset
             let u = QuantBoundPolicy.inputRounding
             let eps: Float = 4 * 0x1p-24
@@ -376,7 +412,35 @@ public enum WeightVerifier {
                 worstScaleFraction = max(worstScaleFraction, Double(abs(s) / scaleLimit))
                 scaleBad = abs(s) > scaleLimit
             }
+            if let e = exact, let (clo, chi) = uniform, !scaleBad {
+                // The quantizer's own scale and offset, reconstructed from the (hypothesised) input and matching the
+                // stored ones after rounding: every code must be the rounding of (x − offset)/scale, clamped to the
+                // grid (within `nearestCodeLimit`).
+                exactGroups += 1
+                var bad = 0
+                for i in 0..<count {
+                    let xi = x[i], yi = y[i]
+                    let t = exactByInverse ? (xi - e.offset) * (1 / e.scale) : (xi - e.offset) / e.scale
+                    let tc = min(max(t, clo), chi)
+                    let c = ((yi - m) / s).rounded()
+                    let distance = abs(c - tc)
+                    let limit = nearestCodeLimit(t)
+                    let elementBad = !isNearestCode(c, position: t, lo: clo, hi: chi, ties: exactTies) || !yi.isFinite
+                    let fraction = Double(distance / limit)
+                    if elementBad { bad += 1 }
+                    worstFraction = max(worstFraction, fraction.isNaN ? .infinity : fraction)
+                    if elementBad || fraction > sink.worstScore {
+                        let expected = e.scale * tc.rounded() + e.offset
+                        sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: expected,
+                                      bound: Double(limit * abs(e.scale)), rule: "not the nearest code for the quantizer's scale \(formatNumber(Double(e.scale)))",
+                                      score: elementBad ? 1e30 + Double(abs(xi - yi)) : fraction, isIssue: elementBad)
+                    }
+                }
+                return (bad, false)
+            }
             var bad = 0
+            var maxErr: Float = 0
+            var sumSquaredSteps: Float = 0, judged = 0
             let halfStep = 0.5 * abs(s)
             // The fast path's bound for the statistics: half a step, plus the refit allowance where the type has one.
             let fastBound = halfStep + policy.refitSteps * abs(s)
@@ -388,8 +452,18 @@ public enum WeightVerifier {
                 // Fast path, the common case: on a uniform grid, a stored value within half a step of an x inside
                 // the grid is a nearest grid value, so rules 1 and 2 hold. Its fraction of the bound is taken
                 // against half a step (without the slack): an upper bound of the exact one.
+                if err > maxErr { maxErr = err }
                 if fastPath && err <= halfStep && xi >= gridLo && xi <= gridHi {
-                    let fraction = Double(err / fastBound)
+                    // Within half a step of x: a nearest grid value, no excess.
+                    judged += 1
+                    var fraction = Double(err / fastBound)
+                    if fraction > worstFraction {
+                        // The exact fraction, against the real bound (half a step + the slack + the refit allowance).
+                        let code = (yi - m) / s
+                        let slack = 2 * (max(u * abs(xi), 0x1p-25) + (abs(code) + 1) * g.scaleStorageSlack + g.offsetStorageSlack)
+                            + eps * (abs(xi) + abs(yi) + abs(m) + abs(s) * policy.grid.maxAbsCode)
+                        fraction = Double(err / (fastBound + slack))
+                    }
                     if fraction > worstFraction { worstFraction = fraction }
                     if fraction > sink.worstScore {
                         sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: yi, bound: Double(halfStep),
@@ -439,20 +513,61 @@ public enum WeightVerifier {
                 let nearestOK = err <= near + slack + refit
                 // The quantizer's own step may exceed the stored one by the scale quantum (a k-quant sub-scale rounded down).
                 let clipLimit = policy.clipSteps * (gap + g.scaleQuantum * (uniform != nil ? 1 : 0)) + abs(endCode) * g.scaleQuantum + g.offsetQuantum + slack
-                let clipOK = inside || near <= clipLimit || saturated
+                // Stored at the grid's end code with the reference beyond that end: nearest rounding for this scale
+                // (or, for the refit types, within the refit's steps of it: the code the trial scale clipped to). A zero
+                // scale (a block whose every element had no importance) is a grid of one point: all of it clipped.
+                let atEnd = !inside && (s == 0 || (uniform != nil && abs(storedCode - endCode) <= 0.5 + policy.refitSteps))
+                let clippedFree = policy.clipUnbounded && atEnd && (!anyCode || s == 0)
+                if clippedFree && near > clipLimit {
+                    clippedBeyondEnd += 1
+                    farthestClipGaps = max(farthestClipGaps, gap > 0 ? near / gap : 0)
+                }
+                if !atEnd && gap > 0 && uniform != nil {
+                    // The excess over nearest rounding (beyond the storage/input slack), in steps.
+                    let steps = max(0, err - near - slack) / gap
+                    sumSquaredSteps += steps * steps
+                    judged += 1
+                }
+                let clipOK = inside || near <= clipLimit || saturated || clippedFree
                 let allowed = inside ? gap / 2 + slack + refit : clipLimit
-                if !inside && clipLimit > 0 && !saturated { worstClipFraction = max(worstClipFraction ?? 0, Double(near / clipLimit)) }
+                if !inside && clipLimit > 0 && !saturated && !clippedFree { worstClipFraction = max(worstClipFraction ?? 0, Double(near / clipLimit)) }
                 let fraction = allowed > 0 ? Double(err / allowed) : (err == 0 ? 0 : .infinity)
                 let elementBad = !nearestOK || !clipOK || !yi.isFinite
                 if elementBad { bad += 1 }
                 // A saturated group's clipping is the format's limit, not the quantizer's: left out of the statistics.
-                if !(saturated && !inside) { worstFraction = max(worstFraction, elementBad ? max(fraction, 1) : fraction.isNaN ? .infinity : fraction) }
+                // Unbounded clipping (clippedFree) has no bound to be a fraction of: reported as the finding's count.
+                if !(saturated && !inside) && !clippedFree { worstFraction = max(worstFraction, elementBad ? max(fraction, 1) : fraction.isNaN ? .infinity : fraction) }
                 let bound = Double(nearestOK ? (inside ? near + slack + refit : clipLimit) : near + slack + refit)
                 sink.consider(index: base + i, block: block, scale: Double(s), stored: yi, reference: xi, expected: nearestValue, bound: bound,
                               rule: !nearestOK ? "not a nearest code" : !clipOK ? "clipped beyond bound" : "non-finite",
                               score: elementBad ? 1e30 + Double(err) : fraction, isIssue: elementBad)
             }
-            if scaleBad && bad == 0 {
+            // Rule 3 guards against a coarser scale that fits worse; a coarser scale under which every element is as
+            // close as half a nominal step (e.g. a narrow group far from zero, all on one code) fits no worse than the
+            // nominal scale could, and is what a least-squares quantizer may choose. A doubled scale with re-chosen
+            // codes leaves some element a whole nominal step away (rule 3 holds), or is caught by rule 1/the RMS rule.
+            if scaleBad && s.isFinite && m.isFinite && nominal > 0 {
+                let nominalHalfStep = 0.5 * (nominal + nominalSlack + g.scaleQuantum) + g.offsetQuantum
+                    + max(u * amax, 0x1p-25) + eps * (amax + abs(m) + abs(s) * policy.grid.maxAbsCode)
+                if maxErr <= nominalHalfStep { scaleBad = false }
+            }
+            // The aggregate rule (refit types): a least-squares refit moves some codes one step, not all of them.
+            var rmsBad = false
+            if policy.maxRMSSteps > 0 && judged > 0 && !saturated && s.isFinite && !(policy.subnormalScaleAnyCode && abs(s) < 0x1p-14) {
+                let rms = (sumSquaredSteps / Float(judged)).squareRoot()
+                let fraction = Double(rms / policy.maxRMSSteps)
+                worstRMSFraction = max(worstRMSFraction ?? 0, fraction)
+                rmsBad = rms > policy.maxRMSSteps
+                if rmsBad && bad == 0 {
+                    var k = 0
+                    for i in 1..<max(count, 1) where abs(x[i] - y[i]) > abs(x[k] - y[k]) { k = i }
+                    sink.consider(index: base + k, block: block, scale: Double(s), stored: y[k], reference: x[k], expected: x[k],
+                                  bound: Double(policy.maxRMSSteps * abs(s)),
+                                  rule: "block RMS error \(formatNumber(Double(rms))) steps > bound \(formatNumber(Double(policy.maxRMSSteps)))",
+                                  score: 1e30, isIssue: true)
+                }
+            }
+            if scaleBad && bad == 0 && !rmsBad {
                 // Report the block at its largest element, under the scale rule.
                 var k = 0
                 for i in 1..<max(count, 1) where abs(x[i]) > abs(x[k]) { k = i }
@@ -460,7 +575,7 @@ public enum WeightVerifier {
                               bound: Double(scaleLimit), rule: "scale \(formatNumber(Double(abs(s)))) > bound \(formatNumber(Double(scaleLimit)))",
                               score: 1e30, isIssue: true)
             }
-            return (bad, scaleBad)
+            return (bad, scaleBad || rmsBad)
         }
     }
 
@@ -474,7 +589,29 @@ public enum WeightVerifier {
         r.blocks = blocks
         var checker = GroupChecker(policy: policy)
         var y = [Float](repeating: 0, count: blockSize)
+        // Q8_0: every quantizer computes d = amax/127 and the codes with that unrounded d; judged against it, under
+        // the one input hypothesis (the reference, or it rounded to f16 / bf16) whose d reproduces the most stored scales.
+        let hypothesis: InputHypothesis? = type == .q8_0 ? InputHypothesis.best(order: InputHypothesis.allCases) { h in
+            var misfits = 0
+            var xh = [Float](repeating: 0, count: blockSize)
+            for blk in 0..<blocks {
+                for j in 0..<blockSize { xh[j] = h.apply(expected[blk * blockSize + j]) }
+                let s = FloatCodecs.halfToFloat(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: blk * typeSize, as: UInt16.self)))
+                guard let d = xh.withUnsafeBufferPointer({ reconstructQ8_0($0.baseAddress!, count: blockSize, stored: s) }) else { misfits += expected.count + 1; continue }
+                for j in 0..<blockSize {
+                    let c = Float(Int8(bitPattern: bytes[blk * typeSize + 2 + j]))
+                    if !isNearestCode(c, position: xh[j] * (1 / d), lo: -128, hi: 127, ties: .toNearestOrAwayFromZero) { misfits += 1 }
+                }
+            }
+            return misfits
+        } : nil
+        if let h = hypothesis { r.rule += "; codes judged against the quantizer's own d = amax/127 of \(h.label)" }
+        checker.exactTies = .toNearestOrAwayFromZero
+        checker.exactByInverse = true
+        // The hypothesised input of one group at a time (no copy of the tensor).
+        var hypothesised = [Float](repeating: 0, count: blockSize)
         expected.withUnsafeBufferPointer { xs in
+          hypothesised.withUnsafeMutableBufferPointer { hb in
             y.withUnsafeMutableBufferPointer { yb in
                 for blk in 0..<blocks {
                     let raw = UnsafeRawBufferPointer(rebasing: bytes[(blk * typeSize)..<((blk + 1) * typeSize)])
@@ -484,18 +621,26 @@ public enum WeightVerifier {
                     var blockBad = false
                     for (gi, g) in groups.enumerated() {
                         let offset = blk * blockSize + gi * length
-                        let (bad, scaleBad) = checker.check(x: xs.baseAddress! + offset, y: yb.baseAddress! + gi * length, count: length, group: g,
-                                                            base: offset, block: blk, sink: &sink)
+                        var px = UnsafePointer(xs.baseAddress! + offset)
+                        if let h = hypothesis, h != .reference {
+                            for j in 0..<length { hb[j] = h.apply(xs[offset + j]) }
+                            px = UnsafePointer(hb.baseAddress!)
+                        }
+                        let exact = hypothesis == nil ? nil : reconstructQ8_0(px, count: length, stored: g.scale).map { ($0, Float(0)) }
+                        let (bad, scaleBad) = checker.check(x: exact == nil ? xs.baseAddress! + offset : px, y: yb.baseAddress! + gi * length, count: length, group: g,
+                                                            base: offset, block: blk, exact: exact, sink: &sink)
                         r.elementsOutOfBounds += bad
                         if bad > 0 || scaleBad { blockBad = true }
                     }
                     if blockBad { r.blocksOutOfBounds += 1 }
                 }
             }
+          }
         }
         r.worstFractionOfBound = checker.worstFraction
         r.worstScaleFractionOfBound = checker.worstScaleFraction
         r.worstClipFractionOfBound = checker.worstClipFraction
+        checker.record(into: &r)
     }
 
     static func checkMLX(_ q: MLXQuantized, policy: QuantBoundPolicy, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
@@ -508,6 +653,32 @@ public enum WeightVerifier {
         let scales = q.scaleValues, biases = q.biasValues
         let fpValues: [Float] = q.mode == .mxfp8 ? (0...255).map { FloatCodecs.f8E4M3ToFloat(UInt8($0)) } : MLXQuantization.fp4Values
         var y = [Float](repeating: 0, count: g)
+        // Affine: MLX computes each group's scale and bias in float32 from the (dtype-rounded) input and the codes with
+        // those unrounded values; judged against them under the input hypothesis that reproduces the most stored pairs.
+        let reconstructs = q.mode == .affine
+        // MLX rounds its input to the weight dtype, which is the scales' dtype: that hypothesis first.
+        let dtypeFirst: InputHypothesis = q.scaleType == .f16 ? .f16 : q.scaleType == .bf16 ? .bf16 : .reference
+        let hypothesis: InputHypothesis? = reconstructs ? InputHypothesis.best(order: [dtypeFirst] + InputHypothesis.allCases.filter { $0 != dtypeFirst }) { h in
+            var misfits = 0
+            var xh = [Float](repeating: 0, count: g)
+            let hi = Float((1 << q.bits) - 1)
+            for row in 0..<q.rows {
+                let codes = q.codes(row: row)
+                for gi in 0..<groupsPerRow {
+                    let index = row * groupsPerRow + gi, base = row * q.cols + gi * g
+                    for j in 0..<g { xh[j] = h.apply(expected[base + j]) }
+                    let stored = (scales[index], biases?[index] ?? 0)
+                    guard let e = xh.withUnsafeBufferPointer({ reconstructAffine($0.baseAddress!, count: g, bits: q.bits, dtype: q.scaleType, stored: stored) }) else {
+                        misfits += expected.count + 1
+                        continue
+                    }
+                    for j in 0..<g where !isNearestCode(Float(codes[gi * g + j]), position: (xh[j] - e.offset) / e.scale, lo: 0, hi: hi, ties: .toNearestOrEven) { misfits += 1 }
+                }
+            }
+            return misfits
+        } : nil
+        if let h = hypothesis { r.rule += "; codes judged against MLX's own float32 scale and bias of \(h.label)" }
+        var hypothesised = [Float](repeating: 0, count: g)
         for row in 0..<q.rows {
             let codes = q.codes(row: row)
             for gi in 0..<groupsPerRow {
@@ -527,9 +698,16 @@ public enum WeightVerifier {
                     for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
                 }
                 let base = row * q.cols + gi * g
+                let hypothesisApplies = hypothesis.map { $0 != .reference } ?? false
+                if let h = hypothesis, hypothesisApplies { for j in 0..<g { hypothesised[j] = h.apply(expected[base + j]) } }
                 let (bad, scaleBad) = expected.withUnsafeBufferPointer { xs in
-                    y.withUnsafeBufferPointer { yb in
-                        checker.check(x: xs.baseAddress! + base, y: yb.baseAddress!, count: g, group: group, base: base, block: index, sink: &sink)
+                    hypothesised.withUnsafeBufferPointer { hb in
+                        y.withUnsafeBufferPointer { yb in
+                            let px = hypothesisApplies ? hb.baseAddress! : xs.baseAddress! + base
+                            let exact = hypothesis == nil ? nil : reconstructAffine(px, count: g, bits: q.bits, dtype: q.scaleType, stored: (s, m))
+                            return checker.check(x: exact == nil ? xs.baseAddress! + base : px, y: yb.baseAddress!, count: g, group: group, base: base, block: index,
+                                                 exact: exact, sink: &sink)
+                        }
                     }
                 }
                 r.elementsOutOfBounds += bad
@@ -539,6 +717,7 @@ public enum WeightVerifier {
         r.worstFractionOfBound = checker.worstFraction
         r.worstScaleFractionOfBound = checker.worstScaleFraction
         r.worstClipFractionOfBound = checker.worstClipFraction
+        checker.record(into: &r)
     }
 
     /// MLX rounds amax/top to the weight dtype before choosing an fp scale: up to bf16's 2⁻⁸ relative, or f16's
@@ -591,5 +770,94 @@ extension WeightVerifier {
         if r.elementsOutOfBounds > 0 || r.blocksOutOfBounds > 0 { r.status = .outOfBounds }
         r.failsVerification = r.status != .pass
         return r
+    }
+}
+
+// MARK: The quantizer's own scales, reconstructed
+
+/// What the quantizer's input was: the reference itself, or the reference rounded to f16 / bf16 first (a
+/// conversion to an f16/bf16 file before quantizing; MLX casting to the weight dtype). A tensor is judged under one.
+enum InputHypothesis: CaseIterable {
+    case reference, f16, bf16
+
+    func apply(_ v: Float) -> Float {
+        switch self {
+        case .reference: return v
+        case .f16: return FloatCodecs.halfToFloat(FloatCodecs.floatToHalf(v))
+        case .bf16: return FloatCodecs.bfloat16ToFloat(FloatCodecs.floatToBFloat16(v))
+        }
+    }
+
+    var label: String {
+        switch self {
+        case .reference: return "the reference values"
+        case .f16: return "the reference rounded to f16"
+        case .bf16: return "the reference rounded to bf16"
+        }
+    }
+
+    /// The hypothesis with the fewest misfits — first the groups whose stored scale it does not reproduce (each
+    /// counted as more than all elements), then the codes off the quantizer's own — the first in `order` on ties;
+    /// stops at a perfect fit. A corruption of codes leaves the scales, so the hypothesis stays the quantizer's.
+    static func best(order: [InputHypothesis], misfits: (InputHypothesis) -> Int) -> InputHypothesis {
+        var best = order[0], fewest = Int.max
+        for h in order {
+            let m = misfits(h)
+            if m < fewest { best = h; fewest = m }
+            if m == 0 { break }
+        }
+        return best
+    }
+}
+
+/// The quantizer's code for position t (x in units of its own scale) is round(t) clamped to the grid; float
+/// evaluation order (x·(1/d) versus x/d) moves t by a few ulps (2⁻²³ relative each): 2⁻²⁰·(1 + |t|) covers it.
+@inline(__always) func nearestCodeLimit(_ t: Float) -> Float { 0.5 + 0x1p-20 * (1 + abs(t)) }
+
+/// An exact tie (t at k + ½) is decided by the quantizer's rounding: ggml's `roundf` away from zero, MLX's `rint`
+/// to even.
+@inline(__always) func isNearestCode(_ c: Float, position t: Float, lo: Float, hi: Float, ties: FloatingPointRoundingRule) -> Bool {
+    let tc = min(max(t, lo), hi)
+    if tc - tc.rounded(.down) == 0.5 { return c == tc.rounded(ties) }
+    return abs(c - tc) <= nearestCodeLimit(t)
+}
+
+extension WeightVerifier {
+    /// Q8_0's d = amax/127 (ggml's reference and imatrix paths, gguf-py) when its f16 rounding is the stored d.
+    static func reconstructQ8_0(_ x: UnsafePointer<Float>, count: Int, stored: Float) -> Float? {
+        var amax: Float = 0
+        for i in 0..<count { amax = max(amax, abs(x[i])) }
+        let d = amax / 127
+        guard d > 0, d.isFinite, stored != 0, FloatCodecs.halfToFloat(FloatCodecs.floatToHalf(d)) == stored else { return nil }
+        return d
+    }
+
+    /// MLX affine's float32 scale and bias of a group (MLX's CPU `quantize`: see MLXQuantization) when their
+    /// rounding to the weight dtype is the stored pair.
+    static func reconstructAffine(_ w: UnsafePointer<Float>, count: Int, bits: Int, dtype: MLXFloatType, stored: (Float, Float)) -> (scale: Float, offset: Float)? {
+        var wMin = Float.infinity, wMax = -Float.infinity
+        for j in 0..<count {
+            if wMax < w[j] { wMax = w[j] }
+            if w[j] < wMin { wMin = w[j] }
+        }
+        let eps: Float = 1e-7
+        var scale: Float, bias: Float
+        if bits == 1 {
+            scale = max(wMax - wMin, eps)
+            bias = wMin
+        } else {
+            let mask = abs(wMin) > abs(wMax)
+            scale = max((wMax - wMin) / Float((1 << bits) - 1), eps)
+            scale = mask ? scale : -scale
+            let edge = mask ? wMin : wMax
+            let q0 = (edge / scale).rounded(.toNearestOrEven)
+            bias = 0
+            if q0 != 0 {
+                scale = edge / q0
+                bias = edge
+            }
+        }
+        guard scale.isFinite, bias.isFinite, dtype.round(scale) == stored.0, dtype.round(bias) == stored.1 else { return nil }
+        return (scale, bias)
     }
 }

@@ -9,6 +9,12 @@ Builds tools/weights/ggml_quantize_imatrix.c against the libggml-base.a of llama
 with one importance weight per column (seeded log-normal: some columns 20x more important than others), through
 ggml_quantize_chunk(..., imatrix) -- the call llama-quantize makes. Writes OUT_DIR/imatrix-src.f32, imatrix.f32,
 imatrix-<type>.bin and imatrix-manifest.json.
+
+A second set, "zeros" (imatrix-zeros-*), is what llama-imatrix gives a layer after a ReLU: 30 % of the columns have
+importance 0 (dead units) and 20 % are 10x below the rest; its rows are the same 64 rounded to f16 (a model converted
+to an f16 GGUF before llama-quantize) plus 8 narrow rows far from zero (e.g. 0.5 +- 0.001), where a least-squares
+quantizer may put a whole group on one code with a coarse scale. Such quantizers clip zero-importance values without
+limit: the weight check must pass these files (and name the clipping as a finding).
 """
 import glob
 import json
@@ -55,6 +61,25 @@ def main(out):
             path = os.path.join(out, "imatrix-%s.bin" % t)
             subprocess.check_call([exe, t, "256", os.path.join(out, "imatrix-src.f32"), os.path.join(out, "imatrix.f32"), path])
             manifest["types"][t] = {"file": os.path.basename(path), "bytes": os.path.getsize(path)}
+        # The "zeros" set (see the docstring); drawn after the first set so that one is unchanged.
+        zrng = np.random.default_rng(20261130)
+        narrow = np.stack([c + w * zrng.uniform(-1, 1, 256) for c, w in
+                           [(0.5, 0.001), (-0.5, 0.001), (0.3, 0.0005), (1.0, 0.004), (-2.0, 0.01), (0.05, 0.0001), (0.5, 0.02), (-0.1, 0.0002)]])
+        zsrc = np.concatenate([rows.astype(np.float16).astype(np.float32), narrow.astype(np.float16).astype(np.float32)]).astype("<f4")
+        zim = imatrix.copy()
+        columns = zrng.permutation(256)
+        zim[columns[:77]] = 0
+        zim[columns[77:128]] *= 0.1
+        zsrc.tofile(os.path.join(out, "imatrix-zeros-src.f32"))
+        zim.astype("<f4").tofile(os.path.join(out, "imatrix-zeros.f32"))
+        manifest["zeros"] = {"src": "imatrix-zeros-src.f32", "imatrix": "imatrix-zeros.f32", "rows": int(zsrc.shape[0]),
+                             "call": "ggml_quantize_chunk(type, src, dst, 0, %d, 256, imatrix)" % zsrc.shape[0],
+                             "note": "rows: the 64 above rounded to f16, then 8 narrow rows far from zero (f16); importance: 77 columns 0, 51 x0.1",
+                             "types": {}}
+        for t in TYPES:
+            path = os.path.join(out, "imatrix-zeros-%s.bin" % t)
+            subprocess.check_call([exe, t, "256", os.path.join(out, "imatrix-zeros-src.f32"), os.path.join(out, "imatrix-zeros.f32"), path])
+            manifest["zeros"]["types"][t] = {"file": os.path.basename(path), "bytes": os.path.getsize(path)}
     with open(os.path.join(out, "imatrix-manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
