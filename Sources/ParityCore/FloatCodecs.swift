@@ -4,24 +4,24 @@
 /// Widening is exact. NaN stays NaN (quiet), ±Inf stays ±Inf where the format has it.
 public enum FloatCodecs {
     /// IEEE binary16 → Float (exact).
-    @inline(__always) public static func halfToFloat(_ bits: UInt16) -> Float {
+    @inlinable @inline(__always) public static func halfToFloat(_ bits: UInt16) -> Float {
         Float(Float16(bitPattern: bits))
     }
 
     /// Float → IEEE binary16, round to nearest even (Swift's `Float16.init(_: Float)` is the IEEE conversion;
     /// a test checks every midpoint between adjacent halves).
-    @inline(__always) public static func floatToHalf(_ x: Float) -> UInt16 {
+    @inlinable @inline(__always) public static func floatToHalf(_ x: Float) -> UInt16 {
         Float16(x).bitPattern
     }
 
     /// bfloat16 → Float (exact: bfloat16 is the top half of a binary32).
-    @inline(__always) public static func bfloat16ToFloat(_ bits: UInt16) -> Float {
+    @inlinable @inline(__always) public static func bfloat16ToFloat(_ bits: UInt16) -> Float {
         Float(bitPattern: UInt32(bits) << 16)
     }
 
     /// Float → bfloat16, round to nearest even; NaN is kept quiet (a payload rounding to an Inf pattern would
     /// otherwise turn a NaN into an Inf).
-    @inline(__always) public static func floatToBFloat16(_ x: Float) -> UInt16 {
+    @inlinable @inline(__always) public static func floatToBFloat16(_ x: Float) -> UInt16 {
         let bits = x.bitPattern
         if x.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x0040 }
         let roundingBias: UInt32 = 0x7FFF + ((bits >> 16) & 1)

@@ -110,7 +110,7 @@ public enum MLXFloatType: String, CaseIterable, Sendable {
 
     /// `x` rounded to this type (round to nearest even) and widened back, exactly as MLX's float16_t /
     /// bfloat16_t conversions do.
-    @inline(__always) public func round(_ x: Float) -> Float {
+    @inlinable @inline(__always) public func round(_ x: Float) -> Float {
         switch self {
         case .f32: return x
         case .f16: return Float(Float16(x))

@@ -356,6 +356,8 @@ public enum WeightVerifier {
         var exactTies = FloatingPointRoundingRule.toNearestOrEven
         /// ggml computes a Q8_0 position as x·(1/d) (`id = 1.0f/d`), MLX as (w − bias)/scale.
         var exactByInverse = false
+        /// The table-grid fast path (see `check`); off only to compare it with the full path in tests.
+        var tableFastPath = true
 
         init(policy: QuantBoundPolicy) {
             self.policy = policy
@@ -501,6 +503,14 @@ public enum WeightVerifier {
                     nearestValue = s * codes[k] + m
                     near = abs(xi - nearestValue)
                     endCode = codes[k]
+                    // Fast path for a table grid: an element inside the grid stored no farther than the nearest grid
+                    // value is in bounds (rule 1; nothing clipped), and its fraction err/allowed is at most
+                    // err/(gap/2) (allowed = gap/2 + slack + refit, each term ≥ 0). When that bound is no more than
+                    // the worst fraction and the sink's worst score so far, the element changes nothing below.
+                    if tableFastPath && inside && err <= near && yi.isFinite {
+                        let bound = Double(err / (gap / 2))
+                        if bound <= worstFraction && bound <= sink.worstScore { continue }
+                    }
                 }
                 let storedCode: Float = s != 0 && s.isFinite ? (yi - m) / s : endCode
                 // Both the stored value and the grid value the quantizer preferred may have moved (see QuantBoundPolicy).
@@ -643,13 +653,15 @@ public enum WeightVerifier {
         checker.record(into: &r)
     }
 
-    static func checkMLX(_ q: MLXQuantized, policy: QuantBoundPolicy, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
+    static func checkMLX(_ q: MLXQuantized, policy: QuantBoundPolicy, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink,
+                         tableFastPath: Bool = true) {
         r.rule = "MLX \(policy.type): " + policy.ruleText
         r.derivation = policy.derivation
         r.elements = expected.count
         let groupsPerRow = q.groupsPerRow, g = q.groupSize
         r.blocks = q.rows * groupsPerRow
         var checker = GroupChecker(policy: policy)
+        checker.tableFastPath = tableFastPath
         let scales = q.scaleValues, biases = q.biasValues
         let fpValues: [Float] = q.mode == .mxfp8 ? (0...255).map { FloatCodecs.f8E4M3ToFloat(UInt8($0)) } : MLXQuantization.fp4Values
         var y = [Float](repeating: 0, count: g)
@@ -759,12 +771,14 @@ extension WeightVerifier {
         return r
     }
 
-    /// Checks an MLX quantized matrix against reference values `[rows, cols]`.
-    public static func checkMLX(_ q: MLXQuantized, reference: [Float], name: String = "tensor") -> TensorWeightResult {
+    /// Checks an MLX quantized matrix against reference values `[rows, cols]`. `tableFastPath: false` judges every
+    /// element of a table grid (nvfp4, mxfp4, mxfp8) by the full path: the same result, for comparing the two.
+    public static func checkMLX(_ q: MLXQuantized, reference: [Float], name: String = "tensor", tableFastPath: Bool = true) -> TensorWeightResult {
         var r = TensorWeightResult(layer: nil, referenceName: name, fileName: name, storedType: q.mode.rawValue, storedShape: [q.rows, q.cols],
                                    referenceShape: [q.rows, q.cols], layout: "identity", status: .pass, failsVerification: false)
         var sink = IssueSink(map: nil, rowLength: q.cols)
-        checkMLX(q, policy: QuantBoundPolicy.mlx(mode: q.mode, bits: q.bits, groupSize: q.groupSize), expected: reference, into: &r, sink: &sink)
+        checkMLX(q, policy: QuantBoundPolicy.mlx(mode: q.mode, bits: q.bits, groupSize: q.groupSize), expected: reference, into: &r, sink: &sink,
+                 tableFastPath: tableFastPath)
         r.issues = sink.issues
         r.worst = sink.worst
         if r.elementsOutOfBounds > 0 || r.blocksOutOfBounds > 0 { r.status = .outOfBounds }

@@ -133,6 +133,7 @@ struct WeightBoundsTests {
             for (name, values) in try WeightTestData.distributions(count: 256 * 32) {
                 let q = try MLXQuantization.quantize(values, rows: values.count / 256, cols: 256, dtype: dtype, mode: mode, groupSize: group, bits: bits)
                 let r = WeightVerifier.checkMLX(q, reference: values)
+                expectSameJudgement(r, WeightVerifier.checkMLX(q, reference: values, tableFastPath: false), "\(mode) b\(bits) \(dtype) on \(name)")
                 #expect(r.elementsOutOfBounds == 0 && r.blocksOutOfBounds == 0, "\(mode) b\(bits) g\(group) \(dtype) on \(name): \(r.elementsOutOfBounds) out; first \(r.issues.first.map { "\($0)" } ?? "-")")
                 worst = max(worst, r.worstFractionOfBound ?? 0)
                 worstScale = max(worstScale, r.worstScaleFractionOfBound ?? 0)
@@ -151,6 +152,7 @@ struct WeightBoundsTests {
         let target = 3  // group index
         func check(_ c: MLXQuantized, _ what: String, elements: Set<Int>?) {
             let r = WeightVerifier.checkMLX(c, reference: values)
+            expectSameJudgement(r, WeightVerifier.checkMLX(c, reference: values, tableFastPath: false), "\(mode) b\(bits) \(what)")
             #expect(r.status == .outOfBounds, "\(mode) b\(bits) \(what): not caught")
             #expect(r.issues.allSatisfy { $0.block == target }, "\(mode) b\(bits) \(what): issues in groups \(r.issues.map { $0.block ?? -1 })")
             if let elements { #expect(Set(r.issues.map(\.storedIndex)) == elements, "\(mode) b\(bits) \(what): \(r.issues.map(\.storedIndex)) vs \(elements)") }
@@ -213,4 +215,15 @@ struct WeightBoundsTests {
         let r = WeightVerifier.checkGGUF(bad, type: .f32, reference: values, rowLength: 64)
         #expect(r.elementsOutOfBounds == 1 && r.issues.first?.storedIndex == 7)
     }
+}
+
+/// The weight check's table-grid fast path judges exactly as the full path: every count, verdict, fraction and
+/// reported element the same.
+func expectSameJudgement(_ fast: TensorWeightResult, _ full: TensorWeightResult, _ what: String) {
+    #expect(fast.status == full.status && fast.elementsOutOfBounds == full.elementsOutOfBounds && fast.blocksOutOfBounds == full.blocksOutOfBounds,
+            "\(what): fast path \(fast.status) \(fast.elementsOutOfBounds)/\(fast.blocksOutOfBounds), full \(full.status) \(full.elementsOutOfBounds)/\(full.blocksOutOfBounds)")
+    #expect(fast.worstFractionOfBound == full.worstFractionOfBound && fast.worstScaleFractionOfBound == full.worstScaleFractionOfBound
+            && fast.worstClipFractionOfBound == full.worstClipFractionOfBound && fast.worstRMSFractionOfBound == full.worstRMSFractionOfBound,
+            "\(what): fractions differ between the fast and the full path")
+    #expect(fast.worst == full.worst && fast.issues == full.issues && fast.finding == full.finding, "\(what): reported elements differ between the fast and the full path")
 }

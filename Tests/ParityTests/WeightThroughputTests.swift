@@ -44,4 +44,41 @@ struct WeightThroughputTests {
         let gbps = Double(report.bytesChecked) / max(report.seconds, 1e-9) / 1e9
         print("weight check \(type.name): \(report.bytesChecked) bytes (\(inF * outF) weights) in \(String(format: "%.3f", report.seconds)) s = \(String(format: "%.3f", gbps)) GB/s of stored data, \(String(format: "%.1f", Double(inF * outF) / report.seconds / 1e6)) M weights/s")
     }
+
+    @Test("a large MLX nvfp4 / mxfp4 / affine-b4 / affine-b8 model is checked; M weights/s printed",
+          arguments: try nonEmpty([("nvfp4", 0), ("mxfp4", 0), ("affine", 4), ("affine", 8)], "test arguments"))
+    func mlxThroughput(mode: String, bits: Int) throws {
+        let mib = Int(ProcessInfo.processInfo.environment["PARITY_WEIGHTS_BENCH_MIB"] ?? "") ?? 8
+        let inF = 4096, outF = max(64, mib << 20 / 4 / inF / 64 * 64)
+        let dir = try TemporaryDirectory()
+        // mnist-fc's structure (MLX's converter has a layout for it) at 64×64 inputs: fc1 is the matrix timed.
+        let config = """
+            {"name": "synthetic", "architecture": "mnist-fc", "task": "image-classification", "classes": [],
+             "input": {"name": "x", "shape": [1, 64, 64], "layout": "NCHW", "dtype": "float32", "preprocessing": "none"},
+             "layers": [{"name": "flatten", "op": "Flatten", "start_dim": 1},
+                        {"name": "fc1", "op": "Linear", "in_features": \(inF), "out_features": \(outF), "bias": true},
+                        {"name": "relu1", "op": "ReLU"},
+                        {"name": "fc2", "op": "Linear", "in_features": \(outF), "out_features": 10, "bias": true}],
+             "weights": "model.safetensors", "reference_framework": "synthetic"}
+            """
+        try writeBytes(Array(config.utf8), to: dir.file("config.json"))
+        var rng = WeightTestRandom(seed: 42)
+        let w = (0..<(inF * outF)).map { _ in rng.normal() * 0.02 }
+        let b = (0..<outF).map { _ in rng.normal() }
+        var st = SafetensorsWriter()
+        try st.add(name: "fc1.weight", tensor: Tensor(shape: [outF, inF], data: w))
+        try st.add(name: "fc1.bias", tensor: Tensor(shape: [outF], data: b))
+        try st.add(name: "fc2.weight", tensor: Tensor(shape: [10, outF], data: (0..<(10 * outF)).map { _ in rng.normal() * 0.02 }))
+        try st.add(name: "fc2.bias", tensor: Tensor(shape: [10], data: (0..<10).map { _ in rng.normal() }))
+        try st.write(to: dir.file("model.safetensors"))
+        let model = try ReferenceModel(directory: dir.path)
+        let parameters = mode == "affine" ? MLXQuantParameters(mode: mode, groupSize: 64, bits: bits)
+            : MLXQuantParameters(mode: mode, groupSize: mode == "nvfp4" ? 16 : 32, bits: 4)
+        _ = try MLXConverter.convert(model, dtype: "bf16", quantization: parameters, to: dir.file("mlx"))
+        let engine = try MLXEngine(files: MLXModelFiles.load(path: dir.file("mlx")), layers: model.config.layers, model: model.config)
+        let report = try #require(try WeightVerifier.verify(engine: engine, model: model))
+        #expect(report.passed, "\(report.failing.map { "\($0.fileName): \($0.issues.first.map { "\($0)" } ?? "")" })")
+        let label = mode == "affine" ? "affine-b\(bits)" : mode
+        print("weight check MLX \(label): \(report.bytesChecked) bytes (\(inF * outF) weights) in \(String(format: "%.3f", report.seconds)) s = \(String(format: "%.1f", Double(inF * outF) / report.seconds / 1e6)) M weights/s")
+    }
 }
