@@ -4,17 +4,12 @@ import ParityFormats
 import ParityVerify
 import Testing
 
-/// Deterministic test data for the weight bounds.
+/// Deterministic test data for the weight bounds: the tests' SplitMix64 stream, drawn in Float precision (24-bit
+/// uniforms, Float Box–Muller), which the measured bounds were recorded with.
 struct WeightTestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var generator: SplitMix64
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { generator.next() }
     mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
     mutating func normal() -> Float {
         let u1 = max(uniform(), 1e-7), u2 = uniform()
