@@ -45,7 +45,10 @@ public final class MappedFile: @unchecked Sendable {
 /// writer leaves nothing behind. The bytes go to an unnamed file (O_TMPFILE) in the destination's directory,
 /// which disappears with the process if it dies; `commit` flushes it, gives it a hidden temporary name and
 /// renames that over the destination (same directory, so the rename is atomic). File systems without O_TMPFILE
-/// fall back to a named hidden temporary file, removed on any error.
+/// fall back to a named hidden temporary file, removed on any error. Linux cannot link an unnamed file over an
+/// existing name, so the name exists for the two adjacent syscalls `linkat` → `rename`: a SIGKILL landing exactly
+/// there (seen under CI load) leaves `.<name>.parity-tmp-<pid>-<n>`, which the next write to the same path removes
+/// once that pid is gone.
 public final class AtomicFileWriter {
     public let destination: String
     private let directory: String
@@ -62,6 +65,7 @@ public final class AtomicFileWriter {
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw .notFound(path: directory, what: "output directory")
         }
+        AtomicFileWriter.removeAbandonedStaging(for: destination)
         let fd = parity_open_tmpfile(directory)
         if fd >= 0 {
             handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
@@ -123,8 +127,8 @@ public final class AtomicFileWriter {
         }
     }
 
-    /// A writer killed while filling a staging directory leaves it behind (nothing can run after SIGKILL); the
-    /// next write to the same path removes staging directories whose process no longer exists.
+    /// A writer killed while filling a staging directory, or between naming and renaming a file, leaves it behind
+    /// (nothing can run after SIGKILL); the next write to the same path removes those whose process no longer exists.
     static func removeAbandonedStaging(for path: String) {
         let url = URL(fileURLWithPath: path)
         let prefix = "." + url.lastPathComponent + ".parity-tmp-"

@@ -155,10 +155,34 @@ struct ReliabilityTests {
             let now = try readBytes(out)
             #expect(now == old || now == new, "attempt \(attempt): a half-written output")
             outcomes[now == old ? "old" : "new", default: 0] += 1
-            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["out.gguf"], "attempt \(attempt): debris")
+            // The only debris a kill may leave: the killed writer's complete, hidden temporary, when SIGKILL lands
+            // between `linkat` and `rename` (two adjacent syscalls; AtomicFileWriter's comment). Anything else —
+            // another name, another pid, a partial file — is a defect.
+            let killedTemporary = ".out.gguf.parity-tmp-\(process.processIdentifier)-"
+            for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name != "out.gguf" {
+                #expect(name.hasPrefix(killedTemporary), "attempt \(attempt): debris \(name)")
+                #expect(try readBytes(dir.file(name)) == new, "attempt \(attempt): \(name) is not the complete new file")
+                outcomes["named temporary", default: 0] += 1
+            }
             if now == new { try writeBytes(old, to: out) }
         }
         #expect(outcomes["old", default: 0] > 0, "some kills landed before the rename")
+        // The next write removes a dead writer's temporary: nothing but the output remains.
+        #expect(try runParity(["convert", "fmnist-mlp", "--to", "gguf", "--type", "f16", "-o", out]).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["out.gguf"], "debris after the next write")
+    }
+
+    @Test("a dead writer's hidden temporary is removed by the next write to the same path; a live writer's is not")
+    func abandonedTemporaryRemoved() throws {
+        let dir = try TemporaryDirectory()
+        let out = dir.file("out.gguf")
+        // A pid that cannot be alive (above Linux's pid_max limit of 2^22) and this process's own pid (alive).
+        let dead = dir.file(".out.gguf.parity-tmp-\(1 << 23)-1")
+        let live = dir.file(".out.gguf.parity-tmp-\(getpid())-2")
+        try writeBytes([1, 2, 3], to: dead)
+        try writeBytes([4, 5, 6], to: live)
+        #expect(try runParity(["convert", "fmnist-mlp", "--to", "gguf", "--type", "f16", "-o", out]).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == [".out.gguf.parity-tmp-\(getpid())-2", "out.gguf"])
     }
 
     @Test("a GGUF much larger than the model is inspected and verified through a memory map (bounded RSS)")
