@@ -81,7 +81,9 @@ public enum ModelRepository {
 
     private static func pending(_ name: String) -> String? {
         guard let dir = bundledDirectory() else { return nil }
-        return ModelConfig.transformerModelType(path: "\(dir)/\(name)/config.json").map { ModelConfig.transformerPending(modelType: $0) }
+        return ModelConfig.transformerModelType(path: "\(dir)/\(name)/config.json").map {
+            "a Hugging Face transformers checkpoint (model_type \"\($0)\"): its graph builds, its verification is not wired yet"
+        }
     }
 
     public static func locate(_ nameOrPath: String) throws(ParityError) -> ReferenceModel {
