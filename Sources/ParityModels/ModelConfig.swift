@@ -91,12 +91,6 @@ public struct ModelConfig: Equatable, Sendable {
         "mnist-fc": [("flatten", "Flatten"), ("fc1", "Linear"), ("relu1", "ReLU"), ("fc2", "Linear")],
     ]
 
-    /// The `model_type` of a Hugging Face config.json, if the file is one (nil for Parity's sequential configs).
-    public static func transformerModelType(path: String) -> String? {
-        guard let file = try? MappedFile(path: path), let json = try? JSONParser.parse(Array(file.data)), json["layers"] == nil else { return nil }
-        return json["model_type"]?.stringValue
-    }
-
     /// Loads config.json; `name` is the model's name when the file has none (a Hugging Face checkpoint is named
     /// after its directory).
     public static func load(path: String, name: String? = nil) throws(ParityError) -> ModelConfig {

@@ -19,6 +19,9 @@ public protocol FormatSupport: Sendable {
     func variant(ofFile path: String) throws -> Variant
     /// Opens a file of this format as the runtime would, and tells which variant it is.
     func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: Variant)
+    /// Opens a file of this format as the runtime would, for any model graph (a transformer's too), and tells
+    /// which variant it is. Defaults to `open` (the image-layer engines are graph engines).
+    func openGraph(_ path: String, for model: ReferenceModel) throws -> (engine: GraphEngine, variant: Variant)
     /// Explanations added to a report, e.g. a counterfactual run that isolates a runtime's own rounding.
     func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String]
 }
@@ -36,9 +39,14 @@ extension FormatSupport {
 
     public func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String] { [] }
 
+    public func openGraph(_ path: String, for model: ReferenceModel) throws -> (engine: GraphEngine, variant: Variant) {
+        let (engine, variant) = try open(path, for: model)
+        return (engine, variant)
+    }
+
     /// Opens `path` as this format, runs it against `golden`, and adds the format's explanations.
     public func verify(_ path: String, model: ReferenceModel, golden: GoldenFile) throws -> VerificationReport {
-        let (engine, variant) = try open(path, for: model)
+        let (engine, variant) = try openGraph(path, for: model)
         var report = try Comparator.verify(model: model, golden: golden, engine: engine, format: name, variant: variant.label, file: path)
         report.notes += try explain(report, path: path, model: model, golden: golden)
         return report
