@@ -22,6 +22,9 @@ public protocol FormatSupport: Sendable {
     /// Opens a file of this format as the runtime would, for any model graph (a transformer's too), and tells
     /// which variant it is. Defaults to `open` (the image-layer engines are graph engines).
     func openGraph(_ path: String, for model: ReferenceModel) throws -> (engine: GraphEngine, variant: Variant)
+    /// Why this format cannot verify `model` yet (nil: it can). `verify` without `--format` skips such cells
+    /// with a note; asked for explicitly, the cell is an error with this reason.
+    func unsupportedReason(for model: ReferenceModel) -> String?
     /// Explanations added to a report, e.g. a counterfactual run that isolates a runtime's own rounding.
     func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String]
 }
@@ -38,6 +41,12 @@ extension FormatSupport {
     }
 
     public func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String] { [] }
+
+    /// Transformers (a graph from a Hugging Face config) need the format's transformer engine; the image-layer
+    /// engines run only the sequential models.
+    public func unsupportedReason(for model: ReferenceModel) -> String? {
+        model.config.isTransformer ? "\(name): Parity's \(name) engine does not run \(model.config.architecture) graphs yet (safetensors does)" : nil
+    }
 
     public func openGraph(_ path: String, for model: ReferenceModel) throws -> (engine: GraphEngine, variant: Variant) {
         let (engine, variant) = try open(path, for: model)
@@ -74,6 +83,11 @@ public enum FormatRegistry {
 
 public struct SafetensorsSupport: FormatSupport {
     public init() {}
+
+    /// The PyTorch engine runs the Llama graph on a Hugging Face checkpoint's names (PyTorchEngine+Graph.swift).
+    public func unsupportedReason(for model: ReferenceModel) -> String? {
+        model.config.isTransformer && model.config.llama == nil ? "safetensors: no PyTorch ops for \(model.config.architecture) graphs" : nil
+    }
     public var format: Variant.Format { .safetensors }
     public var variants: [Variant] { FloatType.allCases.map { .safetensors([$0]) } }
 
