@@ -64,6 +64,23 @@ struct GraphVerifyTests {
         #expect(growth > 1000, "the error appears at k_proj: its input had float32 noise only")
     }
 
+    @Test("CLI: layer-diff of the planted file exits 1 naming k_proj; its JSON follows the report schema; verify's default cells skip formats without a Llama engine")
+    func commandLine() throws {
+        let dir = try TemporaryDirectory()
+        let path = try Self.planted("model.layers.1.self_attn.k_proj.weight", in: dir)
+        let result = try runParity(["layer-diff", "tiny-llama", path, "--isolated", "--json", dir.file("r.json"), "--html", dir.file("r.html")], timeout: 300)
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stdout.contains("model.layers.1.self_attn.k_proj"))
+        let schema = JSONSchemaValidator(root: try JSONParser.parse(readBytes(Repo.root + "/tools/schemas/parity-report.schema.json")))
+        let report = try JSONParser.parse(readBytes(dir.file("r.json")))
+        #expect(schema.validate(report) == [])
+        #expect(report["reports"]?.arrayValue?.first?["first_divergence"]?.stringValue == "model.layers.1.self_attn.k_proj")
+        let verify = try runParity(["verify", "tiny-llama"], timeout: 600)
+        #expect(verify.status == 0, "\(verify.stdout)\n\(verify.stderr)")
+        #expect(verify.stdout.contains("PASS  tiny-llama  safetensors bf16"))
+        #expect(verify.stdout.contains("tiny-llama gguf f32: skipped"))
+    }
+
     @Test("a decoder layer run alone on its golden inputs computes its golden output")
     func compositeIsolation() throws {
         let model = try Self.model.get()
