@@ -7,7 +7,9 @@
 //       payload                                through libhdf5's conversion), 'i' by count int64 values, 'o' (not
 //                                              numeric) by a string saying why; count = product of dims
 //   'A' object name kind:u8 payload           an attribute of an object already sent: kind 's' + string,
-//                                              'i' count:u64 + int64s, 'f' count:u64 + float64s, 'o' + reason
+//                                              'S' count:u64 + strings (a 1-D array of variable-length strings,
+//                                              possibly empty), 'i' count:u64 + int64s, 'f' count:u64 + float64s,
+//                                              'o' + reason
 //   'E' kind:u8 at reason                      the file is bad: kind 'm' malformed, 'u' unsupported, 'i' io;
 //                                              nothing follows
 //   'Z'                                        complete; nothing follows
@@ -66,6 +68,51 @@ static int reserve(Snapshot *s, const char *at, long long bytes) {
     return 0;
 }
 
+/// The rank of an attribute's dataspace (-1 if unreadable).
+static int space_of_rank(hid_t aid) {
+    hid_t space = H5Aget_space(aid);
+    if (space < 0) return -1;
+    int rank = H5Sget_simple_extent_ndims(space);
+    H5Sclose(space);
+    return rank;
+}
+
+/// Sends a 1-D array of variable-length strings as 'S' count + strings.
+static int send_string_array(Snapshot *s, hid_t aid, hid_t file_type, const char *object, const char *name, hssize_t points) {
+    if (points == 0) {
+        put_u8(s, 'A'); put_cstring(s, object); put_cstring(s, name); put_u8(s, 'S'); put_u64(s, 0);
+        return 0;
+    }
+    int rc = 0;
+    char **texts = calloc((size_t)points, sizeof(char *));
+    hid_t memory_type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(memory_type, H5T_VARIABLE);
+    H5Tset_cset(memory_type, H5Tget_cset(file_type));
+    if (!texts) {
+        rc = fail(s, 'i', object, "out of memory");
+    } else if (H5Aread(aid, memory_type, texts) < 0) {
+        rc = fail(s, 'm', object, "cannot read a string array attribute");
+    } else {
+        long long total = 0;
+        for (hssize_t i = 0; i < points && !rc; i++) {
+            size_t n = texts[i] ? strnlen(texts[i], PARITY_H5SNAP_MAX_STRING + 1) : 0;
+            if (n > PARITY_H5SNAP_MAX_STRING) rc = fail(s, 'u', object, "a string in an attribute is longer than 1 MiB");
+            total += (long long)n + 4;
+        }
+        if (!rc) rc = reserve(s, object, total);
+        if (!rc) {
+            put_u8(s, 'A'); put_cstring(s, object); put_cstring(s, name); put_u8(s, 'S'); put_u64(s, (uint64_t)points);
+            for (hssize_t i = 0; i < points; i++) put_string(s, texts[i] ? texts[i] : "", texts[i] ? strlen(texts[i]) : 0);
+        }
+    }
+    if (texts) {
+        for (hssize_t i = 0; i < points; i++) if (texts[i]) H5free_memory(texts[i]);
+        free(texts);
+    }
+    H5Tclose(memory_type);
+    return rc;
+}
+
 static int send_attribute(Snapshot *s, hid_t aid, const char *object, const char *name) {
     hid_t file_type = H5Aget_type(aid);
     if (file_type < 0) return fail(s, 'm', object, "cannot read an attribute's type");
@@ -77,11 +124,14 @@ static int send_attribute(Snapshot *s, hid_t aid, const char *object, const char
     int rc = 0;
     if (points < 0 || points > PARITY_H5SNAP_MAX_ATTRIBUTE_VALUES) {
         rc = fail(s, 'm', object, "an attribute holds a negative or absurd number of values");
+    } else if (type_class == H5T_STRING && H5Tis_variable_str(file_type) > 0 && (points != 1 || space_of_rank(aid) == 1)) {
+        // A list of names (format_version 2's `inputs`, `input_args`, `outputs`): empty for a node that reads nothing.
+        rc = send_string_array(s, aid, file_type, object, name, points);
     } else if (points == 0) {
         rc = fail(s, 'u', object, "an attribute holds no value (empty dataspace)");
     } else if (type_class == H5T_STRING && points != 1) {
         put_u8(s, 'A'); put_cstring(s, object); put_cstring(s, name); put_u8(s, 'o');
-        put_cstring(s, "string arrays are not used in goldens");
+        put_cstring(s, "fixed-length string arrays are not used in goldens");
     } else if (type_class == H5T_STRING && H5Tis_variable_str(file_type) > 0) {
         hid_t memory_type = H5Tcopy(H5T_C_S1);
         H5Tset_size(memory_type, H5T_VARIABLE);

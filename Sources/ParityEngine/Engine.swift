@@ -4,8 +4,8 @@ import ParityModels
 /// Called with each module's output, named by the reference module name, already in the reference layout.
 public typealias ActivationHook = (_ layer: String, _ output: Tensor) -> Void
 
-/// A layer could not run on this file's weights: the layer is reported as failed with this reason, and the
-/// layers after it as not run. (A file that is unreadable is a `ParityError` instead: bad input, exit 2.)
+/// A node (layer) could not run on this file's weights: it is reported as failed with this reason, and the
+/// nodes that depend on it as not run. (A file that is unreadable is a `ParityError` instead: bad input, exit 2.)
 public struct LayerExecutionError: Error, CustomStringConvertible {
     public let layer: String
     public let reason: String
@@ -13,16 +13,37 @@ public struct LayerExecutionError: Error, CustomStringConvertible {
     public var description: String { "\(layer): \(reason)" }
 }
 
-/// A runtime for one converted file, following that format's own semantics.
-public protocol FormatEngine {
+/// A runtime for one converted file, computing graph nodes as that format's runtime computes them. An engine
+/// supplies only the ops; `GraphExecutor` runs a whole graph (in topological order, calling the hooks) or one node
+/// on its golden inputs, the same way for every engine.
+public protocol GraphEngine {
     /// Human-readable description of what it emulates (printed in reports).
     var semantics: String { get }
+    /// Runs one node on the values it reads — `node.inputs` in order, then `node.implicitInputs` — each in the
+    /// reference layout, and returns its value in the reference layout. Never called for a composite module
+    /// (`GraphOp.module`): its value is its `output` node's. An op the engine does not implement, or weights the
+    /// runtime would refuse, throw `LayerExecutionError` naming the node.
+    func run(_ node: GraphNode, inputs: [GraphValue]) throws(LayerExecutionError) -> GraphValue
+}
+
+/// A graph engine for Parity's sequential image layers: it computes `GraphOp.layer` nodes, one float input each.
+public protocol FormatEngine: GraphEngine {
     /// Runs the layer with reference name `layer` on an input in the reference layout and returns its output in
     /// the reference layout. Used both for the end-to-end run and for feeding a layer its golden input.
     func apply(_ layer: LayerSpec, to input: Tensor) throws(LayerExecutionError) -> Tensor
 }
 
 extension FormatEngine {
+    public func run(_ node: GraphNode, inputs: [GraphValue]) throws(LayerExecutionError) -> GraphValue {
+        guard case let .layer(layer) = node.op else {
+            throw LayerExecutionError(layer: node.name, reason: "op \(node.op.label) is not computed by \(semantics)")
+        }
+        guard inputs.count == 1, let x = inputs[0].floats else {
+            throw LayerExecutionError(layer: node.name, reason: "a \(layer.op) layer reads one float tensor, got \(inputs.map(\.typeName))")
+        }
+        return .floats(try apply(layer, to: x))
+    }
+
     /// Runs every layer in order, calling `hook` after each. Stops at the first layer that cannot run.
     public func forward(_ layers: [LayerSpec], input: Tensor, hook: ActivationHook) throws(LayerExecutionError) -> Tensor {
         var x = input

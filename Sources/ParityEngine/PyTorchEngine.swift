@@ -11,6 +11,9 @@ public struct PyTorchEngine: DiagnosableEngine, StrictLoadingEngine {
     public var overrides: [String: Tensor] = [:]
     public var semantics: String { "PyTorch (safetensors state_dict, NCHW, float32 compute)" }
 
+    /// The checkpoint as a Llama, when the model is one (transformer nodes run on it: PyTorchEngine+Graph.swift).
+    public private(set) var llama: PyTorchLlamaWeights?
+
     /// What `load_state_dict(strict=True)` would say about this file (nil: no model given to check against).
     public let strictLoading: StrictLoadingOutcome?
     public var loading: StrictLoadingOutcome { strictLoading ?? .accepted(by: .pytorchStrict) }
@@ -25,10 +28,11 @@ public struct PyTorchEngine: DiagnosableEngine, StrictLoadingEngine {
     /// An engine for `model`'s file: a file sharing no parameter with the model is refused as bad input;
     /// otherwise its keys and shapes are checked as `load_state_dict(strict=True)` checks them.
     public init(weights: SafetensorsFile, model: ModelConfig) throws(ParityError) {
-        let expected = model.layers.flatMap(\.parameters).map { StrictLoadingRule.Parameter(name: $0.name, shape: $0.shape) }
+        let expected = model.graph.parameters.map { StrictLoadingRule.Parameter(name: $0.name, shape: $0.shape) }
         try ArchitectureCheck.checkTensorSet(file: weights.path, expected: expected.map(\.name), stored: weights.entries.map(\.name),
                                              model: model.name, modelArchitecture: model.architecture)
         self.weights = weights
+        llama = model.llama.map { PyTorchLlamaWeights(weights: weights, config: $0) }
         strictLoading = StrictLoadingRule.pytorchStrict.check(file: weights.path, expected: expected,
                                                               stored: weights.entries.map { .init(name: $0.name, shape: $0.shape) })
         Kernels.pinBLASThreads()

@@ -5,17 +5,21 @@ import ParityCore
 /// A value of an HDF5 attribute as Parity uses them: strings, integers, floats (scalars or 1-D).
 public enum HDF5AttributeValue: Equatable, Sendable, CustomStringConvertible {
     case string(String)
+    /// A 1-D array of strings (format_version 2's `inputs`, `input_args`), possibly empty.
+    case strings([String])
     case integers([Int64])
     case floats([Double])
 
     public var description: String {
         switch self {
         case let .string(s): return "\"\(s)\""
+        case let .strings(list): return "[" + list.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
         case let .integers(v): return v.count == 1 ? "\(v[0])" : "\(v)"
         case let .floats(v): return v.count == 1 ? "\(v[0])" : "\(v)"
         }
     }
     public var stringValue: String? { if case let .string(s) = self { return s }; return nil }
+    public var stringsValue: [String]? { if case let .strings(list) = self { return list }; return nil }
     public var intValue: Int64? { if case let .integers(v) = self, v.count == 1 { return v[0] }; return nil }
     public var doubleValue: Double? {
         switch self {
@@ -257,6 +261,20 @@ public final class HDF5File: @unchecked Sendable {
                     return H5Awrite(aid, type, &pointers)
                 }
                 guard status >= 0 else { throw .io(path: path, reason: "cannot write attribute \(where_)") }
+            case let .strings(texts):
+                let space = H5Screate_simple(1, [hsize_t(texts.count)], nil)
+                defer { H5Sclose(space) }
+                let type = H5Tcopy(parity_h5t_c_s1())
+                defer { H5Tclose(type) }
+                H5Tset_size(type, parity_h5t_variable())
+                H5Tset_cset(type, H5T_CSET_UTF8)
+                let aid = H5Acreate2(oid, name, type, space, parity_h5p_default(), parity_h5p_default())
+                guard aid >= 0 else { throw .io(path: path, reason: "cannot create attribute \(where_)") }
+                defer { H5Aclose(aid) }
+                let copies = texts.map { strdup($0) }
+                defer { copies.forEach { free($0) } }
+                var pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
+                guard texts.isEmpty || H5Awrite(aid, type, &pointers) >= 0 else { throw .io(path: path, reason: "cannot write attribute \(where_)") }
             case let .integers(values):
                 try writeNumericAttribute(oid, name, where_, type: parity_h5t_native_int64(), count: values.count) { values.withUnsafeBytes { $0.baseAddress! } }
             case let .floats(values):

@@ -374,6 +374,16 @@ private struct StreamReader {
                     let text = try string(limit: HDF5SnapshotLimits.maxString, what: "string attribute \(object)@\(name)")
                     try addPayload(text.utf8.count, self)
                     value = .value(.string(text))
+                case UInt8(ascii: "S"):
+                    let n = try u64()
+                    guard n <= UInt64(HDF5SnapshotLimits.maxAttributeValues) else { throw bad("attribute \(object)@\(name) claims \(n) strings") }
+                    var texts: [String] = []
+                    for _ in 0..<Int(n) {
+                        let text = try string(limit: HDF5SnapshotLimits.maxString, what: "a string of attribute \(object)@\(name)")
+                        try addPayload(text.utf8.count + 4, self)
+                        texts.append(text)
+                    }
+                    value = .value(.strings(texts))
                 case let k where k == UInt8(ascii: "i") || k == UInt8(ascii: "f"):
                     let n = try u64()
                     guard n >= 1, n <= UInt64(HDF5SnapshotLimits.maxAttributeValues) else { throw bad("attribute \(object)@\(name) claims \(n) values") }

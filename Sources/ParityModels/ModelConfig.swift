@@ -57,16 +57,29 @@ public struct InputSpec: Equatable, Sendable {
     public let preprocessing: String
 }
 
-/// config.json of a reference model (schema in golden/README.md).
+/// config.json of a reference model: Parity's sequential image config (`layers`, schema in golden/README.md) or a
+/// Hugging Face transformers config (`model_type`, built by `ArchitectureRegistry`). Either way the model is
+/// its `graph`; `layers` is the sequential model's layer list (empty for a transformer).
 public struct ModelConfig: Equatable, Sendable {
     public let name: String
+    /// Parity's architecture name (`mnist-cnn`, `mnist-fc`, …) or a Hugging Face `model_type` (`llama`).
     public let architecture: String
     public let classes: [String]
     public let input: InputSpec
+    /// The sequential model's layers in forward order; empty for a Hugging Face checkpoint.
     public let layers: [LayerSpec]
     public let weightsFile: String
     public let referenceFramework: String
     public let testAccuracy: Double?
+    /// The model as a graph (nodes named as the goldens name their datasets).
+    public let graph: ModelGraph
+    /// For a Hugging Face checkpoint: its `model_type` (nil for Parity's sequential configs).
+    public let modelType: String?
+    /// For a Hugging Face Llama checkpoint: its hyperparameters as config.json states them.
+    public let llama: LlamaArchitecture?
+
+    /// Whether this is a Hugging Face transformers checkpoint (a graph built from `model_type`).
+    public var isTransformer: Bool { modelType != nil }
 
     /// The structures of ggml's `examples/mnist` models (layer names and ops in forward order), whose GGUF
     /// layouts `convert` writes and whose graphs the GGUF engine runs. A config that declares one of these
@@ -78,20 +91,9 @@ public struct ModelConfig: Equatable, Sendable {
         "mnist-fc": [("flatten", "Flatten"), ("fc1", "Linear"), ("relu1", "ReLU"), ("fc2", "Linear")],
     ]
 
-    /// Why a Hugging Face transformers checkpoint (a config.json with `model_type`) cannot be verified yet: the
-    /// sequential layer list has no residuals, attention or multi-input nodes; the model graph will.
-    public static func transformerPending(modelType: String) -> String {
-        "a Hugging Face transformers checkpoint (model_type \"\(modelType)\"): verifying transformers needs Parity's model graph, "
-            + "which is not built yet (its reference, goldens and the ecosystem's converted files are in place: golden/README.md)"
-    }
-
-    /// The `model_type` of a Hugging Face config.json, if the file is one (nil for Parity's sequential configs).
-    public static func transformerModelType(path: String) -> String? {
-        guard let file = try? MappedFile(path: path), let json = try? JSONParser.parse(Array(file.data)), json["layers"] == nil else { return nil }
-        return json["model_type"]?.stringValue
-    }
-
-    public static func load(path: String) throws(ParityError) -> ModelConfig {
+    /// Loads config.json; `name` is the model's name when the file has none (a Hugging Face checkpoint is named
+    /// after its directory).
+    public static func load(path: String, name: String? = nil) throws(ParityError) -> ModelConfig {
         let file = try MappedFile(path: path)
         let json: JSONValue
         do {
@@ -99,13 +101,26 @@ public struct ModelConfig: Equatable, Sendable {
         } catch {
             throw .malformed(file: path, at: "offset \(error.offset)", reason: error.reason)
         }
-        return try ModelConfig(json: json, path: path)
+        return try ModelConfig(json: json, path: path, name: name)
     }
 
-    public init(json: JSONValue, path: String) throws(ParityError) {
+    public init(json: JSONValue, path: String, name defaultName: String? = nil) throws(ParityError) {
         if let modelType = json["model_type"]?.stringValue, json["layers"] == nil {
-            throw .unsupported(file: path, reason: ModelConfig.transformerPending(modelType: modelType))
+            graph = try ArchitectureRegistry.graph(config: json, path: path)
+            self.modelType = modelType
+            llama = modelType == "llama" ? try LlamaArchitecture(config: json, path: path) : nil
+            name = json["name"]?.stringValue ?? defaultName ?? modelType
+            architecture = modelType
+            classes = []
+            input = InputSpec(name: "input_ids", shape: [], layout: "BT", preprocessing: "token ids from the checkpoint's tokenizer")
+            layers = []
+            weightsFile = "model.safetensors"
+            referenceFramework = "transformers (PyTorch)"
+            testAccuracy = nil
+            return
         }
+        modelType = nil
+        llama = nil
         func fail(_ key: String, _ reason: String) -> ParityError { .malformed(file: path, at: "key \"\(key)\"", reason: reason) }
         func string(_ v: JSONValue?, _ key: String) throws(ParityError) -> String {
             guard let s = v?.stringValue else { throw fail(key, "expected a string") }
@@ -161,6 +176,7 @@ public struct ModelConfig: Equatable, Sendable {
             }
         }
         self.layers = layers
+        graph = SequentialArchitecture.graph(architecture: architecture, input: input, layers: layers)
         weightsFile = json["weights"]?.stringValue ?? "model.safetensors"
         referenceFramework = json["reference_framework"]?.stringValue ?? "unknown"
         testAccuracy = json["evaluation"]?["test_accuracy"]?.doubleValue

@@ -156,4 +156,72 @@ enum ReferenceConsistency {
             expectedInput = "/activations/\(activation.name)"
         }
     }
+
+    /// A transformer checkpoint holds exactly the parameters its graph uses (what `load_state_dict(strict=True)`
+    /// requires of `LlamaForCausalLM`), with the graph's shapes and float dtypes, checked in graph order so the
+    /// first node whose parameter disagrees is named.
+    static func checkGraphWeights(_ config: ModelConfig, configPath: String, weights: SafetensorsFile) throws(ParityError) {
+        let graph = config.graph
+        for node in graph.nodes {
+            for p in node.parameters {
+                guard let entry = weights.entry(named: p.name) else {
+                    throw .mismatch(file: weights.path, reason: "has no tensor \"\(p.name)\", which node \(node.name) (\(node.op.label)) of \(configPath) "
+                        + "needs with shape \(p.shape)")
+                }
+                guard entry.shape == p.shape else {
+                    throw .mismatch(file: weights.path, reason: "tensor \"\(p.name)\" has shape \(entry.shape), but node \(node.name) (\(node.op.label)) "
+                        + "of \(configPath) needs \(p.shape)")
+                }
+                guard entry.dtype.isFloatingPoint else {
+                    throw .mismatch(file: weights.path, reason: "tensor \"\(p.name)\" has dtype \(entry.dtype.rawValue); reference weights are floating point")
+                }
+            }
+        }
+        let expected = Set(graph.parameters.map(\.name))
+        let extra = weights.entries.map(\.name).filter { !expected.contains($0) }.sorted()
+        guard extra.isEmpty else {
+            throw .mismatch(file: weights.path, reason: "holds tensor\(extra.count == 1 ? "" : "s") \(extra.map { "\"\($0)\"" }.joined(separator: ", ")) "
+                + "that the \(graph.architecture) graph of \(configPath) does not use")
+        }
+    }
+
+    /// A format_version 2 golden records exactly the graph: every recorded node has its dataset, computed from
+    /// exactly the node's inputs (as `input_args`), every dataset is a node, and the model inputs are there,
+    /// typed as the graph takes them, all with one batch and token count.
+    static func checkGraphGolden(_ golden: GoldenFile, config: ModelConfig, configPath: String) throws(ParityError) {
+        let file = golden.path, graph = config.graph
+        guard golden.version == 2 else {
+            throw .mismatch(file: file, reason: "is a format_version \(golden.version) golden, but \(configPath) is a Hugging Face checkpoint (format_version 2 records causal LMs)")
+        }
+        var batchTokens: [Int]?
+        for input in graph.inputs {
+            guard let value = golden.inputValues[input.name] else {
+                throw .mismatch(file: file, reason: "has no \(input.path), an input of the \(graph.architecture) graph")
+            }
+            let typeMatches = input.type == .int32 ? value.integers != nil : value.floats != nil
+            guard typeMatches else { throw .mismatch(file: file, reason: "\(input.path) holds \(value.typeName), the \(graph.architecture) graph takes \(input.type.rawValue)") }
+            guard value.shape.count == 2, batchTokens == nil || batchTokens == value.shape else {
+                throw .mismatch(file: file, reason: "\(input.path) has shape \(value.shape); the inputs must all be [batch, tokens]\(batchTokens.map { " = \($0)" } ?? "")")
+            }
+            batchTokens = value.shape
+        }
+        for node in graph.recordedNodes {
+            guard let dataset = golden.activation(at: node.path) else {
+                throw .mismatch(file: file, reason: "has no dataset \(node.path), a node of the \(graph.architecture) graph built from \(configPath)")
+            }
+            guard dataset.inputs == node.inputs, dataset.inputArgs == node.inputArgs else {
+                throw .mismatch(file: file, reason: "\(node.path) was computed from \(zip(dataset.inputArgs, dataset.inputs).map { "\($0)=\($1)" }), "
+                    + "but the graph built from \(configPath) reads \(zip(node.inputArgs, node.inputs).map { "\($0)=\($1)" })")
+            }
+            if let batchTokens, dataset.value.shape.count >= 2, node.op != .positions {
+                // [B, T, …] for token-wise values, [B, H, T, …] for attention: the batch comes first.
+                guard dataset.value.shape[0] == batchTokens[0] else {
+                    throw .mismatch(file: file, reason: "\(node.path) has shape \(dataset.value.shape), batch \(dataset.value.shape[0]) where the inputs have \(batchTokens[0])")
+                }
+            }
+        }
+        if let unknown = golden.activations.first(where: { graph.node(at: $0.path) == nil }) {
+            throw .mismatch(file: file, reason: "records \(unknown.path), which the \(graph.architecture) graph built from \(configPath) does not have")
+        }
+    }
 }

@@ -20,9 +20,16 @@ public struct ReferenceModel: Sendable {
         }
         self.directory = directory
         let configPath = directory + "/config.json"
-        config = try ModelConfig.load(path: configPath)
-        try ReferenceConsistency.checkArchitecture(config, configPath: configPath)
-        try ReferenceConsistency.checkWeights(config, configPath: configPath, weights: SafetensorsFile(path: directory + "/" + config.weightsFile))
+        // A Hugging Face checkpoint's config.json has no name: the model is named after its directory.
+        let directoryName = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
+        config = try ModelConfig.load(path: configPath, name: directoryName)
+        let weights = try SafetensorsFile(path: directory + "/" + config.weightsFile)
+        if config.isTransformer {
+            try ReferenceConsistency.checkGraphWeights(config, configPath: configPath, weights: weights)
+        } else {
+            try ReferenceConsistency.checkArchitecture(config, configPath: configPath)
+            try ReferenceConsistency.checkWeights(config, configPath: configPath, weights: weights)
+        }
     }
 
     public var configPath: String { directory + "/config.json" }
@@ -32,16 +39,22 @@ public struct ReferenceModel: Sendable {
     /// The goldens, after checking that they were recorded from exactly these weights (`weights_sha256`):
     /// a golden made from other weights must not pass or fail anything silently.
     public func golden() throws(ParityError) -> GoldenFile {
-        let golden = try GoldenFile(path: goldenPath, declaredLayers: GoldenFile.DeclaredLayers(names: config.layers.map(\.name), source: configPath))
+        let declared = config.isTransformer ? nil : GoldenFile.DeclaredLayers(names: config.layers.map(\.name), source: configPath)
+        let golden = try GoldenFile(path: goldenPath, declaredLayers: declared)
         let actual = try MappedFile(path: weightsPath).data.withUnsafeBytes { SHA256.hex($0) }
         guard actual == golden.weightsSHA256 else {
             throw .mismatch(file: goldenPath, reason: "stale golden: it was recorded from weights with sha256 \(golden.weightsSHA256), "
-                + "but \(weightsPath) has sha256 \(actual). Regenerate it with tools/regen_goldens.py \(directory) (it shows a diff first).")
+                + "but \(weightsPath) has sha256 \(actual). Regenerate it with "
+                + (config.isTransformer ? "tools/llama/record_goldens.py \(directory) --prompts FILE --replace" : "tools/regen_goldens.py \(directory) (it shows a diff first)") + ".")
         }
         guard golden.model == config.name else {
             throw .mismatch(file: goldenPath, reason: "golden is for model \"\(golden.model)\" but config.json names \"\(config.name)\"")
         }
-        try ReferenceConsistency.checkGolden(golden, config: config, configPath: configPath)
+        if config.isTransformer {
+            try ReferenceConsistency.checkGraphGolden(golden, config: config, configPath: configPath)
+        } else {
+            try ReferenceConsistency.checkGolden(golden, config: config, configPath: configPath)
+        }
         return golden
     }
 }
@@ -62,26 +75,10 @@ public enum ModelRepository {
         return candidates.first { fm.fileExists(atPath: $0 + "/README.md") || fm.fileExists(atPath: $0) }
     }
 
-    /// Names of the bundled models Parity verifies (directories under golden/ holding a config.json), sorted.
-    /// Transformer checkpoints bundled ahead of the model graph are listed by `pendingBundled()` instead, so that
-    /// `verify` with no arguments covers what can be verified and `models` says what cannot yet.
+    /// Names of the bundled models (directories under golden/ holding a config.json), sorted.
     public static func bundledNames() -> [String] {
-        allBundled().filter { pending($0) == nil }
-    }
-
-    /// Bundled transformer checkpoints that cannot be verified yet, with the reason.
-    public static func pendingBundled() -> [(name: String, reason: String)] {
-        allBundled().compactMap { name in pending(name).map { (name, $0) } }
-    }
-
-    private static func allBundled() -> [String] {
         guard let dir = bundledDirectory(), let items = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
         return items.filter { FileManager.default.fileExists(atPath: "\(dir)/\($0)/config.json") }.sorted()
-    }
-
-    private static func pending(_ name: String) -> String? {
-        guard let dir = bundledDirectory() else { return nil }
-        return ModelConfig.transformerModelType(path: "\(dir)/\(name)/config.json").map { ModelConfig.transformerPending(modelType: $0) }
     }
 
     public static func locate(_ nameOrPath: String) throws(ParityError) -> ReferenceModel {

@@ -3,9 +3,9 @@ import ParityEngine
 import ParityFormats
 import ParityModels
 
-/// Runs an engine on the golden inputs and compares every layer with the golden activations.
+/// Runs an engine over the model graph on the golden inputs and compares every recorded node with the goldens.
 public enum Comparator {
-    /// The golden input a model reads first: the dataset the first activation's `input` names, else the only input.
+    /// The golden input a sequential model reads first: the dataset the first activation's `input` names, else the only input.
     public static func modelInput(_ golden: GoldenFile) throws(ParityError) -> Tensor {
         if let path = golden.activations.first?.input, path.hasPrefix("/inputs/"),
            let tensor = golden.inputs[String(path.dropFirst("/inputs/".count))] {
@@ -17,81 +17,103 @@ public enum Comparator {
         return only
     }
 
+    /// Every model input of `graph`, typed, by path, from the goldens.
+    public static func graphInputs(_ graph: ModelGraph, golden: GoldenFile) throws(ParityError) -> [String: GraphValue] {
+        var values: [String: GraphValue] = [:]
+        for input in graph.inputs {
+            guard let value = golden.inputValues[input.name] else {
+                throw .mismatch(file: golden.path, reason: "has no \(input.path), an input of the \(graph.architecture) graph")
+            }
+            values[input.path] = value
+        }
+        return values
+    }
+
     /// The tolerances for this file: derived from what each layer of the file stores (read through the engine),
     /// or, for an engine Parity cannot look into, from the variant label when it names one storage for every layer.
-    public static func policy(model: ReferenceModel, engine: FormatEngine, format: String, variant: String) -> TolerancePolicy? {
+    /// A transformer's policy is per node op (`TolerancePolicy.transformer`).
+    public static func policy(model: ReferenceModel, engine: GraphEngine, format: String, variant: String) -> TolerancePolicy? {
         guard let kind = Variant.Format(rawValue: format) else { return nil }
-        let stored = StoredWeights.of(engine, layers: model.config.layers)
+        if model.config.isTransformer {
+            return (try? Variant.parse(variant, format: kind)).flatMap { TolerancePolicy.transformer(graph: model.config.graph, variant: $0) }
+        }
+        let stored = (engine as? FormatEngine).flatMap { StoredWeights.of($0, layers: model.config.layers) }
             ?? (try? Variant.parse(variant, format: kind)).flatMap { StoredWeights.uniform($0, layers: model.config.layers) }
         return stored.flatMap { TolerancePolicy.derive(format: kind, variant: variant, layers: model.config.layers, stored: $0) }
     }
 
-    public static func verify(model: ReferenceModel, golden: GoldenFile, engine: FormatEngine,
+    /// The status of one computed value against its golden.
+    static func judge(_ value: GraphValue, against golden: GoldenActivation, tolerance: Tolerance?) -> (LayerMetrics?, LayerStatus) {
+        guard value.shape == golden.value.shape else { return (nil, .shapeMismatch(expected: golden.value.shape, actual: value.shape)) }
+        let m = LayerMetrics.compare(value.asFloats.data, golden.tensor.data)
+        if m.goldenNonFinite > 0 { return (m, .goldenNonFinite(m.goldenNonFinite)) }
+        if !m.isFinite { return (m, .nonFinite(nan: m.nanCount, inf: m.infCount)) }
+        guard let tolerance else { return (m, .unjudged) }
+        let violations = tolerance.violations(m)
+        return (m, violations.isEmpty ? .pass : .fail(violations))
+    }
+
+    public static func verify(model: ReferenceModel, golden: GoldenFile, engine: GraphEngine,
                               format: String, variant: String, file: String, checkWeights: Bool = true) throws(ParityError) -> VerificationReport {
+        let graph = model.config.graph
         let policy = policy(model: model, engine: engine, format: format, variant: variant)
-        var outputs: [String: Tensor] = [:]
+        var outputs: [String: GraphValue] = [:]
         var failure: LayerExecutionError?
-        let input = try modelInput(golden)
+        let inputs = try graphInputs(graph, golden: golden)
         do throws(LayerExecutionError) {
-            _ = try engine.forward(model.config.layers, input: input) { name, output in outputs[name] = output }
+            try GraphExecutor.run(graph, engine: engine, inputs: inputs) { node, value in outputs[node.path] = value }
         } catch {
             failure = error
         }
         var results: [LayerResult] = []
         var reachedFailure = false
         for activation in golden.activations {
-            let layer = model.config.layer(named: activation.name)
-            let tolerance = layer.flatMap { policy?.tolerance(for: $0) }
+            let tolerance = policy?.tolerance(forNode: activation.name)
             var metrics: LayerMetrics?
             let status: LayerStatus
-            if let failure, failure.layer == activation.name {
-                status = .error(failure.reason)
+            if let failure, failure.layer == activation.name
+                || !reachedFailure && outputs[activation.path] == nil && !golden.activations.contains(where: { $0.name == failure.layer }) {
+                // The node that could not run (or, for a node no golden records, the first recorded node it left without a value).
+                status = .error(failure.layer == activation.name ? failure.reason : "\(failure.layer): \(failure.reason)")
                 reachedFailure = true
+            } else if let output = outputs[activation.path] {
+                (metrics, status) = judge(output, against: activation, tolerance: tolerance)
             } else if reachedFailure {
+                // The executor stops at the first node that cannot run; nodes after it in topological order have no value.
                 status = .notRun
-            } else if let output = outputs[activation.name] {
-                if output.shape != activation.tensor.shape {
-                    status = .shapeMismatch(expected: activation.tensor.shape, actual: output.shape)
-                } else {
-                    let m = LayerMetrics.compare(output.data, activation.tensor.data)
-                    metrics = m
-                    if m.goldenNonFinite > 0 {
-                        status = .goldenNonFinite(m.goldenNonFinite)
-                    } else if !m.isFinite {
-                        status = .nonFinite(nan: m.nanCount, inf: m.infCount)
-                    } else if let tolerance {
-                        let violations = tolerance.violations(m)
-                        status = violations.isEmpty ? .pass : .fail(violations)
-                    } else {
-                        status = .unjudged
-                    }
-                }
             } else {
                 status = .missing
             }
-            results.append(LayerResult(name: activation.name, op: activation.op, order: activation.order, input: activation.input,
-                                       shape: activation.tensor.shape, metrics: metrics, tolerance: tolerance, status: status,
+            results.append(LayerResult(name: activation.name, op: activation.op.isEmpty ? (graph.node(at: activation.path)?.op.label ?? "") : activation.op,
+                                       order: activation.order, input: activation.input, inputs: activation.inputs,
+                                       shape: activation.value.shape, metrics: metrics, tolerance: tolerance, status: status,
                                        growth: nil, noiseFloorRelL2: activation.noiseFloorRelL2))
         }
-        // Error growth: this layer's rel L2 over that of the layer it reads.
-        let relByPath = Dictionary(uniqueKeysWithValues: results.compactMap { r in r.metrics.map { ("/activations/" + r.name, $0.relL2) } })
+        // Error growth: this node's rel L2 over the largest rel L2 among the nodes it reads.
+        let relByPath = Dictionary(uniqueKeysWithValues: zip(golden.activations, results).compactMap { a, r in r.metrics.map { (a.path, $0.relL2) } })
         for i in results.indices {
-            guard let rel = results[i].metrics?.relL2, let input = results[i].input, let upstream = relByPath[input], upstream > 0 else { continue }
+            guard let rel = results[i].metrics?.relL2, let upstream = results[i].inputs.compactMap({ relByPath[$0] }).max(), upstream > 0 else { continue }
             results[i].growth = rel / upstream
         }
         var argmax: ArgmaxAgreement?
-        if let last = golden.activations.last, !model.config.classes.isEmpty, let output = outputs[last.name],
-           output.shape == last.tensor.shape, let lastResult = results.last, let m = lastResult.metrics {
+        if let lastResult = results.last, let last = golden.activations.last, last.path == graph.output,
+           model.config.isTransformer || !model.config.classes.isEmpty,
+           let output = outputs[last.path]?.floats, output.shape == last.tensor.shape, let m = lastResult.metrics {
             // Two logits can each move by the absolute tolerance, so a margin wider than twice it cannot flip.
             // Without a tolerance the margin is 0 and the agreement is shown, not judged (see VerificationReport.verdict).
+            // A causal LM predicts at every token: each (sequence, token) row is one prediction.
             let absLimit = (lastResult.tolerance?.maxAbsOverScale ?? 0) * m.goldenMaxAbs
-            argmax = ArgmaxAgreement.compute(actual: output, expected: last.tensor, decisiveMargin: 2 * absLimit)
+            let rows = output.shape.dropLast().reduce(1, *), columns = output.shape.last ?? 1
+            argmax = ArgmaxAgreement.compute(actual: output.reshaped([rows, columns]), expected: last.tensor.reshaped([rows, columns]),
+                                             decisiveMargin: 2 * absLimit)
         }
+        let inputCount = graph.inputs.first.flatMap { inputs[$0.path]?.shape.first } ?? 0
         var report = VerificationReport(model: model.name, format: format, variant: variant, file: file, engine: engine.semantics,
-                                        policy: policy, layers: results, argmax: argmax,
-                                        inputCount: input.shape.first ?? 0)
+                                        policy: policy, layers: results, argmax: argmax, inputCount: inputCount)
         // Weights first: every stored parameter against the reference, independent of activation tolerances.
-        if checkWeights { report.weights = try WeightVerifier.verify(engine: engine, model: model) }
+        if checkWeights, !model.config.isTransformer, let formatEngine = engine as? FormatEngine {
+            report.weights = try WeightVerifier.verify(engine: formatEngine, model: model)
+        }
         if let loading = (engine as? StrictLoadingEngine)?.loading {
             report.loadRefusals = loading.refusals
             report.notes += loading.refusals.map { "FAIL: \($0)" } + loading.warnings.map { "warning: \($0)" }
@@ -99,31 +121,24 @@ public enum Comparator {
         return report
     }
 
-    /// `layer-diff`: the propagated comparison, every layer also run on its golden input (isolated), and a
-    /// diagnosis for each layer that fails in isolation. `progress` receives one line per step.
-    public static func layerDiff(model: ReferenceModel, golden: GoldenFile, engine: FormatEngine, format: String, variant: String,
+    /// `layer-diff`: the propagated comparison, every node also run on its golden inputs (isolated: all of them,
+    /// as the golden's `inputs` list them; a composite module runs its members from its own golden inputs), and a
+    /// diagnosis for each image layer that fails in isolation. `progress` receives one line per step.
+    public static func layerDiff(model: ReferenceModel, golden: GoldenFile, engine: GraphEngine, format: String, variant: String,
                                  file: String, diagnose: Bool = true, progress: (String) -> Void = { _ in }) throws(ParityError) -> VerificationReport {
-        progress("propagated run: \(model.config.layers.count) layers")
+        let graph = model.config.graph
+        progress("propagated run: \(graph.nodes.count) nodes")
         var report = try verify(model: model, golden: golden, engine: engine, format: format, variant: variant, file: file)
         for (i, activation) in golden.activations.enumerated() {
             progress("isolated \(i + 1)/\(golden.activations.count): \(activation.name)")
-            guard let layer = model.config.layer(named: activation.name), let path = activation.input, let input = golden.tensor(at: path) else {
+            guard let node = graph.node(at: activation.path), activation.inputs.allSatisfy({ golden.value(at: $0) != nil }) else {
                 report.setIsolated(i, metrics: nil, status: .missing)
                 continue
             }
             do throws(LayerExecutionError) {
-                let out = try engine.apply(layer, to: input)
-                guard out.shape == activation.tensor.shape else {
-                    report.setIsolated(i, metrics: nil, status: .shapeMismatch(expected: activation.tensor.shape, actual: out.shape))
-                    continue
-                }
-                let m = LayerMetrics.compare(out.data, activation.tensor.data)
-                let status: LayerStatus
-                if m.goldenNonFinite > 0 { status = .goldenNonFinite(m.goldenNonFinite) } else if !m.isFinite { status = .nonFinite(nan: m.nanCount, inf: m.infCount) } else if let t = report.layers[i].tolerance {
-                    let v = t.violations(m)
-                    status = v.isEmpty ? .pass : .fail(v)
-                } else { status = .unjudged }
-                report.setIsolated(i, metrics: m, status: status)
+                let value = try GraphExecutor.runIsolated(node, in: graph, engine: engine) { golden.value(at: $0) }
+                let (metrics, status) = judge(value, against: activation, tolerance: report.layers[i].tolerance)
+                report.setIsolated(i, metrics: metrics, status: status)
             } catch {
                 report.setIsolated(i, metrics: nil, status: .error(error.reason))
             }

@@ -19,6 +19,12 @@ public protocol FormatSupport: Sendable {
     func variant(ofFile path: String) throws -> Variant
     /// Opens a file of this format as the runtime would, and tells which variant it is.
     func open(_ path: String, for model: ReferenceModel) throws -> (engine: FormatEngine, variant: Variant)
+    /// Opens a file of this format as the runtime would, for any model graph (a transformer's too), and tells
+    /// which variant it is. Defaults to `open` (the image-layer engines are graph engines).
+    func openGraph(_ path: String, for model: ReferenceModel) throws -> (engine: GraphEngine, variant: Variant)
+    /// Why this format cannot verify `model` yet (nil: it can). `verify` without `--format` skips such cells
+    /// with a note; asked for explicitly, the cell is an error with this reason.
+    func unsupportedReason(for model: ReferenceModel) -> String?
     /// Explanations added to a report, e.g. a counterfactual run that isolates a runtime's own rounding.
     func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String]
 }
@@ -36,9 +42,20 @@ extension FormatSupport {
 
     public func explain(_ report: VerificationReport, path: String, model: ReferenceModel, golden: GoldenFile) throws -> [String] { [] }
 
+    /// Transformers (a graph from a Hugging Face config) need the format's transformer engine; the image-layer
+    /// engines run only the sequential models.
+    public func unsupportedReason(for model: ReferenceModel) -> String? {
+        model.config.isTransformer ? "\(name): Parity's \(name) engine does not run \(model.config.architecture) graphs yet (safetensors does)" : nil
+    }
+
+    public func openGraph(_ path: String, for model: ReferenceModel) throws -> (engine: GraphEngine, variant: Variant) {
+        let (engine, variant) = try open(path, for: model)
+        return (engine, variant)
+    }
+
     /// Opens `path` as this format, runs it against `golden`, and adds the format's explanations.
     public func verify(_ path: String, model: ReferenceModel, golden: GoldenFile) throws -> VerificationReport {
-        let (engine, variant) = try open(path, for: model)
+        let (engine, variant) = try openGraph(path, for: model)
         var report = try Comparator.verify(model: model, golden: golden, engine: engine, format: name, variant: variant.label, file: path)
         report.notes += try explain(report, path: path, model: model, golden: golden)
         return report
@@ -66,6 +83,11 @@ public enum FormatRegistry {
 
 public struct SafetensorsSupport: FormatSupport {
     public init() {}
+
+    /// The PyTorch engine runs the Llama graph on a Hugging Face checkpoint's names (PyTorchEngine+Graph.swift).
+    public func unsupportedReason(for model: ReferenceModel) -> String? {
+        model.config.isTransformer && model.config.llama == nil ? "safetensors: no PyTorch ops for \(model.config.architecture) graphs" : nil
+    }
     public var format: Variant.Format { .safetensors }
     public var variants: [Variant] { FloatType.allCases.map { .safetensors([$0]) } }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ParityCore
+import ParityModels
 
 /// What happened at one reference layer.
 public enum LayerStatus: Equatable, Sendable {
@@ -51,13 +52,15 @@ public struct LayerResult: Sendable {
     public let name: String
     public let op: String
     public let order: Int
-    /// HDF5 path of what this layer reads in the golden.
+    /// HDF5 path of what this layer reads in the golden (its first input).
     public let input: String?
+    /// HDF5 paths of everything this node reads, in argument order (the golden's `inputs`).
+    public let inputs: [String]
     public let shape: [Int]
     public let metrics: LayerMetrics?
     public let tolerance: Tolerance?
     public var status: LayerStatus
-    /// rel L2 of this layer over rel L2 of the layer it reads: > 1 means the error grew here.
+    /// rel L2 of this node over the largest rel L2 among the nodes it reads: > 1 means the error grew here.
     public var growth: Double?
     /// The reference's own f32-vs-f64 noise at this layer, for scale.
     public let noiseFloorRelL2: Double?
@@ -92,21 +95,21 @@ public struct VerificationReport: Sendable {
     /// Whether layers were also run on their golden inputs.
     public var hasIsolatedRun: Bool { layers.contains { $0.isolatedStatus != nil } }
 
-    /// Where error is introduced rather than inherited. With isolated runs: the earliest layer, in forward
-    /// order, that fails when fed its golden input. Otherwise: the earliest layer that fails while the layer it
-    /// reads passes (or it reads a model input) — Core ML's failure-source rule. Without a tolerance policy
-    /// there is no first divergence (Model Explorer's rule: no threshold is invented).
+    /// Where error is introduced rather than inherited. With isolated runs: the earliest node, in topological
+    /// order, that fails when fed its golden inputs. Otherwise: the earliest node that fails while every node it
+    /// reads passes (model inputs always do) — Core ML's failure-source rule. Without a tolerance policy there is
+    /// no first divergence (Model Explorer's rule: no threshold is invented).
     public var firstDivergence: LayerResult? {
         guard policy != nil else { return nil }
         if hasIsolatedRun, let own = layers.first(where: { ($0.isolatedStatus.map { !$0.isPass && $0 != .notRun && $0 != .unjudged }) ?? false }) {
             return own
         }
-        let byPath = Dictionary(uniqueKeysWithValues: layers.map { ("/activations/" + $0.name, $0) })
+        var byPath: [String: LayerResult] = [:]
+        for layer in layers { byPath[GraphNode.path(forName: layer.name)] = layer }
         return layers.first { layer in
             // An unjudged layer has no limit to exceed: it is never a divergence.
             guard !layer.status.isPass, layer.status != .notRun, layer.status != .unjudged else { return false }
-            guard let input = layer.input, let source = byPath[input] else { return true }
-            return source.status.isPass
+            return layer.inputs.allSatisfy { byPath[$0]?.status.isPass ?? true }
         }
     }
 

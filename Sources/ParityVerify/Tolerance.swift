@@ -39,6 +39,9 @@ public struct TolerancePolicy: Sendable {
 
     public func tolerance(for layer: LayerSpec) -> Tolerance? { perLayer[layer.name] }
 
+    /// The tolerance of a graph node, by report name (`conv1`, `attention/model.layers.0.self_attn/probs`).
+    public func tolerance(forNode name: String) -> Tolerance? { perLayer[name] }
+
     /// The distinct reasons, in first-use order, for the report.
     public func reasons(in order: [String]) -> [String] {
         var seen: [String] = []

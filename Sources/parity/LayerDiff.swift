@@ -31,7 +31,7 @@ struct LayerDiff: ParsableCommand {
         let reference = try ModelRepository.locate(model)
         let golden = try reference.golden()
         let support = im2col.support(try format.map { f in FormatRegistry.all.first { $0.format == f }! } ?? FormatRegistry.detect(converted))
-        let (engine, opened) = try support.open(converted, for: reference)
+        let (engine, opened) = try support.openGraph(converted, for: reference)
         let variant = opened.label
         let showProgress = isatty(STDERR_FILENO) == 1
         var report = try Comparator.layerDiff(model: reference, golden: golden, engine: engine, format: support.name, variant: variant,

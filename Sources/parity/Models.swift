@@ -14,12 +14,16 @@ struct Models: ParsableCommand {
         for name in ModelRepository.bundledNames() {
             let model = try ModelRepository.locate(name)
             let accuracy = model.config.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "?"
-            let layers = model.config.layers.map(\.name).joined(separator: " → ")
-            print("  \(name)  [\(model.config.architecture)]  test accuracy \(accuracy)  reference \(model.config.referenceFramework)")
-            print("      \(layers)")
-        }
-        for (name, reason) in ModelRepository.pendingBundled() {
-            print("  \(name)  not verifiable yet: \(reason)")
+            let graph = model.config.graph
+            if let llama = model.config.llama {
+                print("  \(name)  [\(model.config.architecture), Hugging Face]  reference \(model.config.referenceFramework)")
+                print("      \(llama.layerCount) layers, hidden \(llama.hiddenSize), \(llama.headCount) heads × \(llama.headDimension) (\(llama.keyValueHeadCount) KV), "
+                    + "intermediate \(llama.intermediateSize), vocabulary \(llama.vocabularySize), \(llama.tiedEmbeddings ? "tied" : "untied") output; "
+                    + "graph of \(graph.nodes.count) nodes, \(graph.recordedNodes.count) recorded")
+            } else {
+                print("  \(name)  [\(model.config.architecture)]  test accuracy \(accuracy)  reference \(model.config.referenceFramework)")
+                print("      \(graph.nodes.map(\.name).joined(separator: " → "))")
+            }
         }
         print("formats: " + FormatRegistry.all.map { "\($0.name) (\($0.variants.map(\.label).joined(separator: ", ")))" }.joined(separator: "; "))
     }

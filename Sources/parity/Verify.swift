@@ -74,6 +74,7 @@ struct Verify: ParsableCommand {
 
         var reports: [VerificationReport] = []
         var errors: [CellError] = []
+        var skipped: [String] = []
         for name in names {
             let model: ReferenceModel, golden: GoldenFile
             do {
@@ -95,6 +96,13 @@ struct Verify: ParsableCommand {
                 continue
             }
             for (support, v) in cells {
+                if let reason = support.unsupportedReason(for: model) {
+                    // Asked for by name it is an error; as part of "every format" the cell is skipped, and said so.
+                    if format.isEmpty { skipped.append("\(model.name) \(support.name) \(v.label): skipped — \(reason)") } else {
+                        errors.append(CellError(model: model.name, format: support.name, variant: v.label, message: reason))
+                    }
+                    continue
+                }
                 let path = "\(workDir)/\(model.name)-\(v.label).\(support.name)"
                 do {
                     let notes = try support.convert(model, variant: v, to: path)
@@ -122,7 +130,10 @@ struct Verify: ParsableCommand {
             print("  \(r.verdict.rawValue.uppercased())  \(r.model)  \(r.format) \(r.variant)  worst rel L2 \(worst)  \(first)" + WeightRendering.summary(r))
         }
         for e in errors { print("  ERROR  \(e.model)  \(e.format) \(e.variant)  \(e.message)") }
-        if reports.isEmpty && errors.isEmpty { throw ParityError.usage("nothing to verify: no format/variant matched") }
+        for line in skipped { print("  " + line) }
+        if reports.isEmpty && errors.isEmpty {
+            throw ParityError.usage("nothing to verify: no format/variant matched" + skipped.map { "\n  " + $0 }.joined())
+        }
         let exit: Int32 = !errors.isEmpty ? Exit.badInput : reports.isEmpty ? 0 : Exit.status(for: Verdict.combined(reports.map(\.verdict)))
         if let json {
             var document = ReportRendering.json(reports)

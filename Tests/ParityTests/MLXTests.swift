@@ -227,7 +227,7 @@ struct MLXRuntimeTests {
         let input = Tensor(shape: [16] + images.shape.dropFirst(), data: Array(images.data[0..<(16 * images.count / images.shape[0])]))
         let (engine, _) = try MLXSupport().open(weights, for: model)
         var outputs: [String: Tensor] = [:]
-        _ = try engine.forward(model.config.layers, input: input) { outputs[$0] = $1 }
+        try GraphExecutor.run(model.config.graph, engine: engine, inputs: [model.config.graph.inputs[0].path: .floats(input)]) { outputs[$0.name] = $1.floats }
         var compared = 0
         for entry in recorded.entries where entry.name.hasPrefix("out.") {
             let layer = String(entry.name.dropFirst(4))
