@@ -9,7 +9,10 @@ public struct PyTorchEngine: DiagnosableEngine, StrictLoadingEngine {
     public let weights: SafetensorsFile
     /// Parameters replaced for diagnosis, by name.
     public var overrides: [String: Tensor] = [:]
-    public var semantics: String { "PyTorch (safetensors state_dict, NCHW, float32 compute)" }
+    public var semantics: String {
+        llama == nil ? "PyTorch (safetensors state_dict, NCHW, float32 compute)"
+            : "PyTorch (safetensors state_dict into transformers' LlamaForCausalLM, eager attention, float32 compute)"
+    }
 
     /// The checkpoint as a Llama, when the model is one (transformer nodes run on it: PyTorchEngine+Graph.swift).
     public private(set) var llama: PyTorchLlamaWeights?

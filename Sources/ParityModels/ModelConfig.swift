@@ -115,7 +115,7 @@ public struct ModelConfig: Equatable, Sendable {
             input = InputSpec(name: "input_ids", shape: [], layout: "BT", preprocessing: "token ids from the checkpoint's tokenizer")
             layers = []
             weightsFile = "model.safetensors"
-            referenceFramework = "transformers (PyTorch)"
+            referenceFramework = json["transformers_version"]?.stringValue.map { "transformers \($0) (PyTorch)" } ?? "transformers (PyTorch)"
             testAccuracy = nil
             return
         }
