@@ -146,7 +146,9 @@ public struct GGMLLlamaOps: LlamaOps {
 
     /// ggml's `rotate_pairs`: pair i is (first, first + partnerOffset) with first = i·pairStride;
     /// y0 = x0·cos − x1·sin, y1 = x0·sin + x1·cos, products and sums each rounded to float.
-    static func rotatePairs(_ x: Tensor, cos: Tensor, sin: Tensor, partnerOffset: Int, pairStride: Int) -> Tensor {
+    /// `round` rounds each product and sum to a narrower compute type (MLX in float16); ggml's is the identity.
+    static func rotatePairs(_ x: Tensor, cos: Tensor, sin: Tensor, partnerOffset: Int, pairStride: Int,
+                            round: (Float) -> Float = { $0 }) -> Tensor {
         let (b, h, t, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         var out = x.data
         for bi in 0..<b {
@@ -157,9 +159,9 @@ public struct GGMLLlamaOps: LlamaOps {
                         let first = base + i * pairStride, second = first + partnerOffset
                         let c = cos.data[cs + i], s = sin.data[cs + i]
                         let x0 = x.data[first], x1 = x.data[second]
-                        let a = x0 * c, bb = x1 * s, e = x0 * s, f = x1 * c
-                        out[first] = a - bb
-                        out[second] = e + f
+                        let a = round(x0 * c), bb = round(x1 * s), e = round(x0 * s), f = round(x1 * c)
+                        out[first] = round(a - bb)
+                        out[second] = round(e + f)
                     }
                 }
             }

@@ -28,6 +28,10 @@ public protocol LlamaOps: Sendable {
     func attentionOutput(probs: Tensor, v: Tensor, keyValueHeads: Int) -> Tensor
     /// SiLU.
     func silu(_ x: Tensor) -> Tensor
+    /// Elementwise a + b (the residual) and a · b (SwiGLU's product); float32 unless the runtime computes in
+    /// another dtype.
+    func add(_ a: Tensor, _ b: Tensor) -> Tensor
+    func mul(_ a: Tensor, _ b: Tensor) -> Tensor
 }
 
 extension LlamaOps {

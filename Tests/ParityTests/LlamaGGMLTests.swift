@@ -148,3 +148,32 @@ extension LlamaGGMLTests {
         }
     }
 }
+
+extension LlamaGGMLTests {
+    static let llamaCppMatmuls = Repo.fixtures + "/llama-compute/llamacpp-matmuls.gguf"
+
+    @Test("mul_mat on every stored type llama.cpp's tools wrote reproduces llama.cpp's own V projection",
+          arguments: try nonEmpty(["F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"], "weight types"))
+    func matmulAgainstLlamaCpp(type: String) throws {
+        let file = try GGUFFile(path: Self.llamaCppMatmuls)
+        let weight = try #require(file.tensor(named: "\(type).weight"), "\(type).weight in the fixture")
+        #expect(weight.type.name.uppercased() == type, "the fixture's \(type) weight is stored as \(weight.type.name)")
+        let x = try file.values(try #require(file.tensor(named: "\(type).input")))
+        let y = try file.values(try #require(file.tensor(named: "\(type).output")))
+        let (rows, columns) = (weight.ne[1], weight.ne[0])
+        let input = Tensor(shape: [1, x.count / columns, columns], data: x)
+        let expected = Tensor(shape: [1, x.count / columns, rows], data: y)
+        let matrix = StoredMatrix(rows: rows, columns: columns, storage: .ggml(file: file, tensor: weight), fileName: weight.name)
+        let ours = try GGMLLlamaOps(headDimension: 32, kvCache: .f32).linear(input, matrix, role: .value)
+        // The counterfactual: the same dequantized weights times float32 activations (no vec_dot_type conversion).
+        let unconverted = TransformerTensors.linearF32(input, weight: try file.values(weight), outFeatures: rows)
+        let d = maxAbsDifference(ours, expected), dUnconverted = maxAbsDifference(unconverted, expected)
+        let scale = try #require(y.map { abs(Double($0)) }.max(), "llama.cpp's output is not empty")
+        print(String(format: "ggml mul_mat %@ vs llama.cpp: max|Δ| %.2e (float32 activations instead: %.2e), max |y| %.2f", type, d, dUnconverted, scale))
+        // Same integer block dot products and scales; only the float32 accumulation order across blocks (ggml's
+        // SIMD lanes) differs: a few float32 ulps of the largest output (measured ≤ 2e-6 at |y| ≤ 12).
+        #expect(d <= 1e-6 * max(scale, 1) * 4, "\(type): max |Δ| \(d) vs llama.cpp > 4e-6 × max |y| \(scale)")
+        // Converting the activations is what llama.cpp does: without it the result is visibly different.
+        #expect(dUnconverted > 10 * d, "\(type): float32 activations (\(dUnconverted)) should be much further from llama.cpp than ggml's conversion (\(d))")
+    }
+}

@@ -15,8 +15,12 @@ struct ReferenceLlamaSource: LlamaWeightSource {
     let ropeStyle: RopeStyle
     /// Q and K rows as convert_hf_to_gguf writes them.
     let permutedQueryKey: Bool
+    /// Every tensor rounded to this dtype (round to nearest even), as `mlx_lm convert --dtype float16` and
+    /// `astype` write them; nil keeps float32.
+    let storedAs: DType?
 
-    init(directory: String = Repo.golden + "/tiny-llama", ropeStyle: RopeStyle = .halves, permutedQueryKey: Bool = false) throws {
+    init(directory: String = Repo.golden + "/tiny-llama", ropeStyle: RopeStyle = .halves, permutedQueryKey: Bool = false,
+         storedAs: DType? = nil) throws {
         path = directory + "/model.safetensors"
         file = try SafetensorsFile(path: path)
         let config = try fixtureJSON(directory + "/config.json")
@@ -40,6 +44,15 @@ struct ReferenceLlamaSource: LlamaWeightSource {
             ropeDimensions: try int("head_dim"), tiedEmbeddings: tied)
         self.ropeStyle = ropeStyle
         self.permutedQueryKey = permutedQueryKey
+        self.storedAs = storedAs
+    }
+
+    func stored(_ values: [Float]) -> [Float] {
+        switch storedAs {
+        case .f16?: return values.map { Float(Float16($0)) }
+        case .bf16?: return values.map { FloatCodecs.bfloat16ToFloat(FloatCodecs.floatToBFloat16($0)) }
+        default: return values
+        }
     }
 
     func matrix(_ role: LlamaTensorRole, layer: Int) throws(ParityError) -> StoredMatrix {
@@ -52,12 +65,12 @@ struct ReferenceLlamaSource: LlamaWeightSource {
             let heads = role == .query ? hyperparameters.headCount : hyperparameters.keyValueHeadCount
             values = Self.convertHFToGGUFPermute(values, rows: rows, cols: cols, heads: heads)
         }
-        return StoredMatrix(rows: rows, columns: cols, storage: .dense(values: values, dtype: .f32), fileName: name)
+        return StoredMatrix(rows: rows, columns: cols, storage: .dense(values: stored(values), dtype: storedAs ?? .f32), fileName: name)
     }
 
     func vector(_ role: LlamaTensorRole, layer: Int) throws(ParityError) -> [Float] {
         let name = role.referenceName(layer: layer)
-        do { return try file.tensor(named: name).data } catch { throw .notFound(path: path, what: name) }
+        do { return stored(try file.tensor(named: name).data) } catch { throw .notFound(path: path, what: name) }
     }
 
     /// `w.reshape(n_head, 2, rows/n_head/2, cols).swapaxes(1, 2).reshape(rows, cols)`: the result's index
