@@ -39,7 +39,8 @@ public enum GGMLKVCacheType: String, Sendable, CaseIterable {
 /// accumulator rounded at every key (`ggml_vec_mad_f16`, rescaled by exp(M_old − M) when M grows), dividing by S at
 /// the end. The probabilities are never materialised; `attentionOutput` replays that recurrence from them
 /// (exp(s_i − M) is p_i / p_max, up to float32 rounding of p), which is what the graph's split into probs and
-/// probs·V allows. Longer prompts (≥ 64 queries) take ggml's tiled kernel instead (float32 accumulation): not modelled.
+/// probs·V allows. From 64 queries on ggml takes its tiled kernel instead: Q stays float32, K and V are widened from
+/// F16 and everything accumulates in float32 — modelled as the float32 products of those values.
 public struct GGMLLlamaOps: LlamaOps {
     public let kvCache: GGMLKVCacheType
     /// llama.cpp's flash attention (off: `soft_max_ext` and two `mul_mat`s).
@@ -181,13 +182,18 @@ public struct GGMLLlamaOps: LlamaOps {
     // MARK: Attention
 
     /// The values the cache holds (F16 rounds them) and the vec_dot_type the other operand is converted to.
+    /// ggml's CPU flash attention takes its tiled float32 kernel (`flash_attn_ext_tiled`) from 64 queries on
+    /// (GGML_FA_TILE_Q), the per-row F16 kernel below that.
+    func tiledFlashAttention(queries: Int) -> Bool { flashAttention && queries >= 64 }
+
     /// Flash attention casts an F32 cache to F16 as well, so K and V (and Q, converted to K's vec_dot_type) are F16.
     func throughCache(_ t: Tensor) -> Tensor { kvCache == .f16 || flashAttention ? GGMLNumerics.round(t, to: .f16) : t }
 
     public func attentionProbs(q: Tensor, k: Tensor, mask: Tensor) -> Tensor {
         let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let (hkv, s) = (k.shape[1], k.shape[2])
-        let kc = throughCache(k), qc = throughCache(q)
+        // ggml's tiled flash-attention kernel (≥ 64 queries) keeps Q in float32 and widens K to float32.
+        let kc = throughCache(k), qc = tiledFlashAttention(queries: t) ? q : throughCache(q)
         let scale = Float(1) / sqrtf(Float(d))
         var out = [Float](repeating: 0, count: b * h * t * s)
         var kq = [Float](repeating: 0, count: t * s)
@@ -229,6 +235,10 @@ public struct GGMLLlamaOps: LlamaOps {
 
     public func attentionOutput(probs: Tensor, v: Tensor, keyValueHeads: Int) -> Tensor {
         let values = throughCache(TransformerTensors.splitHeads(v, heads: keyValueHeads))
+        if tiledFlashAttention(queries: probs.shape[2]) {
+            // The tiled kernel: exp weights times V (widened from F16) in float32, divided by the sum at the end.
+            return PyTorchLlamaOps.probsTimesValues(probs: probs, values: values)
+        }
         if flashAttention { return GGMLLlamaOps.flashAttentionOutput(probs: probs, values: values) }
         return PyTorchLlamaOps.probsTimesValues(probs: throughCache(probs), values: values)
     }
