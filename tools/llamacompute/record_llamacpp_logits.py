@@ -11,7 +11,9 @@ computed them (`llama_logits --dump`, the scheduler's eval callback), in numpy o
 head dimensions in llama.cpp's (permuted) order: `nodes/<setting>/Qcur` [T, H, D] and `Kcur` [T, Hkv, D] after
 RoPE, `Vcur` [T, Hkv·D], `kq_soft_max` [H, T, T] (flash attention off only: the first T of the cache's slots;
 the rest are exactly 0),
-`kqv_out` [T, H·D].
+`kqv_out` [T, H·D]. `long/input_ids` [1, 80] (the two sequences, then the first 16 tokens again) and
+`long/kv-f16-flash-attn`: llama.cpp's logits for them with flash attention, which from 64 queries on runs ggml's
+tiled kernel.
 
 Usage: .build-venv-mlx/bin/python tools/llamacompute/record_llamacpp_logits.py [--eco .build-llama/ecosystem]
 """
@@ -81,6 +83,19 @@ def main():
                     value = value[:, :, :t]
                 f.create_dataset(f"nodes/{name}/{key}", data=np.ascontiguousarray(value), chunks=True, compression="gzip",
                                  compression_opts=4, shuffle=True, track_times=False).attrs["node"] = f"{node[0]} (occurrence {node[1]})"
+        # 80 tokens (the two golden sequences and the first 16 again) with flash attention: from 64 queries on,
+        # ggml's CPU flash attention takes its tiled kernel instead of the per-row one.
+        long = np.concatenate([ids[0], ids[1], ids[0][:16]])[None, :].astype(np.int32)
+        long_tokens = os.path.join(scratch, "long-tokens.bin")
+        with open(long_tokens, "wb") as lf:
+            lf.write(np.array(long.shape, "<i4").tobytes()); lf.write(long.astype("<i4").tobytes())
+        out = os.path.join(scratch, "logits.bin")
+        cmd = [binary, gguf, long_tokens, out, "--kv", "f16", "--flash-attn", "on", "--threads", "1"]
+        subprocess.run(cmd, check=True, capture_output=True)
+        f.create_dataset("long/input_ids", data=long, track_times=False)
+        d = f.create_dataset("long/kv-f16-flash-attn", data=np.fromfile(out, "<f4").reshape(1, long.shape[1], -1), chunks=True,
+                             compression="gzip", compression_opts=4, shuffle=True, track_times=False)
+        d.attrs["command"] = " ".join(["llama_logits", "tiny-llama-f32.gguf", "TOKENS", "OUT"] + cmd[4:])
     shutil.rmtree(scratch)
 
 if __name__ == "__main__":
