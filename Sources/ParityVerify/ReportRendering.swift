@@ -69,7 +69,9 @@ public enum ReportRendering {
         if let policy = report.policy {
             for reason in policy.reasons(in: report.layers.map(\.name)) {
                 let users = report.layers.filter { $0.tolerance?.reason == reason }.map(\.name)
-                lines.append("tolerance for \(users.joined(separator: ", ")): \(reason)")
+                // A transformer has dozens of nodes per limit: name the count and the span instead of every node.
+                let who = users.count > 8 ? "\(users.count) nodes (\(users[0]) … \(users[users.count - 1]))" : users.joined(separator: ", ")
+                lines.append("tolerance for \(who): \(reason)")
             }
         } else {
             lines.append("no tolerance policy for \(report.format) \(report.variant): metrics only, no first divergence; verdict UNJUDGED (neither pass nor fail)")
@@ -102,6 +104,7 @@ public enum ReportRendering {
             var members: [(key: String, value: JSONValue)] = [
                 ("name", .string(l.name)), ("op", .string(l.op)), ("order", .number(l.order)),
                 ("input", l.input.map { .string($0) } ?? .null),
+                ("inputs", .array(l.inputs.map { JSONValue.string($0) })),
                 ("shape", .array(l.shape.map { JSONValue.number($0) })),
                 ("status", .string(l.status.label.lowercased())), ("detail", .string(l.status.detail)),
                 ("growth", num(l.growth)), ("noise_floor_rel_l2", num(l.noiseFloorRelL2)),

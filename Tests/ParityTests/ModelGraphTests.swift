@@ -79,6 +79,23 @@ struct ModelGraphTests {
         #expect(model.config.graph.nodes.map(\.name) == model.config.layers.map(\.name))
     }
 
+    @Test("a tied output reads the embedding table (listed once among the parameters); absent keys take transformers' defaults")
+    func tiedAndDefaults() throws {
+        let json = try JSONParser.parse(Array("""
+            {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "vocab_size": 100, "tie_word_embeddings": true}
+            """.utf8))
+        let config = try ModelConfig(json: json, path: "config.json", name: "tiny")
+        let llama = try #require(config.llama)
+        #expect(llama.keyValueHeadCount == 4 && llama.headDimension == 16, "num_key_value_heads defaults to the heads, head_dim to hidden / heads")
+        #expect(llama.rmsNormEpsilon == 1e-6 && llama.ropeTheta == 10000, "LlamaConfig's defaults")
+        let head = try #require(config.graph.node(named: "lm_head"))
+        #expect(head.parameters == [GraphParameter(name: "model.embed_tokens.weight", shape: [100, 64])])
+        #expect(config.graph.parameters.filter { $0.name == "model.embed_tokens.weight" }.count == 1)
+        #expect(!config.graph.parameters.contains { $0.name == "lm_head.weight" })
+        #expect(config.graph.parameters.count == 1 + 2 * 9 + 1, "embedding, 9 per layer, final norm; no separate output")
+    }
+
     @Test("an unknown model_type is refused naming the known architectures; RoPE scaling is refused")
     func registryRefusals() throws {
         #expect(throws: ParityError.unsupported(file: "c.json", reason: "model_type \"gpt2\" has no architecture in Parity (known: llama)")) {
