@@ -32,11 +32,19 @@ public enum GGMLKVCacheType: String, Sendable, CaseIterable {
 /// the ops move values between that order and the reference order at their boundaries (exact moves), so every
 /// value reported is in HF order and the pipeline of ops computes what llama.cpp's graph computes.
 ///
-/// With flash attention on (llama.cpp's `-fa`; the C API's default is "auto", llama-cpp-python's is off), the
-/// CPU kernel casts an F32 cache to F16 as well and accumulates V·softmax online (running max and rescaling) —
-/// about as far from the reference as an F16 cache (measured 3.1e-3 on tiny-llama's logits); not modelled here.
+/// With `flashAttention` (llama.cpp's `-fa`; the C API's default "auto" turns it on where the backend supports it,
+/// as the CPU backend does; llama-cpp-python's default is off), llama.cpp casts an F32 cache to F16 too and calls
+/// `ggml_flash_attn_ext`, whose CPU kernel for fewer than 64 queries (`flash_attn_ext_f16_one_chunk`) converts Q to
+/// F16, walks the keys in order with a running maximum M and sum S, and accumulates V·exp(s − M) in an F16
+/// accumulator rounded at every key (`ggml_vec_mad_f16`, rescaled by exp(M_old − M) when M grows), dividing by S at
+/// the end. The probabilities are never materialised; `attentionOutput` replays that recurrence from them
+/// (exp(s_i − M) is p_i / p_max, up to float32 rounding of p), which is what the graph's split into probs and
+/// probs·V allows. From 64 queries on ggml takes its tiled kernel instead: Q stays float32, K and V are widened from
+/// F16 and everything accumulates in float32 — modelled as the float32 products of those values.
 public struct GGMLLlamaOps: LlamaOps {
     public let kvCache: GGMLKVCacheType
+    /// llama.cpp's flash attention (off: `soft_max_ext` and two `mul_mat`s).
+    public let flashAttention: Bool
     /// The RoPE mode the stored Q/K rows are rotated in: `.adjacentPairs` (ggml NORMAL, llama.cpp's `llama`) on
     /// rows in convert_hf_to_gguf's permuted order; `.halves` (NEOX) on rows in HF order.
     public let ropeStyle: RopeStyle
@@ -44,20 +52,22 @@ public struct GGMLLlamaOps: LlamaOps {
     /// Per-head width of Q and K: the unit of convert_hf_to_gguf's row permutation.
     public let headDimension: Int
 
-    public init(headDimension: Int, kvCache: GGMLKVCacheType = .f16, ropeStyle: RopeStyle = .adjacentPairs) {
+    public init(headDimension: Int, kvCache: GGMLKVCacheType = .f16, ropeStyle: RopeStyle = .adjacentPairs, flashAttention: Bool = false) {
         self.kvCache = kvCache
+        self.flashAttention = flashAttention
         self.ropeStyle = ropeStyle
         self.headDimension = headDimension
         Kernels.pinBLASThreads()
     }
 
     /// The ops for a weight source: its head dimension and the RoPE mode its runtime applies to its rows.
-    public init(source: any LlamaWeightSource, kvCache: GGMLKVCacheType = .f16) {
-        self.init(headDimension: source.hyperparameters.headDimension, kvCache: kvCache, ropeStyle: source.ropeStyle)
+    public init(source: any LlamaWeightSource, kvCache: GGMLKVCacheType = .f16, flashAttention: Bool = false) {
+        self.init(headDimension: source.hyperparameters.headDimension, kvCache: kvCache, ropeStyle: source.ropeStyle,
+                  flashAttention: flashAttention)
     }
 
     public var semantics: String {
-        "ggml CPU backend, llama.cpp's llama graph (rope \(ropeStyle == .adjacentPairs ? "NORMAL (adjacent pairs)" : "NEOX (halves)"), KV cache \(kvCache.rawValue.uppercased()), flash attention off; mul_mat converts activations to the weight's vec_dot_type)"
+        "ggml CPU backend, llama.cpp's llama graph (rope \(ropeStyle == .adjacentPairs ? "NORMAL (adjacent pairs)" : "NEOX (halves)"), KV cache \(kvCache.rawValue.uppercased()), flash attention \(flashAttention ? "on" : "off"); mul_mat converts activations to the weight's vec_dot_type)"
     }
 
     // MARK: Embedding and projections
@@ -172,12 +182,18 @@ public struct GGMLLlamaOps: LlamaOps {
     // MARK: Attention
 
     /// The values the cache holds (F16 rounds them) and the vec_dot_type the other operand is converted to.
-    func throughCache(_ t: Tensor) -> Tensor { kvCache == .f16 ? GGMLNumerics.round(t, to: .f16) : t }
+    /// ggml's CPU flash attention takes its tiled float32 kernel (`flash_attn_ext_tiled`) from 64 queries on
+    /// (GGML_FA_TILE_Q), the per-row F16 kernel below that.
+    func tiledFlashAttention(queries: Int) -> Bool { flashAttention && queries >= 64 }
+
+    /// Flash attention casts an F32 cache to F16 as well, so K and V (and Q, converted to K's vec_dot_type) are F16.
+    func throughCache(_ t: Tensor) -> Tensor { kvCache == .f16 || flashAttention ? GGMLNumerics.round(t, to: .f16) : t }
 
     public func attentionProbs(q: Tensor, k: Tensor, mask: Tensor) -> Tensor {
         let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let (hkv, s) = (k.shape[1], k.shape[2])
-        let kc = throughCache(k), qc = throughCache(q)
+        // ggml's tiled flash-attention kernel (≥ 64 queries) keeps Q in float32 and widens K to float32.
+        let kc = throughCache(k), qc = tiledFlashAttention(queries: t) ? q : throughCache(q)
         let scale = Float(1) / sqrtf(Float(d))
         var out = [Float](repeating: 0, count: b * h * t * s)
         var kq = [Float](repeating: 0, count: t * s)
@@ -219,7 +235,53 @@ public struct GGMLLlamaOps: LlamaOps {
 
     public func attentionOutput(probs: Tensor, v: Tensor, keyValueHeads: Int) -> Tensor {
         let values = throughCache(TransformerTensors.splitHeads(v, heads: keyValueHeads))
+        if tiledFlashAttention(queries: probs.shape[2]) {
+            // The tiled kernel: exp weights times V (widened from F16) in float32, divided by the sum at the end.
+            return PyTorchLlamaOps.probsTimesValues(probs: probs, values: values)
+        }
+        if flashAttention { return GGMLLlamaOps.flashAttentionOutput(probs: probs, values: values) }
         return PyTorchLlamaOps.probsTimesValues(probs: throughCache(probs), values: values)
+    }
+
+    /// `flash_attn_ext_f16_one_chunk`'s V accumulation for F16 V, replayed from the probabilities: per query, keys
+    /// in order, masked ones (p = 0) skipped; with w_i = p_i (∝ exp(s_i − M_final)) and W the running maximum of w,
+    /// a new maximum rescales the F16 accumulator by W_old / w_i (= exp(M_old − M)), otherwise the key's weight is
+    /// w_i / W (= exp(s − M)); `acc = f16(acc + v·weight)` (ggml's F16 FMA loop: float FMA, then F16 rounding),
+    /// `S = S·scale + weight`; the output is float(acc) · (1/S).
+    static func flashAttentionOutput(probs: Tensor, values: Tensor) -> Tensor {
+        let (b, h, t, s) = (probs.shape[0], probs.shape[1], probs.shape[2], probs.shape[3])
+        let (hkv, d) = (values.shape[1], values.shape[3])
+        var heads = [Float](repeating: 0, count: b * h * t * d)
+        var acc = [Float](repeating: 0, count: d)
+        for bi in 0..<b {
+            for hi in 0..<h {
+                let kv = hi / (h / hkv)
+                for ti in 0..<t {
+                    for i in 0..<d { acc[i] = 0 }
+                    var runningMax: Float = 0, sum: Float = 0
+                    let row = ((bi * h + hi) * t + ti) * s
+                    for si in 0..<s {
+                        let w = probs.data[row + si]
+                        guard w > 0 else { continue }
+                        var scale: Float = 1, weight: Float = 1
+                        if w > runningMax {
+                            scale = runningMax / w
+                            runningMax = w
+                            for i in 0..<d { acc[i] = Float(Float16(acc[i] * scale)) }
+                        } else {
+                            weight = w / runningMax
+                        }
+                        let vrow = ((bi * hkv + kv) * s + si) * d
+                        for i in 0..<d { acc[i] = Float(Float16(acc[i].addingProduct(values.data[vrow + i], weight))) }
+                        sum = sum * scale + weight
+                    }
+                    let inv = 1 / sum
+                    let out = ((bi * h + hi) * t + ti) * d
+                    for i in 0..<d { heads[out + i] = acc[i] * inv }
+                }
+            }
+        }
+        return TransformerTensors.mergeHeads(Tensor(shape: [b, h, t, d], data: heads))
     }
 
     // MARK: Norm and activation

@@ -30,9 +30,10 @@ public struct LlamaGraphEngine: GraphEngine {
         LlamaGraphEngine(source: source, ops: PyTorchLlamaOps())
     }
 
-    /// llama.cpp's `llama` graph on ggml's CPU backend, with the given KV cache type (llama.cpp's default: F16).
-    public static func ggml(_ source: any LlamaWeightSource, kvCache: GGMLKVCacheType = .f16) -> LlamaGraphEngine {
-        LlamaGraphEngine(source: source, ops: GGMLLlamaOps(source: source, kvCache: kvCache))
+    /// llama.cpp's `llama` graph on ggml's CPU backend, with the given KV cache type (llama.cpp's default: F16) and
+    /// flash attention on or off (llama-cpp-python's default: off; the C API's "auto": on for the CPU backend).
+    public static func ggml(_ source: any LlamaWeightSource, kvCache: GGMLKVCacheType = .f16, flashAttention: Bool = false) -> LlamaGraphEngine {
+        LlamaGraphEngine(source: source, ops: GGMLLlamaOps(source: source, kvCache: kvCache, flashAttention: flashAttention))
     }
 
     /// mlx-lm's Llama on MLX's CPU stream.

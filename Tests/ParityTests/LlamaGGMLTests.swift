@@ -64,7 +64,9 @@ extension LlamaGGMLTests {
     /// Q/K [1, H, T, D] in HF dimension order (llama.cpp's dimension 2j + k is HF's k·D/2 + j), V [1, T, Hkv·D],
     /// probabilities [1, H, T, T], output [1, T, H·D].
     struct LlamaCppAttention {
-        let q, k, v, probs, output: Tensor
+        let q, k, v, output: Tensor
+        /// nil for flash attention, which materialises no probabilities.
+        let probs: Tensor?
         init(setting: String) throws {
             let f = try HDF5File(readingFrom: LlamaGGMLTests.llamaCppLogits)
             func heads(_ name: String) throws -> Tensor {
@@ -80,8 +82,12 @@ extension LlamaGGMLTests {
             k = try heads("Kcur")
             let vv = try f.readFloats("nodes/\(setting)/Vcur")
             v = vv.reshaped([1] + vv.shape)
-            let p = try f.readFloats("nodes/\(setting)/kq_soft_max")
-            probs = p.reshaped([1] + p.shape)
+            if f.exists("nodes/\(setting)/kq_soft_max") {
+                let p = try f.readFloats("nodes/\(setting)/kq_soft_max")
+                probs = p.reshaped([1] + p.shape)
+            } else {
+                probs = nil
+            }
             let o = try f.readFloats("nodes/\(setting)/kqv_out")
             output = o.reshaped([1] + o.shape)
         }
@@ -91,13 +97,14 @@ extension LlamaGGMLTests {
           arguments: try nonEmpty(GGMLKVCacheType.allCases, "KV cache types"))
     func attentionOpsOnLlamaCppInputs(kv: GGMLKVCacheType) throws {
         let node = try LlamaCppAttention(setting: "kv-" + kv.rawValue)
+        let llamaCppProbs = try #require(node.probs, "llama.cpp's probabilities without flash attention")
         let ops = GGMLLlamaOps(headDimension: 32, kvCache: kv)
         let other = GGMLLlamaOps(headDimension: 32, kvCache: kv == .f16 ? .f32 : .f16)
         let mask = TransformerTensors.causalMask(attentionMask: [Int32](repeating: 1, count: 32), batch: 1, tokens: 32)
-        let probs = TransformerTensors.distance(ops.attentionProbs(q: node.q, k: node.k, mask: mask), node.probs)
-        let output = TransformerTensors.distance(ops.attentionOutput(probs: node.probs, v: node.v, keyValueHeads: 4), node.output)
-        let wrongProbs = TransformerTensors.distance(other.attentionProbs(q: node.q, k: node.k, mask: mask), node.probs)
-        let wrongOutput = TransformerTensors.distance(other.attentionOutput(probs: node.probs, v: node.v, keyValueHeads: 4), node.output)
+        let probs = TransformerTensors.distance(ops.attentionProbs(q: node.q, k: node.k, mask: mask), llamaCppProbs)
+        let output = TransformerTensors.distance(ops.attentionOutput(probs: llamaCppProbs, v: node.v, keyValueHeads: 4), node.output)
+        let wrongProbs = TransformerTensors.distance(other.attentionProbs(q: node.q, k: node.k, mask: mask), llamaCppProbs)
+        let wrongOutput = TransformerTensors.distance(other.attentionOutput(probs: llamaCppProbs, v: node.v, keyValueHeads: 4), node.output)
         print(String(format: "ggml kv %@ layer-0 attention on llama.cpp's inputs: probs max|Δ| %.2e (other cache type %.2e), output %.2e (other %.2e)",
                      kv.rawValue, probs.maxAbs, wrongProbs.maxAbs, output.maxAbs, wrongOutput.maxAbs))
         // Same inputs, same roundings: what is left is expf vs ggml's vectorised expf and the dot products'
@@ -107,6 +114,33 @@ extension LlamaGGMLTests {
         // The cache type is visible here: the other rounding misses llama.cpp by F16's rounding (~1e-3).
         #expect(wrongProbs.maxAbs > 1e-4 || wrongOutput.maxAbs > 1e-4,
                 "the other cache type should be visible at layer 0's attention: probs \(wrongProbs.maxAbs), output \(wrongOutput.maxAbs)")
+    }
+
+    @Test("Flash attention (KV F16): layer 0 on llama.cpp's own Q, K, V and the logits reproduce llama.cpp's flash attention")
+    func flashAttention() throws {
+        let node = try LlamaCppAttention(setting: "kv-f16-flash-attn")
+        let mask = TransformerTensors.causalMask(attentionMask: [Int32](repeating: 1, count: 32), batch: 1, tokens: 32)
+        func output(_ ops: GGMLLlamaOps) -> Tensor {
+            ops.attentionOutput(probs: ops.attentionProbs(q: node.q, k: node.k, mask: mask), v: node.v, keyValueHeads: 4)
+        }
+        let flash = maxAbsDifference(output(GGMLLlamaOps(headDimension: 32, kvCache: .f16, flashAttention: true)), node.output)
+        let unfused = maxAbsDifference(output(GGMLLlamaOps(headDimension: 32, kvCache: .f16)), node.output)
+        print(String(format: "ggml flash attention, layer 0 on llama.cpp's inputs: output max|Δ| %.2e (soft_max + mul_mat instead: %.2e)", flash, unfused))
+        // The F16 accumulator is rounded at every key; replaying it from float32 probabilities differs from
+        // llama.cpp's exp(s − M) by float32 noise, which flips an occasional F16 rounding of the accumulator
+        // (one F16 ulp of an output near 1 is 4.9e-4 relative): bound at 1/4 of the unfused path's distance.
+        #expect(flash <= unfused / 4, "flash attention output vs llama.cpp: \(flash), not 4× closer than soft_max + mul_mat (\(unfused))")
+
+        let golden = try TinyLlamaGolden()
+        let source = try ReferenceLlamaSource(ropeStyle: .adjacentPairs, permutedQueryKey: true)
+        let ours = try LlamaForward(source: source, ops: GGMLLlamaOps(source: source, kvCache: .f16, flashAttention: true))
+            .forward(ids: golden.ids, shape: golden.shape)
+        let fixture = try HDF5File(readingFrom: Self.llamaCppLogits)
+        let llamaCpp = try fixture.readFloats("kv-f16-flash-attn"), withoutFlash = try fixture.readFloats("kv-f16")
+        let d = maxAbsDifference(ours, llamaCpp), flashEffect = maxAbsDifference(withoutFlash, llamaCpp)
+        print(String(format: "ggml kv f16 + flash attention: max|Δlogit| engine vs llama.cpp %.2e; llama.cpp with vs without flash attention %.2e", d, flashEffect))
+        // As for the F16 cache: rounding flips compound over layers; require 4× closer than flash attention's own effect.
+        #expect(d <= flashEffect / 4, "logits vs llama.cpp (flash attention): max |Δ| \(d) not 4× below flash attention's effect \(flashEffect)")
     }
 
     @Test("Reference Q/K rows without convert_hf_to_gguf's permutation under adjacent-pair RoPE: llama.cpp's planted file, reproduced")
@@ -175,5 +209,24 @@ extension LlamaGGMLTests {
         #expect(d <= 1e-6 * max(scale, 1) * 4, "\(type): max |Δ| \(d) vs llama.cpp > 4e-6 × max |y| \(scale)")
         // Converting the activations is what llama.cpp does: without it the result is visibly different.
         #expect(dUnconverted > 10 * d, "\(type): float32 activations (\(dUnconverted)) should be much further from llama.cpp than ggml's conversion (\(d))")
+    }
+}
+
+extension LlamaGGMLTests {
+    @Test("Flash attention on 80 tokens (ggml's tiled kernel from 64 queries): the engine reproduces llama.cpp")
+    func flashAttentionTiled() throws {
+        let fixture = try HDF5File(readingFrom: Self.llamaCppLogits)
+        let read = try fixture.readIntegers("long/input_ids")
+        let ids = read.values.map { Int32($0) }
+        let llamaCpp = try fixture.readFloats("long/kv-f16-flash-attn")
+        let source = try ReferenceLlamaSource(ropeStyle: .adjacentPairs, permutedQueryKey: true)
+        func logits(_ ops: GGMLLlamaOps) throws -> Tensor { try LlamaForward(source: source, ops: ops).forward(ids: ids, shape: read.shape) }
+        let tiled = maxAbsDifference(try logits(GGMLLlamaOps(source: source, kvCache: .f16, flashAttention: true)), llamaCpp)
+        let unfused = maxAbsDifference(try logits(GGMLLlamaOps(source: source, kvCache: .f16)), llamaCpp)
+        let f32 = maxAbsDifference(try logits(GGMLLlamaOps(source: source, kvCache: .f32)), llamaCpp)
+        print(String(format: "ggml flash attention, 80 tokens (tiled): max|Δlogit| engine vs llama.cpp %.2e; without flash attention %.2e; KV F32 %.2e", tiled, unfused, f32))
+        // The tiled kernel rounds only K and V (to F16); the rest is float32 noise, compounded through F16 flips of
+        // K and V. The unfused path (Q and probabilities also rounded) and a float32 cache both miss it by more.
+        #expect(tiled <= min(unfused, f32) / 2, "tiled flash attention: \(tiled) vs llama.cpp, not 2× closer than the unfused path (\(unfused)) or KV F32 (\(f32))")
     }
 }
