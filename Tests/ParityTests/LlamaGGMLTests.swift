@@ -174,8 +174,7 @@ extension LlamaGGMLTests {
     func isolatedKVF32() throws {
         let golden = try TinyLlamaGolden()
         let source = try ReferenceLlamaSource(ropeStyle: .adjacentPairs, permutedQueryKey: true)
-        let forward = LlamaForward(source: source, ops: GGMLLlamaOps(source: source, kvCache: .f32))
-        for row in try golden.isolatedDistances(forward, label: "ggml kv f32") {
+        for row in try golden.isolatedDistances(.ggml(source, kvCache: .f32), label: "ggml kv f32") {
             // ggml's arithmetic in float32 on the same weights (permuted rows reported back in HF order): only
             // float32 rounding differs from PyTorch's, as for the PyTorch ops (same 1e-5 limit, same reason).
             #expect(row.relL2 <= 1e-5, "\(row.path) isolated (ggml, KV F32): rel L2 \(row.relL2) > 1e-5 — max |Δ| \(row.maxAbs)")
