@@ -68,4 +68,21 @@ struct LlamaGraphEngineTests {
             return e.layer == "relu1" && e.reason.contains("ReLU")
         }
     }
+
+    @Test("Inputs of the wrong shape are refused with the node's name (a crash would hide the bad input)")
+    func wrongShapes() throws {
+        let graph = try TinyLlamaGolden.graph()
+        let engine = LlamaGraphEngine.pytorch(try ReferenceLlamaSource())
+        let cases: [(path: String, inputs: [GraphValue])] = [
+            ("/attention/model.layers.0.self_attn/q_rope", [.floats(Tensor(zeros: [1, 4, 256])), .floats(Tensor(zeros: [1, 5, 32])), .floats(Tensor(zeros: [1, 5, 32]))]),
+            ("/attention/model.layers.0.self_attn/probs", [.floats(Tensor(zeros: [1, 8, 4, 32])), .floats(Tensor(zeros: [1, 4, 4, 32])), .floats(Tensor(zeros: [1, 1, 4, 5]))]),
+            ("/intermediates/model.layers.0.self_attn.o_proj.input", [.floats(Tensor(zeros: [1, 8, 4, 4])), .floats(Tensor(zeros: [1, 4, 64]))]),
+            ("/activations/model.layers.0.self_attn.q_proj", [.floats(Tensor(zeros: [1, 4, 255]))]),
+            ("/activations/model.embed_tokens", [.integers(IntegerTensor(shape: [1, 1], data: [512]))]),
+        ]
+        for c in try nonEmpty(cases, "malformed inputs") {
+            let node = try #require(graph.node(at: c.path))
+            #expect(throws: LayerExecutionError.self, "\(c.path) with \(c.inputs.map(\.shape))") { try engine.run(node, inputs: c.inputs) }
+        }
+    }
 }
