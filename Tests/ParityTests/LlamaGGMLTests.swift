@@ -42,8 +42,8 @@ struct LlamaGGMLTests {
         let m = try measure(kv: .f32, dataset: "kv-f32")
         // The ecosystem fixtures' llama.cpp run of the same file (first sequence) is the same data.
         let ecosystem = try HDF5File(readingFrom: Self.ecosystemLogits).readFloats("gguf__tiny-llama-f32.gguf")
-        let ours = try HDF5File(readingFrom: Self.llamaCppLogits).readFloats("kv-f32")
-        #expect(Array(ours.data.prefix(ecosystem.count)) == ecosystem.data, "llama.cpp's KV F32 logits in both fixtures agree bit for bit")
+        let recorded = try HDF5File(readingFrom: Self.llamaCppLogits).readFloats("kv-f32")
+        #expect(Array(recorded.data.prefix(ecosystem.count)) == ecosystem.data, "llama.cpp's KV F32 logits in both fixtures agree bit for bit")
         // Both compute in float32 with other summation orders (BLAS vs ggml's SIMD dots, expf vs ggml_v_expf):
         // float32 noise through 3 layers, the size of PyTorch's own noise floor at the logits (7.7e-6).
         #expect(m.engineVsLlamaCpp <= 2e-5, "logits vs llama.cpp (KV F32): max |Δ| \(m.engineVsLlamaCpp) > 2e-5 (float32 noise)")
