@@ -58,8 +58,11 @@ public struct LlamaGraphEngine: GraphEngine {
             return t
         }
         func parameter() throws(LayerExecutionError) -> (role: LlamaTensorRole, layer: Int) {
-            guard let name = node.parameters.first?.name, let found = roles[name] else {
-                throw LayerExecutionError(layer: node.name, reason: "parameter \(node.parameters.first?.name ?? "(none)") is not one of a Llama's")
+            guard let name = node.parameters.first?.name else {
+                throw LayerExecutionError(layer: node.name, reason: "names no parameter; a Llama \(node.op.label) needs its weight")
+            }
+            guard let found = roles[name] else {
+                throw LayerExecutionError(layer: node.name, reason: "parameter \(name) has no counterpart in \(source.path) (a Llama of \(hp.layerCount) layers)")
             }
             return found
         }
