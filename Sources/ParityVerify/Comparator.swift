@@ -115,7 +115,7 @@ public enum Comparator {
             report.weights = try WeightVerifier.verify(engine: formatEngine, model: model)
         } else if checkWeights, model.config.isTransformer {
             // Said, not silently skipped: the weight check reads image layers only so far.
-            report.notes.append("note: weights were not checked tensor by tensor (the weight check covers the sequential image models so far); activations were")
+            report.notes.append("weights were not checked tensor by tensor (the weight check covers the sequential image models so far); activations were")
         }
         if let loading = (engine as? StrictLoadingEngine)?.loading {
             report.loadRefusals = loading.refusals
