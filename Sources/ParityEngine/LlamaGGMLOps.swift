@@ -141,7 +141,7 @@ public struct GGMLLlamaOps: LlamaOps {
         return Tensor(shape: shape + [d], data: out)
     }
 
-    public func applyRope(_ x: Tensor, cos: Tensor, sin: Tensor, heads: Int, positions: [Int32]) -> Tensor {
+    public func applyRope(_ x: Tensor, cos: Tensor, sin: Tensor, heads: Int) -> Tensor {
         let d = x.shape[2] / heads
         switch ropeStyle {
         case .adjacentPairs:

@@ -58,8 +58,11 @@ public struct LlamaGraphEngine: GraphEngine {
             return t
         }
         func parameter() throws(LayerExecutionError) -> (role: LlamaTensorRole, layer: Int) {
-            guard let name = node.parameters.first?.name, let found = roles[name] else {
-                throw LayerExecutionError(layer: node.name, reason: "parameter \(node.parameters.first?.name ?? "(none)") is not one of a Llama's")
+            guard let name = node.parameters.first?.name else {
+                throw LayerExecutionError(layer: node.name, reason: "names no parameter; a Llama \(node.op.label) needs its weight")
+            }
+            guard let found = roles[name] else {
+                throw LayerExecutionError(layer: node.name, reason: "parameter \(name) has no counterpart in \(source.path) (a Llama of \(hp.layerCount) layers)")
             }
             return found
         }
@@ -101,12 +104,27 @@ public struct LlamaGraphEngine: GraphEngine {
             guard x.rank == 3, x.shape[2] == heads * hp.headDimension else {
                 throw LayerExecutionError(layer: node.name, reason: "input \(x.shape) is not [B, T, \(heads) × \(hp.headDimension)]")
             }
-            let positions = (0..<x.shape[0]).flatMap { _ in (0..<x.shape[1]).map { Int32($0) } }
-            return .floats(ops.applyRope(x, cos: try floats(1), sin: try floats(2), heads: heads, positions: positions))
+            // Every runtime rotates by the angles of the cos/sin tables it is given (the rotary node's, or the goldens').
+            let cos = try floats(1), sin = try floats(2)
+            let table = [x.shape[0], x.shape[1], hp.headDimension]
+            guard cos.shape == table, sin.shape == table else {
+                throw LayerExecutionError(layer: node.name, reason: "cos \(cos.shape) / sin \(sin.shape) are not \(table) for input \(x.shape)")
+            }
+            return .floats(ops.applyRope(x, cos: cos, sin: sin, heads: heads))
         case .attentionProbs:
-            return .floats(ops.attentionProbs(q: try floats(0), k: try floats(1), mask: try floats(2)))
-        case let .attentionOutput(_, keyValueHeads, _):
-            return .floats(ops.attentionOutput(probs: try floats(0), v: try floats(1), keyValueHeads: keyValueHeads))
+            let q = try floats(0), k = try floats(1), mask = try floats(2)
+            guard q.rank == 4, k.rank == 4, q.shape[0] == k.shape[0], q.shape[3] == k.shape[3], k.shape[1] > 0, q.shape[1] % k.shape[1] == 0,
+                  mask.shape == [q.shape[0], 1, q.shape[2], k.shape[2]] else {
+                throw LayerExecutionError(layer: node.name, reason: "q \(q.shape), k \(k.shape), mask \(mask.shape) are not [B, H, T, D], [B, Hkv, S, D], [B, 1, T, S]")
+            }
+            return .floats(ops.attentionProbs(q: q, k: k, mask: mask))
+        case let .attentionOutput(heads, keyValueHeads, headDimension):
+            let probs = try floats(0), v = try floats(1)
+            guard probs.rank == 4, probs.shape[1] == heads, heads % keyValueHeads == 0,
+                  v.shape == [probs.shape[0], probs.shape[3], keyValueHeads * headDimension] else {
+                throw LayerExecutionError(layer: node.name, reason: "probs \(probs.shape), v \(v.shape) are not [B, \(heads), T, S], [B, S, \(keyValueHeads) × \(headDimension)]")
+            }
+            return .floats(ops.attentionOutput(probs: probs, v: v, keyValueHeads: keyValueHeads))
         case .add:
             let a = try floats(0), b = try floats(1)
             guard a.shape == b.shape else { throw LayerExecutionError(layer: node.name, reason: "adds \(a.shape) and \(b.shape)") }

@@ -127,7 +127,7 @@ public struct MLXLlamaOps: LlamaOps {
         return Tensor(shape: shape + [d], data: out)
     }
 
-    public func applyRope(_ x: Tensor, cos: Tensor, sin: Tensor, heads: Int, positions: [Int32]) -> Tensor {
+    public func applyRope(_ x: Tensor, cos: Tensor, sin: Tensor, heads: Int) -> Tensor {
         let d = x.shape[2] / heads
         let split = TransformerTensors.splitHeads(x, heads: heads)
         // The same rotation formula as ggml's (x1·c − x2·s, x1·s + x2·c, each product rounded); the pairs differ.

@@ -20,7 +20,7 @@ public protocol LlamaOps: Sendable {
     /// A projection by a stored matrix on the last axis: [..., columns] → [..., rows], rows of Q/K in HF order.
     func linear(_ x: Tensor, _ w: StoredMatrix, role: LlamaTensorRole) throws(LayerExecutionError) -> Tensor
     /// RoPE of one projection [B, T, heads·D] (HF order) with the cos/sin of `rotary` → [B, heads, T, D] (HF order).
-    func applyRope(_ x: Tensor, cos: Tensor, sin: Tensor, heads: Int, positions: [Int32]) -> Tensor
+    func applyRope(_ x: Tensor, cos: Tensor, sin: Tensor, heads: Int) -> Tensor
     /// Attention probabilities softmax(q·kᵀ·scale + mask) with GQA: q [B, H, T, D], k [B, Hkv, S, D],
     /// additive mask [B, 1, T, S] (0 or float32's lowest) → [B, H, T, S].
     func attentionProbs(q: Tensor, k: Tensor, mask: Tensor) -> Tensor

@@ -77,7 +77,7 @@ public struct PyTorchLlamaOps: LlamaOps {
         return TransformerTensors.linearF32(x, weight: dense.values, outFeatures: w.rows)
     }
 
-    public func applyRope(_ x: Tensor, cos: Tensor, sin: Tensor, heads: Int, positions: [Int32]) -> Tensor {
+    public func applyRope(_ x: Tensor, cos: Tensor, sin: Tensor, heads: Int) -> Tensor {
         PyTorchLlamaOps.rotateHalf(TransformerTensors.splitHeads(x, heads: heads), cos: cos, sin: sin)
     }
 

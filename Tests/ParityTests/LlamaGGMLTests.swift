@@ -40,6 +40,10 @@ struct LlamaGGMLTests {
     @Test("KV cache F32: the engine's logits agree with llama.cpp's")
     func kvF32() throws {
         let m = try measure(kv: .f32, dataset: "kv-f32")
+        // The ecosystem fixtures' llama.cpp run of the same file (first sequence) is the same data.
+        let ecosystem = try HDF5File(readingFrom: Self.ecosystemLogits).readFloats("gguf__tiny-llama-f32.gguf")
+        let recorded = try HDF5File(readingFrom: Self.llamaCppLogits).readFloats("kv-f32")
+        #expect(Array(recorded.data.prefix(ecosystem.count)) == ecosystem.data, "llama.cpp's KV F32 logits in both fixtures agree bit for bit")
         // Both compute in float32 with other summation orders (BLAS vs ggml's SIMD dots, expf vs ggml_v_expf):
         // float32 noise through 3 layers, the size of PyTorch's own noise floor at the logits (7.7e-6).
         #expect(m.engineVsLlamaCpp <= 2e-5, "logits vs llama.cpp (KV F32): max |Δ| \(m.engineVsLlamaCpp) > 2e-5 (float32 noise)")
@@ -174,8 +178,7 @@ extension LlamaGGMLTests {
     func isolatedKVF32() throws {
         let golden = try TinyLlamaGolden()
         let source = try ReferenceLlamaSource(ropeStyle: .adjacentPairs, permutedQueryKey: true)
-        let forward = LlamaForward(source: source, ops: GGMLLlamaOps(source: source, kvCache: .f32))
-        for row in try golden.isolatedDistances(forward, label: "ggml kv f32") {
+        for row in try golden.isolatedDistances(.ggml(source, kvCache: .f32), label: "ggml kv f32") {
             // ggml's arithmetic in float32 on the same weights (permuted rows reported back in HF order): only
             // float32 rounding differs from PyTorch's, as for the PyTorch ops (same 1e-5 limit, same reason).
             #expect(row.relL2 <= 1e-5, "\(row.path) isolated (ggml, KV F32): rel L2 \(row.relL2) > 1e-5 — max |Δ| \(row.maxAbs)")

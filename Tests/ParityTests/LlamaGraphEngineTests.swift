@@ -6,92 +6,83 @@ import ParityModels
 import Testing
 
 /// The Llama ops as graph engines: the tiny-llama graph (built from its config.json by the architecture registry)
-/// run by the shared executor, end to end and one node at a time on golden inputs, per runtime.
+/// run by the shared executor. The float32 runtimes' isolated checks live in their own suites; here the F16 cache,
+/// and what the engine takes from the file rather than from the graph.
 @Suite("Llama graph engines")
 struct LlamaGraphEngineTests {
-    enum Runtime: String, CaseIterable, CustomTestStringConvertible {
-        case pytorch, ggmlKVF32 = "ggml kv f32", ggmlKVF16 = "ggml kv f16", mlx
-        var testDescription: String { rawValue }
-
-        /// The engine on the reference weights, as that runtime would hold them (ggml: Q/K rows permuted as
-        /// convert_hf_to_gguf writes them).
-        func engine() throws -> LlamaGraphEngine {
-            switch self {
-            case .pytorch: return .pytorch(try ReferenceLlamaSource())
-            case .ggmlKVF32: return .ggml(try ReferenceLlamaSource(ropeStyle: .adjacentPairs, permutedQueryKey: true), kvCache: .f32)
-            case .ggmlKVF16: return .ggml(try ReferenceLlamaSource(ropeStyle: .adjacentPairs, permutedQueryKey: true), kvCache: .f16)
-            case .mlx: return .mlx(try ReferenceLlamaSource())
-            }
-        }
-
-        /// How far a node may be from the golden, with the reason.
-        var isolatedRelL2Limit: Double {
-            switch self {
-            // float32 arithmetic against float32 PyTorch: rounding noise only (measured ≤ 6.2e-7 anywhere).
-            case .pytorch, .ggmlKVF32, .mlx: return 1e-5
-            // The F16 cache rounds K, V, Q and the probabilities: 2^-11 relative per value, ~1e-3 at the
-            // probabilities and the attention output (measured ≤ 4.0e-4 rel L2): 4 F16 ulps.
-            case .ggmlKVF16: return 2e-3
-            }
-        }
-    }
-
-    static func graph() throws -> ModelGraph {
-        let path = Repo.golden + "/tiny-llama/config.json"
-        return try ArchitectureRegistry.graph(config: try fixtureJSON(path), path: path)
-    }
-
-    static func inputs(_ golden: TinyLlamaGolden) throws -> [String: GraphValue] {
-        var values: [String: GraphValue] = [:]
-        for name in ["input_ids", "position_ids", "attention_mask"] {
-            let read = try golden.file.readIntegers("/inputs/" + name)
-            values["/inputs/" + name] = .integers(IntegerTensor(shape: read.shape, data: read.values.map { Int32($0) }))
-        }
-        return values
-    }
-
-    @Test("The executor's end-to-end run equals the standalone forward pass bit for bit, for every runtime",
-          arguments: try nonEmpty(Runtime.allCases, "runtimes"))
-    func executorEqualsForward(runtime: Runtime) throws {
+    @Test("KV cache F16: every recorded node, composite modules included, run alone on its golden inputs stays within F16 rounding")
+    func isolatedKVF16() throws {
         let golden = try TinyLlamaGolden()
-        let engine = try runtime.engine()
-        let values = try GraphExecutor.run(try Self.graph(), engine: engine, inputs: try Self.inputs(golden))
-        var forward: [String: Tensor] = [:]
-        _ = try LlamaForward(source: engine.source, ops: engine.ops).forward(ids: golden.ids, shape: golden.shape) { forward[$0] = $1 }
-        for path in try nonEmpty(golden.nodePaths(), "golden nodes") {
-            let a = try #require(values[path]?.floats, "the executor produced no \(path)")
-            let b = try #require(forward[path], "the forward pass produced no \(path)")
-            #expect(a == b, "\(path) (\(runtime.rawValue)): the executor and the standalone forward compute the same ops on the same values")
-        }
-    }
-
-    @Test("Every recorded node, composite modules included, run alone on its golden inputs stays within its runtime's limit",
-          arguments: try nonEmpty(Runtime.allCases, "runtimes"))
-    func isolatedThroughExecutor(runtime: Runtime) throws {
-        let golden = try TinyLlamaGolden()
-        let graph = try Self.graph()
-        let engine = try runtime.engine()
-        // Every golden dataset, read once: what a node reads at its boundary.
-        var given: [String: GraphValue] = try Self.inputs(golden)
-        for path in try golden.nodePaths() { given[path] = .floats(try golden.file.readFloats(path)) }
-        let cachePosition = "/intermediates/model.layers.0.cache_position"
-        let positions = try golden.file.readIntegers(cachePosition)
-        given[cachePosition] = .integers(IntegerTensor(shape: positions.shape, data: positions.values.map { Int32($0) }))
+        let source = try ReferenceLlamaSource(ropeStyle: .adjacentPairs, permutedQueryKey: true)
         var worst = 0.0
-        for node in try nonEmpty(graph.recordedNodes, "recorded nodes") {
-            let out = try GraphExecutor.runIsolated(node, in: graph, engine: engine) { given[$0] }
-            if case let .integers(ints) = out {
-                #expect(.integers(ints) == given[node.path], "\(node.path): int32 values must equal the golden's")
-                continue
-            }
-            let expected = try golden.file.readFloats(node.path)
-            let value = try #require(out.floats, "\(node.path) is float32")
-            #expect(value.shape == expected.shape, "\(node.path): shape \(value.shape), golden \(expected.shape)")
-            let d = TransformerTensors.distance(value, expected)
-            worst = max(worst, d.relL2)
-            #expect(d.relL2 <= runtime.isolatedRelL2Limit,
-                    "\(node.path) isolated (\(runtime.rawValue)): rel L2 \(d.relL2) > \(runtime.isolatedRelL2Limit) — max |Δ| \(d.maxAbs)")
+        for row in try golden.isolatedDistances(.ggml(source, kvCache: .f16), label: "ggml kv f16") {
+            worst = max(worst, row.relL2)
+            // The F16 cache rounds K, V, Q and the probabilities: 2^-11 relative per value, measured ≤ 4.0e-4 rel L2
+            // at the probabilities and the attention output; 2e-3 is 4 F16 ulps.
+            #expect(row.relL2 <= 2e-3, "\(row.path) isolated (ggml, KV F16): rel L2 \(row.relL2) > 2e-3 — max |Δ| \(row.maxAbs)")
         }
-        print("graph isolated \(runtime.rawValue): \(graph.recordedNodes.count) nodes, worst rel L2 \(worst)")
+        // And the cache is visible: some node is further than float32 noise.
+        #expect(worst > 1e-5, "an F16 cache should show at the attention nodes (worst rel L2 \(worst))")
+    }
+
+    /// The reference weights with the hyperparameters a converter might have written wrongly.
+    struct WrongHyperparameters: LlamaWeightSource {
+        let base: ReferenceLlamaSource
+        let hyperparameters: LlamaHyperparameters
+        var path: String { base.path }
+        var ropeStyle: RopeStyle { base.ropeStyle }
+        func matrix(_ role: LlamaTensorRole, layer: Int) throws(ParityError) -> StoredMatrix { try base.matrix(role, layer: layer) }
+        func vector(_ role: LlamaTensorRole, layer: Int) throws(ParityError) -> [Float] { try base.vector(role, layer: layer) }
+    }
+
+    @Test("ε and θ come from the file's own hyperparameters, not from the reference graph")
+    func fileHyperparameters() throws {
+        let golden = try TinyLlamaGolden()
+        let graph = try TinyLlamaGolden.graph()
+        let given = try golden.allValues()
+        let base = try ReferenceLlamaSource()
+        var h = base.hyperparameters
+        h.rmsNormEpsilon = 1e-2
+        h.ropeTheta = 500_000
+        let engine = LlamaGraphEngine.pytorch(WrongHyperparameters(base: base, hyperparameters: h))
+        func distance(_ path: String) throws -> Double {
+            let node = try #require(graph.node(at: path))
+            let out = try #require(try GraphExecutor.runIsolated(node, in: graph, engine: engine) { given[$0] }.floats)
+            return TransformerTensors.distance(out, try golden.file.readFloats(path)).relL2
+        }
+        // The graph says ε = 1e-5 and θ = 10000; a file saying otherwise must compute otherwise.
+        let norm = try distance("/activations/model.layers.0.input_layernorm"), cos = try distance("/activations/model.rotary_emb")
+        print(String(format: "file ε 1e-2: input_layernorm rel L2 %.2e; file θ 5e5: rotary cos rel L2 %.2e", norm, cos))
+        #expect(norm > 1e-3, "a file's ε of 1e-2 should change the norm (rel L2 \(norm))")
+        #expect(cos > 1e-2, "a file's θ of 500000 should change the rotary table (rel L2 \(cos))")
+    }
+
+    @Test("A node that is not a Llama op is refused, naming the node")
+    func foreignNode() throws {
+        let engine = LlamaGraphEngine.pytorch(try ReferenceLlamaSource())
+        let node = GraphNode(path: "/activations/relu1", kind: .module, op: .layer(.relu(name: "relu1")), inputs: ["/inputs/x"], inputArgs: ["input"])
+        #expect {
+            try engine.run(node, inputs: [.floats(Tensor(zeros: [1, 4]))])
+        } throws: { error in
+            guard let e = error as? LayerExecutionError else { return false }
+            return e.layer == "relu1" && e.reason.contains("ReLU")
+        }
+    }
+
+    @Test("Inputs of the wrong shape are refused with the node's name (a crash would hide the bad input)")
+    func wrongShapes() throws {
+        let graph = try TinyLlamaGolden.graph()
+        let engine = LlamaGraphEngine.pytorch(try ReferenceLlamaSource())
+        let cases: [(path: String, inputs: [GraphValue])] = [
+            ("/attention/model.layers.0.self_attn/q_rope", [.floats(Tensor(zeros: [1, 4, 256])), .floats(Tensor(zeros: [1, 5, 32])), .floats(Tensor(zeros: [1, 5, 32]))]),
+            ("/attention/model.layers.0.self_attn/probs", [.floats(Tensor(zeros: [1, 8, 4, 32])), .floats(Tensor(zeros: [1, 4, 4, 32])), .floats(Tensor(zeros: [1, 1, 4, 5]))]),
+            ("/intermediates/model.layers.0.self_attn.o_proj.input", [.floats(Tensor(zeros: [1, 8, 4, 4])), .floats(Tensor(zeros: [1, 4, 64]))]),
+            ("/activations/model.layers.0.self_attn.q_proj", [.floats(Tensor(zeros: [1, 4, 255]))]),
+            ("/activations/model.embed_tokens", [.integers(IntegerTensor(shape: [1, 1], data: [512]))]),
+        ]
+        for c in try nonEmpty(cases, "malformed inputs") {
+            let node = try #require(graph.node(at: c.path))
+            #expect(throws: LayerExecutionError.self, "\(c.path) with \(c.inputs.map(\.shape))") { try engine.run(node, inputs: c.inputs) }
+        }
     }
 }

@@ -33,7 +33,7 @@ struct LlamaMLXTests {
     func isolated() throws {
         let golden = try TinyLlamaGolden()
         let source = try ReferenceLlamaSource()
-        for row in try golden.isolatedDistances(LlamaForward(source: source, ops: MLXLlamaOps(source: source)), label: "mlx") {
+        for row in try golden.isolatedDistances(.mlx(source), label: "mlx") {
             // MLX's float32 arithmetic on the same weights; its RoPE frequencies (exp of a float32 product) differ
             // from torch's (a float32 pow) by an ulp, which moves q_rope/k_rope by ~1e-7 relative. Same limit as
             // the PyTorch ops, same reason.

@@ -38,8 +38,7 @@ extension LlamaPyTorchTests {
     @Test("Every golden node of tiny-llama, fed its golden inputs alone, agrees with PyTorch's float32 to rounding noise")
     func everyNodeIsolated() throws {
         let golden = try TinyLlamaGolden()
-        let forward = LlamaForward(source: try ReferenceLlamaSource(), ops: PyTorchLlamaOps())
-        for row in try golden.isolatedDistances(forward, label: "pytorch") {
+        for row in try golden.isolatedDistances(.pytorch(try ReferenceLlamaSource()), label: "pytorch") {
             // Same reason and limit as end to end: float32 against float32 PyTorch, other summation orders only.
             #expect(row.relL2 <= 1e-5, "\(row.path) isolated: rel L2 \(row.relL2) > 1e-5 (float32 rounding noise) — max |Δ| \(row.maxAbs)")
         }

@@ -2,6 +2,7 @@ import Foundation
 import ParityCore
 import ParityEngine
 import ParityFormats
+import ParityModels
 import Testing
 
 /// The reference tiny-llama (golden/tiny-llama) as a `LlamaWeightSource`, read from its safetensors with the
@@ -136,68 +137,43 @@ func firstSequences(_ ids: [Int32], shape: [Int], count: Int) -> (ids: [Int32], 
 /// Max |a − b| over all elements, in Double.
 func maxAbsDifference(_ a: Tensor, _ b: Tensor) -> Double { TransformerTensors.distance(a, b).maxAbs }
 
-/// The golden datasets a node reads, in argument order, as golden/README.md's table lists them (the HDF5 reader
-/// here reads no string-array attributes, so the `inputs` attribute is restated for the tests).
-func tinyLlamaGoldenInputs(of path: String) throws -> [String] {
-    let kind = try #require(LlamaNodeKind(path: path), "\(path) is not a Llama node")
-    let a = LlamaForward.activation, att = LlamaForward.attention, i = LlamaForward.intermediate
-    func block(_ n: Int, _ m: String) -> String { a("model.layers.\(n).\(m)") }
-    func layerInput(_ n: Int) -> String { n == 0 ? a("model.embed_tokens") : a("model.layers.\(n - 1)") }
-    let rotary = [a("model.rotary_emb"), a("model.rotary_emb:1")]
-    let layerArgs = [i("model.layers.0.attention_mask"), "/inputs/position_ids", i("model.layers.0.cache_position")] + rotary
-    switch kind {
-    case .embedding: return ["/inputs/input_ids"]
-    case .rotary: return [a("model.embed_tokens"), "/inputs/position_ids"]
-    case .causalMask: return ["/inputs/attention_mask"]
-    case let .norm(role, n):
-        switch role {
-        case .attentionNorm: return [layerInput(n)]
-        case .feedForwardNorm: return [i("model.layers.\(n).post_attention_layernorm.hidden_states")]
-        default: return [a("model.layers.2")]
-        }
-    case let .projection(role, n):
-        switch role {
-        case .query, .key, .value: return [block(n, "input_layernorm")]
-        case .attentionOutput: return [i("model.layers.\(n).self_attn.o_proj.input")]
-        case .gate, .up: return [block(n, "post_attention_layernorm")]
-        case .down: return [i("model.layers.\(n).mlp.down_proj.input")]
-        default: return [a("model.norm")]
-        }
-    case let .rope(query, n): return [block(n, query ? "self_attn.q_proj" : "self_attn.k_proj")] + rotary
-    case let .probs(n): return [att(n, "q_rope"), att(n, "k_rope"), i("model.layers.0.attention_mask")]
-    case let .attentionOutput(n): return [att(n, "probs"), block(n, "self_attn.v_proj")]
-    case let .residual(n): return [layerInput(n), block(n, "self_attn")]
-    case let .silu(n): return [block(n, "mlp.gate_proj")]
-    case let .swigluProduct(n): return [block(n, "mlp.act_fn"), block(n, "mlp.up_proj")]
-    case let .attentionBlock(n): return [block(n, "input_layernorm")] + layerArgs
-    case let .mlpBlock(n): return [block(n, "post_attention_layernorm")]
-    case let .decoderLayer(n): return [layerInput(n)] + layerArgs
-    case .model: return ["/inputs/input_ids", "/inputs/attention_mask", "/inputs/position_ids"]
-    }
-}
-
 extension TinyLlamaGolden {
-    /// A dataset as a node input: int32 datasets (inputs, cache_position) as integers, the rest as floats.
-    func value(_ path: String) throws -> LlamaValue {
-        if path.hasPrefix("/inputs/") || path.hasSuffix("cache_position") {
+    /// Every golden dataset a node can read, by path: the model inputs and cache_position as int32, the rest float32.
+    func allValues() throws -> [String: GraphValue] {
+        var given: [String: GraphValue] = [:]
+        for path in ["/inputs/input_ids", "/inputs/position_ids", "/inputs/attention_mask", "/intermediates/model.layers.0.cache_position"] {
             let read = try file.readIntegers(path)
-            return .integers(read.values.map { Int32($0) }, shape: read.shape)
+            given[path] = .integers(IntegerTensor(shape: read.shape, data: read.values.map { Int32($0) }))
         }
-        return .floats(try file.readFloats(path))
+        for path in try nodePaths() { given[path] = .floats(try file.readFloats(path)) }
+        return given
     }
 
-    /// Runs every golden node alone on its golden inputs; returns (path, max |Δ|, rel L2, noise floor) per node.
-    func isolatedDistances(_ forward: LlamaForward, label: String) throws -> [(path: String, maxAbs: Double, relL2: Double, floor: Double)] {
+    /// tiny-llama's graph, built from its config.json by the architecture registry.
+    static func graph() throws -> ModelGraph {
+        let path = Repo.golden + "/tiny-llama/config.json"
+        return try ArchitectureRegistry.graph(config: try fixtureJSON(path), path: path)
+    }
+
+    /// Runs every recorded node alone on its golden inputs (a composite module runs its members) through the shared
+    /// executor; prints and returns (path, max |Δ|, rel L2, noise floor) per float node. Int32 nodes must be exact.
+    func isolatedDistances(_ engine: LlamaGraphEngine, label: String) throws -> [(path: String, maxAbs: Double, relL2: Double, floor: Double)] {
+        let graph = try Self.graph()
+        let given = try allValues()
         var rows: [(String, Double, Double, Double)] = []
-        for path in try nonEmpty(nodePaths(), "tiny-llama golden nodes") {
-            let inputs = try tinyLlamaGoldenInputs(of: path).map(value)
-            let out = try forward.node(path, inputs: inputs)
-            let expected = try file.readFloats(path)
-            #expect(out.shape == expected.shape, "\(path): shape \(out.shape), golden \(expected.shape)")
-            let d = TransformerTensors.distance(out, expected)
-            let floor = try noiseFloorMaxAbs(path)
-            print(String(format: "%@ isolated %-72@ max|Δ| %.2e  relL2 %.2e  (noise floor %.2e)", label, path, d.maxAbs, d.relL2, floor))
-            rows.append((path, d.maxAbs, d.relL2, floor))
+        for node in try nonEmpty(graph.recordedNodes, "recorded nodes") {
+            let out = try GraphExecutor.runIsolated(node, in: graph, engine: engine) { given[$0] }
+            if case .integers = out {
+                #expect(out == given[node.path], "\(node.path): int32 values must equal the golden's")
+                continue
+            }
+            let value = try #require(out.floats, "\(node.path) is float32")
+            let expected = try file.readFloats(node.path)
+            #expect(value.shape == expected.shape, "\(node.path): shape \(value.shape), golden \(expected.shape)")
+            let d = TransformerTensors.distance(value, expected)
+            let floor = try noiseFloorMaxAbs(node.path)
+            print(String(format: "%@ isolated %-72@ max|Δ| %.2e  relL2 %.2e  (noise floor %.2e)", label, node.path, d.maxAbs, d.relL2, floor))
+            rows.append((node.path, d.maxAbs, d.relL2, floor))
         }
         return rows
     }
