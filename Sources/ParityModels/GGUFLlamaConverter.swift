@@ -35,6 +35,31 @@ public enum GGUFLlamaConverter {
         }
     }
 
+    /// The Hugging Face Llama directory `nameOrPath` names (a directory, or a bundled model under `golden/`), nil when
+    /// it is not one (config.json without `model_type: "llama"`).
+    public static func llamaDirectory(for nameOrPath: String) -> String? {
+        var candidates = [nameOrPath]
+        if !nameOrPath.contains("/"), let bundled = ModelRepository.bundledDirectory() { candidates.append(bundled + "/" + nameOrPath) }
+        for dir in candidates where FileManager.default.fileExists(atPath: dir + "/config.json") {
+            guard let config = try? readJSON(dir + "/config.json") else { return nil }  // not JSON: the general path reports it
+            return config["model_type"]?.stringValue == "llama" ? dir : nil
+        }
+        return nil
+    }
+
+    /// The output for the CLI's `--type` (a ggml type: the converter's outtypes, any other type `--pure`) or `--mix`.
+    public static func output(type: GGMLType?, mix: String?) throws(ParityError) -> Output {
+        if let mix {
+            guard type == nil else { throw .usage("give --type or --mix, not both") }
+            guard let m = LlamaQuantizeMix(rawValue: mix) else {
+                throw .usage("--mix must be one of \(LlamaQuantizeMix.allCases.map(\.rawValue).joined(separator: ", ")); got \"\(mix)\"")
+            }
+            return .mix(m)
+        }
+        let t = type ?? .f32
+        return [.f32, .f16, .bf16, .q8_0].contains(t) ? .converter(t) : .pure(t)
+    }
+
     /// The converter's tensor-name table: Hugging Face suffix after `model.layers.N.` → GGUF name after `blk.N.`.
     static let layerNames: [(hf: String, gguf: String)] = [
         ("input_layernorm.weight", "attn_norm.weight"),

@@ -118,3 +118,43 @@ struct GGUFLlamaConverterTests {
         #expect(Int(mix.fileType) == fileType, "\(file): general.file_type")
     }
 }
+
+/// llama.cpp on the files Parity writes (tools/llama/run_llama_on_parity_gguf.py): every output of Parity's converter
+/// was loaded and run by libllama, and each is byte-identical to a file llama.cpp's own tools wrote (convert_hf_to_gguf,
+/// llama-quantize of its f32 output, `--pure` for MXFP4). The test re-converts each output and requires the SHA-256
+/// the script recorded, so the recorded verdicts describe the files this converter writes now.
+@Suite("llama.cpp on Parity's GGUF Llama files")
+struct ParityGGUFLlamaCppTests {
+    static let path = Repo.fixtures + "/llama/parity-gguf-llama-cpp.json"
+
+    static func files() throws -> [String] {
+        try #require(try required(try fixtureJSON(path), "files", in: path).objectValue).map(\.key)
+    }
+
+    static func output(fromCommand command: String) throws -> GGUFLlamaConverter.Output {
+        let words = command.split(separator: " ").map(String.init)
+        let type = words.firstIndex(of: "--type").map { words[$0 + 1] }
+        let mix = words.firstIndex(of: "--mix").map { words[$0 + 1] }
+        return try GGUFLlamaConverter.output(type: try type.map { try #require(GGMLType.named($0), "unknown --type \($0)") }, mix: mix)
+    }
+
+    @Test("llama.cpp loads every file Parity writes, and the same bytes came from llama.cpp's own tools", arguments: try nonEmpty(files(), "Parity GGUF files"))
+    func loadsAndIdentical(file: String) throws {
+        let record = try required(try required(try fixtureJSON(Self.path), "files", in: Self.path), file, in: Self.path)
+        let command = try #require(record["command"]?.stringValue)
+        let (writer, _) = try GGUFLlamaConverter.build(directory: Repo.golden + "/tiny-llama", output: try Self.output(fromCommand: command))
+        #expect(SHA256.hex(writer.serialized()) == record["sha256"]?.stringValue, "\(file): Parity now writes other bytes than the file llama.cpp ran")
+        #expect(record["llama_cpp_loaded"]?.boolValue == true, "\(file): llama.cpp did not load it: \(record["llama_cpp_error"] ?? .null)")
+        #expect(record["identical_to_llama_cpp_file"]?.stringValue != nil, "\(file): no llama.cpp tool wrote these bytes")
+        let metrics = try required(record, "llama_cpp", in: Self.path)
+        // Top-1 against the float64 reference over the 64 golden positions; every type recorded agrees on ≥ 84 %
+        // (Q2_K, the coarsest); a file llama.cpp computed garbage from (wrong layout) agrees on ~0–60 %
+        // (the planted no-permutation file: 58 %), so 0.8 separates them for this trained model.
+        #expect(try #require(metrics["top1_agreement"]?.doubleValue) >= 0.8, "\(file): llama.cpp's top-1 agreement with the goldens")
+        if file == "tiny-llama-f32.gguf" {
+            // f32 weights, F32 KV cache: llama.cpp sits at PyTorch's float32 noise (PyTorch f32 vs f64: 7.7e-6);
+            // 1e-4 leaves 10x margin and is 30x below the F16 KV cache's 3.6e-3.
+            #expect(try #require(metrics["max_abs_dlogit_vs_golden_f32"]?.doubleValue) < 1e-4, "\(file): llama.cpp's f32 logits vs the goldens")
+        }
+    }
+}
