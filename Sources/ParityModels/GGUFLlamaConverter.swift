@@ -385,6 +385,17 @@ public enum GGUFLlamaConverter {
         for (kind, value) in addSpecialTokens(tokenizerJSON: tokenizerJSON, tokenizerConfig: tokenizerConfig) {
             try w.set("tokenizer.ggml.add_\(kind)_token", .bool(value))
         }
+        // SpecialVocab's chat template: tokenizer_config.json's own, else chat_template.jinja (a single template).
+        let jinjaPath = directory + "/chat_template.jinja"
+        if let template = tokenizerConfig?["chat_template"]?.stringValue {
+            try w.set("tokenizer.chat_template", .string(template))
+        } else if tokenizerConfig != nil, FileManager.default.fileExists(atPath: jinjaPath) {
+            let file = try MappedFile(path: jinjaPath)
+            guard let template = String(data: file.data, encoding: .utf8) else {
+                throw ParityError.malformed(file: jinjaPath, at: "offset 0", reason: "not UTF-8 text")
+            }
+            try w.set("tokenizer.chat_template", .string(template))
+        }
     }
 
     /// convert_hf_to_gguf's `does_token_look_special`.

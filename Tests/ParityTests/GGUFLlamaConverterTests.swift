@@ -92,6 +92,42 @@ struct GGUFLlamaConverterTests {
         }
     }
 
+    /// A copy of golden/tiny-llama with config.json edited (keys set or removed) and some files left out.
+    static func editedModel(in scratch: TemporaryDirectory, config edit: (inout [(key: String, value: JSONValue)]) -> Void,
+                            omit: Set<String> = []) throws -> String {
+        let dir = scratch.file("model")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: model) where name != "config.json" && !omit.contains(name) {
+            try FileManager.default.copyItem(atPath: model + "/" + name, toPath: dir + "/" + name)
+        }
+        var object = try #require(try fixtureJSON(model + "/config.json").objectValue)
+        edit(&object)
+        try Data(JSONValue.object(object).serialized().utf8).write(to: URL(fileURLWithPath: dir + "/config.json"))
+        return dir
+    }
+
+    @Test("what the converter cannot write faithfully is refused, naming the file and the reason")
+    func refusals() throws {
+        let scratch = try TemporaryDirectory()
+        let biased = try Self.editedModel(in: scratch, config: { c in c.removeAll { $0.key == "attention_bias" }; c.append(("attention_bias", .bool(true))) })
+        #expect { try GGUFLlamaConverter.build(directory: biased, output: .converter(.f32)) } throws: { error in
+            guard let e = error as? ParityError, case let .unsupported(file, reason) = e else { return false }
+            return file.hasSuffix("config.json") && reason.contains("attention_bias")
+        }
+        let scratch2 = try TemporaryDirectory()
+        let noEpsilon = try Self.editedModel(in: scratch2, config: { c in c.removeAll { $0.key == "rms_norm_eps" } })
+        #expect { try GGUFLlamaConverter.build(directory: noEpsilon, output: .converter(.f32)) } throws: { error in
+            guard let e = error as? ParityError, case let .malformed(_, at, _) = e else { return false }
+            return at.contains("rms_norm_eps")
+        }
+        let scratch3 = try TemporaryDirectory()
+        let noTokenizer = try Self.editedModel(in: scratch3, config: { _ in }, omit: ["tokenizer.model"])
+        #expect { try GGUFLlamaConverter.build(directory: noTokenizer, output: .converter(.f32)) } throws: { error in
+            guard let e = error as? ParityError, case let .notFound(_, what) = e else { return false }
+            return what.contains("tokenizer.model")
+        }
+    }
+
     /// tensor-types.json: llama-quantize's per-tensor choice for every mix it ran without an importance matrix.
     static let quantizeFiles: [(file: String, mix: LlamaQuantizeMix)] = [
         ("gguf/tiny-llama-Q4_0.gguf", .Q4_0), ("gguf/tiny-llama-Q4_K_M.gguf", .Q4_K_M),
