@@ -183,6 +183,10 @@ struct ParityGGUFLlamaCppTests {
         #expect(record["llama_cpp_loaded"]?.boolValue == true, "\(file): llama.cpp did not load it: \(record["llama_cpp_error"] ?? .null)")
         #expect(record["identical_to_llama_cpp_file"]?.stringValue != nil, "\(file): no llama.cpp tool wrote these bytes")
         let metrics = try required(record, "llama_cpp", in: Self.path)
+        if record["identical_to_llama_cpp_file"]?.stringValue?.hasPrefix("gguf/") == true {
+            // the same bytes as an ecosystem file: llama.cpp computed the logits logits.h5 holds for that file
+            #expect(metrics["logits_equal_logits_h5"]?.boolValue == true, "\(file): llama.cpp's logits differ from logits.h5's for the same bytes")
+        }
         // Top-1 against the float64 reference over the 64 golden positions; every type recorded agrees on ≥ 84 %
         // (Q2_K, the coarsest); a file llama.cpp computed garbage from (wrong layout) agrees on ~0–60 %
         // (the planted no-permutation file: 58 %), so 0.8 separates them for this trained model.

@@ -93,6 +93,27 @@ struct GGUFLlamaReaderTests {
         }
     }
 
+    @Test("a tensor type llama.cpp loads but Parity cannot decode (IQ4_NL) is refused as unsupported, naming the tensor")
+    func undecodableType() throws {
+        let scratch = try TemporaryDirectory()
+        let source = try GGUFFile(path: Self.dir + "/correct.gguf")
+        var writer = try GGUFWriter(architecture: "llama")
+        for (key, value) in source.metadata where key != "general.architecture" { try writer.set(key, value) }
+        for t in source.tensors {
+            if t.name == "blk.1.ffn_down.weight" {  // ne [32, 16], stored as IQ4_NL (blocks of 32 values in 18 bytes)
+                try writer.add(name: t.name, type: .iq4_nl, ne: t.ne, bytes: [UInt8](repeating: 0, count: t.elementCount / 32 * 18))
+            } else {
+                try writer.add(name: t.name, type: t.type, ne: t.ne, bytes: try source.rawBytes(t))
+            }
+        }
+        let path = scratch.file("iq4_nl.gguf")
+        try writer.write(to: path)
+        #expect { try GGUFLlamaWeights.load(path: path) } throws: { error in
+            guard let e = error as? ParityError, case let .unsupported(file, reason) = e else { return false }
+            return file == path && reason.contains("blk.1.ffn_down.weight") && reason.contains("iq4_nl")
+        }
+    }
+
     /// Parity's converter writes golden/tiny-llama byte-identical to llama.cpp's convert_hf_to_gguf / llama-quantize
     /// (GGUFLlamaConverterTests), so reading its output is reading llama.cpp's files.
     @Test("reads the tiny-llama files (llama.cpp's bytes) with the checkpoint's hyperparameters", arguments: try nonEmpty(["f32", "Q4_K_M"], "outputs"))

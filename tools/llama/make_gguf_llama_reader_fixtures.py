@@ -54,7 +54,7 @@ def tensors(vocab):
     return out
 
 
-def write(path, drop_keys=(), key_overrides=None, drop_tensors=(), extra_tensors=None, tensor_overrides=None):
+def write(path, drop_keys=(), key_overrides=None, drop_tensors=(), extra_tensors=None, tensor_overrides=None, extra_keys=None):
     tokens, scores, types = vocabulary()
     w = gguf.GGUFWriter(path, "llama")
     keys = [
@@ -84,6 +84,8 @@ def write(path, drop_keys=(), key_overrides=None, drop_tensors=(), extra_tensors
             w.add_key_value(key, v, kind)
             continue
         add(value)
+    for key, (kind, v) in (extra_keys or {}).items():
+        w.add_key_value(key, v, kind)
     data = tensors(len(tokens))
     data.update(tensor_overrides or {})
     for name, t in list(data.items()) + list((extra_tensors or {}).items()):
@@ -109,6 +111,13 @@ CASES = [
      {"extra_tensors": {"blk.0.attn_extra.weight": np.zeros((HIDDEN, HIDDEN), np.float16)}}),
     ("wrong-ne-attn-k", "blk.0.attn_k.weight stored with ne [16, 16] (as if 2 KV heads) where llama.cpp expects [16, 8]",
      {"tensor_overrides": {"blk.0.attn_k.weight": np.zeros((HEADS * HEAD_DIM, HIDDEN), np.float16)}}),
+    ("no-vocab", "tokenizer.ggml.model 'none' with llama.vocab_size 259 and no token arrays: llama.cpp adds dummy tokens",
+     {"drop_keys": ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"],
+      "key_overrides": {"tokenizer.ggml.model": (gguf.GGUFValueType.STRING, "none")},
+      "extra_keys": {"llama.vocab_size": (gguf.GGUFValueType.UINT32, 259)}}),
+    ("no-vocab-without-size", "tokenizer.ggml.model 'none' without llama.vocab_size: llama.cpp's vocabulary has 0 tokens",
+     {"drop_keys": ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"],
+      "key_overrides": {"tokenizer.ggml.model": (gguf.GGUFValueType.STRING, "none")}}),
     ("missing-ffn-length", "llama.feed_forward_length absent: llama.cpp defaults it to 0 and then fails the tensor shapes",
      {"drop_keys": ["llama.feed_forward_length"]}),
 ]
