@@ -138,4 +138,40 @@ struct GGUFLlamaReaderTests {
         guard case let .ggml(_, tensor) = try w.matrix(.value, layer: 2).storage else { Issue.record("attn_v is not a ggml tensor"); return }
         #expect(tensor.type == (output == "f32" ? .f32 : .q6_K), "blk.2.attn_v: llama-quantize's Q4_K_M gives it Q6_K")
     }
+
+    /// Q and K as llama.cpp holds them: rows in ggml's adjacent-pair order. Undoing that order (this test's own
+    /// inverse: row h·D + 2j + t came from row h·D + t·D/2 + j) must give the checkpoint's q_proj/k_proj exactly;
+    /// V, which no runtime permutes, must equal v_proj as stored.
+    @Test("Q/K rows read as llama.cpp holds them are the checkpoint's rows in adjacent-pair order, bit for bit")
+    func queryKeyPermutation() throws {
+        let scratch = try TemporaryDirectory()
+        let path = scratch.file("f32.gguf")
+        try GGUFLlamaConverter.convert(directory: Repo.golden + "/tiny-llama", output: .converter(.f32), to: path)
+        let w = try Self.loaded(path)
+        let checkpoint = try SafetensorsFile(path: Repo.golden + "/tiny-llama/model.safetensors")
+        let h = w.hyperparameters
+        for layer in 0..<h.layerCount {
+            for (role, heads) in [(LlamaTensorRole.query, h.headCount), (.key, h.keyValueHeadCount), (.value, 0)] {
+                let m = try w.matrix(role, layer: layer)
+                guard case let .ggml(file, info) = m.storage else { Issue.record("\(m.fileName) is not a ggml tensor"); continue }
+                let stored = try file.values(info)
+                let reference = try checkpoint.tensor(named: role.referenceName(layer: layer))
+                #expect(reference.shape == [m.rows, m.columns], "\(m.fileName): rows × columns")
+                var unpermuted = stored
+                if heads > 0 {
+                    let d = m.rows / heads
+                    for head in 0..<heads {
+                        for j in 0..<(d / 2) {
+                            for t in 0..<2 {
+                                let from = (head * d + 2 * j + t) * m.columns, to = (head * d + t * d / 2 + j) * m.columns
+                                for c in 0..<m.columns { unpermuted[to + c] = stored[from + c] }
+                            }
+                        }
+                    }
+                    #expect(stored != reference.data, "\(m.fileName): stored unpermuted, llama.cpp's RoPE would pair the wrong dimensions")
+                }
+                #expect(unpermuted.map(\.bitPattern) == reference.data.map(\.bitPattern), "\(m.fileName) vs \(role.referenceName(layer: layer))")
+            }
+        }
+    }
 }
