@@ -160,12 +160,12 @@ public enum GGUFLlamaConverter {
         let weights = try loadWeights(directory: directory)
         var prepared: [Prepared] = []
         var notes: [String] = []
-        for hfName in weights.keys.sorted() {  // convert_hf_to_gguf walks the checkpoint's tensors in name order
+        for (hfName, load) in weights {  // convert_hf_to_gguf's order: shard files by name, each shard's tensors by name
             if hfName.hasSuffix(".rotary_emb.inv_freq") { continue }  // a buffer some checkpoints save; convert skips it
             guard let name = ggufName(hfName) else {
                 throw ParityError.mismatch(file: directory, reason: "tensor '\(hfName)' has no GGUF llama name (convert_hf_to_gguf would refuse it too)")
             }
-            var tensor = try weights[hfName]!()
+            var tensor = try load()
             if hfName.hasSuffix("q_proj.weight") || hfName.hasSuffix("k_proj.weight") {
                 let heads = hfName.hasSuffix("k_proj.weight") ? (config.keyValueHeadCount ?? config.headCount) : config.headCount
                 guard tensor.rank == 2, tensor.shape[0] % (2 * heads) == 0 else {
@@ -222,8 +222,10 @@ public enum GGUFLlamaConverter {
         }
     }
 
-    /// Every tensor of the checkpoint, by name, loaded on demand: model.safetensors or the shards an index names.
-    static func loadWeights(directory: String) throws -> [String: () throws -> ParityCore.Tensor] {
+    /// Every tensor of the checkpoint, loaded on demand, in the order convert_hf_to_gguf visits them (gguf-py's
+    /// `SafetensorsLocal`: the shard files in name order, each file's tensors in name order): model.safetensors or
+    /// the shards an index names.
+    static func loadWeights(directory: String) throws -> [(String, () throws -> ParityCore.Tensor)] {
         let single = directory + "/model.safetensors"
         var files: [String] = []
         if FileManager.default.fileExists(atPath: single) {
@@ -238,12 +240,13 @@ public enum GGUFLlamaConverter {
             }
             files = Array(Set(map.compactMap { $0.value.stringValue })).sorted().map { directory + "/" + $0 }
         }
-        var out: [String: () throws -> ParityCore.Tensor] = [:]
+        var out: [(String, () throws -> ParityCore.Tensor)] = []
+        var seen = Set<String>()
         for path in files {
             let file = try SafetensorsFile(path: path)
-            for entry in file.entries {
-                guard out[entry.name] == nil else { throw ParityError.malformed(file: path, at: "tensor '\(entry.name)'", reason: "also in another shard") }
-                out[entry.name] = { try file.tensor(entry) }
+            for entry in file.entries.sorted(by: { $0.name < $1.name }) {
+                guard seen.insert(entry.name).inserted else { throw ParityError.malformed(file: path, at: "tensor '\(entry.name)'", reason: "also in another shard") }
+                out.append((entry.name, { try file.tensor(entry) }))
             }
         }
         return out

@@ -128,6 +128,36 @@ struct GGUFLlamaConverterTests {
         }
     }
 
+    @Test("a sharded checkpoint (model.safetensors.index.json) converts to the same bytes as the single file")
+    func sharded() throws {
+        let scratch = try TemporaryDirectory()
+        let dir = try Self.editedModel(in: scratch, config: { _ in }, omit: ["model.safetensors"])
+        let single = try SafetensorsFile(path: Self.model + "/model.safetensors")
+        let names = single.entries.map(\.name).sorted()
+        // Split in name order, so the shard-by-shard order convert_hf_to_gguf walks is the single file's.
+        var weightMap: [(key: String, value: JSONValue)] = []
+        for (index, part) in [names.prefix(names.count / 2), names.dropFirst(names.count / 2)].enumerated() {
+            let shard = "model-0000\(index + 1)-of-00002.safetensors"
+            var writer = SafetensorsWriter()
+            for name in part {
+                let entry = try #require(single.entry(named: name))
+                try writer.add(name: name, dtype: entry.dtype, shape: entry.shape, bytes: try single.rawBytes(entry))
+                weightMap.append((name, .string(shard)))
+            }
+            try writer.write(to: dir + "/" + shard)
+        }
+        let index = JSONValue.object([("metadata", .object([])), ("weight_map", .object(weightMap))])
+        try Data(index.serialized().utf8).write(to: URL(fileURLWithPath: dir + "/model.safetensors.index.json"))
+        // The directory name is part of the metadata (general.name), so compare with the single file converted from
+        // a directory of the same name.
+        let scratch2 = try TemporaryDirectory()
+        let singleDir = try Self.editedModel(in: scratch2, config: { _ in })
+        let (fromShards, _) = try GGUFLlamaConverter.build(directory: dir, output: .converter(.f32))
+        let (fromSingle, _) = try GGUFLlamaConverter.build(directory: singleDir, output: .converter(.f32))
+        #expect(fromShards.tensors.map(\.name) == fromSingle.tensors.map(\.name))
+        #expect(SHA256.hex(fromShards.serialized()) == SHA256.hex(fromSingle.serialized()))
+    }
+
     /// tensor-types.json: llama-quantize's per-tensor choice for every mix it ran without an importance matrix.
     static let quantizeFiles: [(file: String, mix: LlamaQuantizeMix)] = [
         ("gguf/tiny-llama-Q4_0.gguf", .Q4_0), ("gguf/tiny-llama-Q4_K_M.gguf", .Q4_K_M),
