@@ -119,8 +119,11 @@ public enum GGUFLlamaConverter {
             for key in ["attention_bias", "mlp_bias"] where json[key]?.boolValue == true {
                 throw .unsupported(file: path, reason: "'\(key)': true; Llama projections with biases are not converted")
             }
-            if let scaling = json["rope_scaling"], scaling != .null {
-                throw .unsupported(file: path, reason: "'rope_scaling' is set; RoPE scaling metadata is not converted")
+            // convert_hf_to_gguf's rope parameters: `rope_parameters` (transformers ≥ 5) or `rope_scaling`; θ from the
+            // top-level `rope_theta` (or `rotary_emb_base`), else from those parameters.
+            let ropeParameters = json["rope_parameters"].flatMap { $0 == .null ? nil : $0 } ?? json["rope_scaling"].flatMap { $0 == .null ? nil : $0 }
+            if let type = ropeParameters?["rope_type"]?.stringValue ?? ropeParameters?["type"]?.stringValue, type != "default" {
+                throw .unsupported(file: path, reason: "RoPE type '\(type)': RoPE scaling metadata is not converted")
             }
             hiddenSize = try int("hidden_size")
             layerCount = try int("num_hidden_layers")
@@ -131,7 +134,7 @@ public enum GGUFLlamaConverter {
             contextLength = try int("max_position_embeddings")
             guard let eps = json["rms_norm_eps"]?.doubleValue else { throw .malformed(file: path, at: "key 'rms_norm_eps'", reason: "missing or not a number") }
             rmsNormEpsilon = eps
-            ropeTheta = json["rope_theta"]?.doubleValue
+            ropeTheta = json["rope_theta"]?.doubleValue ?? json["rotary_emb_base"]?.doubleValue ?? ropeParameters?["rope_theta"]?.doubleValue
             headDim = json["head_dim"]?.intValue
             guard headCount > 0, hiddenSize % headCount == 0 || headDim != nil else {
                 throw .malformed(file: path, at: "key 'num_attention_heads'", reason: "\(headCount) heads do not divide hidden_size \(hiddenSize)")

@@ -128,6 +128,26 @@ struct GGUFLlamaConverterTests {
         }
     }
 
+    @Test("θ from transformers 5's rope_parameters when config.json has no rope_theta; scaled RoPE refused")
+    func ropeParameters() throws {
+        let scratch = try TemporaryDirectory()
+        let dir = try Self.editedModel(in: scratch, config: { c in
+            c.removeAll { $0.key == "rope_theta" || $0.key == "rope_scaling" }
+            c.append(("rope_parameters", .object([("rope_theta", .number("500000.0")), ("rope_type", .string("default"))])))
+        })
+        let (writer, _) = try GGUFLlamaConverter.build(directory: dir, output: .converter(.f32))
+        #expect(writer.metadata.first { $0.key == "llama.rope.freq_base" }?.value == .float32(500000))
+        let scratch2 = try TemporaryDirectory()
+        let scaled = try Self.editedModel(in: scratch2, config: { c in
+            c.removeAll { $0.key == "rope_scaling" }
+            c.append(("rope_scaling", .object([("rope_type", .string("llama3")), ("factor", .number("8.0"))])))
+        })
+        #expect { try GGUFLlamaConverter.build(directory: scaled, output: .converter(.f32)) } throws: { error in
+            guard let e = error as? ParityError, case let .unsupported(_, reason) = e else { return false }
+            return reason.contains("llama3")
+        }
+    }
+
     @Test("a sharded checkpoint (model.safetensors.index.json) converts to the same bytes as the single file")
     func sharded() throws {
         let scratch = try TemporaryDirectory()
