@@ -105,11 +105,12 @@ public struct GGUFLlamaWeights: LlamaWeightSource {
             case .float64: return "f64"
             }
         }
+        // llama_model_create: a file without general.architecture has arch name '' (unknown).
         guard let architecture = file["general.architecture"] else {
-            throw refuse("load_arch", "key not found in model: general.architecture")
+            throw refuse("llama_model_create", "unknown model architecture: ''")
         }
         guard case let .string(arch) = architecture else {
-            throw refuse("load_arch", "key general.architecture has wrong type \(typeName(architecture.type)) but expected type str")
+            throw refuse("llama_model_create", "key general.architecture has wrong type \(typeName(architecture.type)) but expected type str")
         }
         guard arch == "llama" else {
             throw ParityError.mismatch(file: path, reason: "general.architecture is '\(arch)'; this reader reads GGUF 'llama' files")
@@ -223,7 +224,7 @@ public struct GGUFLlamaWeights: LlamaWeightSource {
                 throw refuse("load_tensors", "tensor '\(name)' has wrong shape; expected \(shape(ne)), got \(shape(Array(padded.prefix(4))))")
             }
             created += 1
-            expected.append(.init(name: name, shape: ne))
+            expected.append(.init(name: name, shape: t.ne))  // matched by llama.cpp's rule (trailing 1s allowed)
             return true
         }
         func unsupportedIfPresent(_ name: String, _ why: String) throws {
