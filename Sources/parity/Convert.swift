@@ -1,5 +1,6 @@
 import ArgumentParser
 import ParityCore
+import ParityFormats
 import ParityModels
 import ParityVerify
 
@@ -46,6 +47,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let variant = try requested()
+        if to == .mlx, MLXLlamaConverter.isLlamaDirectory(model) { return try convertLlamaToMLX() }
         let format = FormatRegistry.all.first { $0.format == to }!
         let reference = try ModelRepository.locate(model)
         let notes = try format.convert(reference, variant: variant, to: output)
@@ -57,5 +59,15 @@ struct Convert: ParsableCommand {
         } else {
             print("wrote \(output) (\(format.name) \(written.label); asked for \(variant.label), see the notes above)")
         }
+    }
+
+    /// A Hugging Face Llama directory → the MLX directory `mlx_lm convert` writes (MLXLlamaConverter).
+    func convertLlamaToMLX() throws {
+        let names: [FloatType: String] = [.f32: "float32", .f16: "float16", .bf16: "bfloat16"]
+        let q = try quantization.spec().map { MLXQuantParameters(mode: $0.mode.rawValue, groupSize: $0.groupSize, bits: $0.bits) }
+        for note in try MLXLlamaConverter.convert(directory: model, dtype: dtype.flatMap { names[$0] }, quantization: q, to: output) {
+            print("  " + note)
+        }
+        print("wrote \(output) (mlx-lm Llama directory\(q.map { ", \($0.mode) \($0.bits)-bit group \($0.groupSize)" } ?? ""))")
     }
 }
