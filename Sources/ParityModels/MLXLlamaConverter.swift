@@ -258,7 +258,7 @@ public enum PythonJSON {
 
     /// Integers as written; other numbers as Python's float `repr`: the shortest round-trip digits, in exponent
     /// form (`1e-05`, `1e+16`) when the decimal exponent is below −4 or at least 16, else positional with `.0`.
-    static func number(_ text: String) -> String {
+    public static func number(_ text: String) -> String {
         guard text.contains(where: { ".eE".contains($0) }), let d = Double(text), d.isFinite else { return text }
         if d == 0 { return d.sign == .minus ? "-0.0" : "0.0" }
         // Swift's description gives the same shortest digits; only the layout differs.
@@ -293,7 +293,7 @@ public enum PythonJSON {
     static func pad2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
 
     /// json.dumps string escaping with ensure_ascii=True.
-    static func quote(_ s: String) -> String {
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {
