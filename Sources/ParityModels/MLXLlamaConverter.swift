@@ -35,6 +35,14 @@ public enum MLXLlamaConverter {
     static let copiedFiles = ["tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json",
                               "chat_template.jinja", "generation_config.json"]
 
+    /// The Hugging Face Llama directory `model` names: a directory path, or a bundled model's name (golden/NAME);
+    /// nil when it is neither or its config.json does not say `model_type: llama`.
+    public static func llamaDirectory(for model: String) -> String? {
+        if isLlamaDirectory(model) { return model }
+        guard !model.contains("/"), let bundled = ModelRepository.bundledDirectory(), isLlamaDirectory(bundled + "/" + model) else { return nil }
+        return bundled + "/" + model
+    }
+
     /// Whether `path` is a Hugging Face directory whose config.json says `model_type: llama`.
     public static func isLlamaDirectory(_ path: String) -> Bool {
         guard let data = FileManager.default.contents(atPath: path + "/config.json"),

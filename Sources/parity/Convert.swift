@@ -47,7 +47,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let variant = try requested()
-        if to == .mlx, MLXLlamaConverter.isLlamaDirectory(model) { return try convertLlamaToMLX() }
+        if to == .mlx, let llama = MLXLlamaConverter.llamaDirectory(for: model) { return try convertLlamaToMLX(llama) }
         let format = FormatRegistry.all.first { $0.format == to }!
         let reference = try ModelRepository.locate(model)
         let notes = try format.convert(reference, variant: variant, to: output)
@@ -62,10 +62,10 @@ struct Convert: ParsableCommand {
     }
 
     /// A Hugging Face Llama directory → the MLX directory `mlx_lm convert` writes (MLXLlamaConverter).
-    func convertLlamaToMLX() throws {
+    func convertLlamaToMLX(_ directory: String) throws {
         let names: [FloatType: String] = [.f32: "float32", .f16: "float16", .bf16: "bfloat16"]
         let q = try quantization.spec().map { MLXQuantParameters(mode: $0.mode.rawValue, groupSize: $0.groupSize, bits: $0.bits) }
-        for note in try MLXLlamaConverter.convert(directory: model, dtype: dtype.flatMap { names[$0] }, quantization: q, to: output) {
+        for note in try MLXLlamaConverter.convert(directory: directory, dtype: dtype.flatMap { names[$0] }, quantization: q, to: output) {
             print("  " + note)
         }
         print("wrote \(output) (mlx-lm Llama directory\(q.map { ", \($0.mode) \($0.bits)-bit group \($0.groupSize)" } ?? ""))")

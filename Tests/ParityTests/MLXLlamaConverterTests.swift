@@ -117,6 +117,18 @@ struct MLXLlamaConverterTests {
         #expect(q.quantizedModules.count == 1 + 3 * 7 + 1)  // embed_tokens, 7 projections per layer, lm_head; norms stay float
     }
 
+    @Test("parity convert tiny-llama --to mlx writes the Llama directory (bundled name or path) and exits 0")
+    func cli() throws {
+        let scratch = try TemporaryDirectory()
+        let result = try runParity(["convert", "tiny-llama", "--to", "mlx", "--bits", "4", "--group-size", "64", "-o", scratch.file("q4")])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("affine 4-bit group 64"), "\(result.stdout)")
+        let entry = try #require(try Self.variants().first { $0.key == "q4-g64" }?.value)
+        #expect(SHA256.hex(try readBytes(scratch.file("q4") + "/config.json")) == entry["mlx_lm"]?["config_sha256"]?.stringValue)
+        let bad = try runParity(["convert", Self.model, "--to", "mlx", "--mode", "mxfp4", "--bits", "8", "-o", scratch.file("bad")])
+        #expect(bad.status == 2, "\(bad.stdout)\(bad.stderr)")
+    }
+
     @Test("Python json.dump number and string layout")
     func pythonJSON() {
         #expect(PythonJSON.number("1e-05") == "1e-05" && PythonJSON.number("0.00001") == "1e-05")

@@ -148,15 +148,45 @@ struct MLXLlamaWeightsTests {
         #expect(clean.quantizedModules.count == 9 && clean.quantizedModules.values.allSatisfy { $0 == MLXQuantParameters(mode: "affine", groupSize: 32, bits: 4) })
     }
 
-    @Test("a config mlx-lm cannot build a model from is bad input naming config.json and the key")
-    func malformedConfig() throws {
+    @Test("a config mlx-lm cannot build a model from is bad input naming config.json and the key",
+          arguments: try nonEmpty([("malformed-no-rms-norm-eps", "TypeError", "rms_norm_eps"),
+                                   ("malformed-quantization-config-without-method", "KeyError", "quantization_config"),
+                                   ("malformed-module-entry-number", "ValueError", "quantization.model.layers.0.mlp.up_proj")],
+                                  "malformed configs"))
+    func malformedConfig(name: String, mlxError: String, key: String) throws {
         let scratch = try TemporaryDirectory()
-        let outcome = try Self.outcome("malformed-no-rms-norm-eps")
-        #expect(outcome["error_type"]?.stringValue == "TypeError" && outcome["error"]?.stringValue?.contains("rms_norm_eps") == true)
-        let path = try Self.assemble("malformed-no-rms-norm-eps", in: scratch)
+        let outcome = try Self.outcome(name)
+        #expect(outcome["loaded"] == .bool(false) && outcome["error_type"]?.stringValue == mlxError, "mlx-lm: \(outcome)")
+        let path = try Self.assemble(name, in: scratch)
         #expect { try MLXLlamaWeights.load(directory: path) } throws: { error in
             guard case let .malformed(file, at, _) = error as? ParityError else { return false }
-            return file.hasSuffix("config.json") && at.contains("rms_norm_eps")
+            return file.hasSuffix("config.json") && at == "key \"\(key)\""
+        }
+    }
+
+    @Test("other configs that cannot be a Llama for mlx-lm are refused as bad input naming the key",
+          arguments: try nonEmpty([("model_type", JSONValue.string("gpt2"), "model_type 'gpt2'"),
+                                   ("hidden_size", .string("64"), "key \"hidden_size\""),
+                                   ("num_key_value_heads", .number(3), "key \"num_key_value_heads\""),
+                                   ("quantization", .number(4), "key \"quantization\""),
+                                   ("rope_scaling", .object([("type", .string("llama3")), ("factor", .number(8))]), "key \"rope_scaling\""),
+                                   ("attention_bias", .bool(true), "key \"attention_bias\"")],
+                                  "bad config values"))
+    func badConfigValues(key: String, value: JSONValue, named: String) throws {
+        let scratch = try TemporaryDirectory()
+        let target = scratch.file("bad")
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        guard case var .object(members) = try fixtureJSON(Self.dir + "/q4-g32/config.json") else {
+            Issue.record("q4-g32/config.json is not an object")
+            return
+        }
+        members.removeAll { $0.key == key }
+        members.append((key, value))
+        try writeBytes(Array(JSONValue.object(members).serialized().utf8), to: target + "/config.json")
+        try FileManager.default.copyItem(atPath: Self.dir + "/q4-g32/model.safetensors", toPath: target + "/model.safetensors")
+        #expect { try MLXLlamaWeights.load(directory: target) } throws: { error in
+            guard let e = error as? ParityError else { return false }
+            return "\(e)".contains("config.json") && "\(e)".contains(named)
         }
     }
 

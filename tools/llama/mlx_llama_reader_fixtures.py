@@ -20,6 +20,8 @@ model.safetensors beside it, as this script does before loading):
   planted-no-quantization no "quantization" entry at all
   no-tie-word-embeddings-key  tie_word_embeddings removed (mlx-lm's ModelArgs default is true, transformers' false)
   malformed-no-rms-norm-eps  rms_norm_eps removed (a required ModelArgs field)
+  malformed-quantization-config-without-method  no "quantization"; a quantization_config without quant_method
+  malformed-module-entry-number  a per-module quantization entry that is a number (neither a dict nor a bool)
 manifest.json: per directory the mlx_lm.load outcome (loaded, or the exception's type and first line), and when
 loaded the resolved ModelArgs, per module what mlx-lm built (class; group_size/bits/mode of quantized modules), the
 SHA-256 of every module's weight as float32 (mx.dequantize(..., dtype=float32) for quantized ones) and the logits
@@ -142,12 +144,16 @@ def main():
     planted["no-tie-word-embeddings-key"] = c
     c = copy.deepcopy(qconfig); c.pop("rms_norm_eps")
     planted["malformed-no-rms-norm-eps"] = c
+    c = copy.deepcopy(qconfig); c.pop("quantization"); c["quantization_config"] = {"group_size": 32, "bits": 4}
+    planted["malformed-quantization-config-without-method"] = c
+    c = copy.deepcopy(qconfig); c["quantization"] = dict(c["quantization"], **{"model.layers.0.mlp.up_proj": 4})
+    planted["malformed-module-entry-number"] = c
     from mlx_lm.utils import save_config
     for name, cfg in planted.items():
         d = os.path.join(out, name)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
-        if name == "planted-no-quantization":  # save_config copies quantization into quantization_config only if present
+        if "quantization" not in cfg:  # save_config would copy quantization into quantization_config
             with open(os.path.join(d, "config.json"), "w") as f:
                 json.dump(dict(sorted(cfg.items())), f, indent=4)
         else:
