@@ -17,7 +17,9 @@ import ParityFormats
 /// 5. `load_weights(strict=True)`: extra, missing, or differently shaped parameters are refused (dtypes are not
 ///    checked). Parity records that as ``loading`` (a FAIL of the file, not bad input).
 /// Malformed input (unreadable JSON, a missing required key, a quantization entry mlx-lm cannot use) throws
-/// ``ParityError`` naming the file and the key.
+/// ``ParityError`` naming the file and the key. A well-formed directory that mlx-lm refuses to load is read: its
+/// ``loading`` outcome holds the refusal (an engine exposes it as `StrictLoadingEngine.loading`, which the verdict
+/// reports as FAIL), and `matrix` / `vector` then throw that refusal, since the runtime computes nothing from it.
 public struct MLXLlamaWeights: LlamaWeightSource {
     public let path: String
     public let hyperparameters: LlamaHyperparameters
