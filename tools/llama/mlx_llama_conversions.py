@@ -4,8 +4,8 @@
     .build-venv-mlxlm/bin/python tools/llama/mlx_llama_conversions.py [--model golden/tiny-llama]
         [--parity .build/debug/parity] [--work .build-mlxllama] [--out Tests/ParityTests/Fixtures/llama/mlx-llama-conversions.json]
 
-For every variant (float32/float16/bfloat16; affine 2, 3, 4, 5, 6, 8 bits x groups 32, 64, 128; mxfp4; q4 g64 from
-float16 and bfloat16) it runs `python -m mlx_lm convert` (mlx-lm 0.32.2) and `parity convert --to mlx` on the same
+For every variant (float32/float16/bfloat16; affine 2, 3, 4, 5, 6, 8 bits x groups 32, 64, 128; mxfp4, mxfp8, nvfp4;
+q4 g64 from float16 and bfloat16) it runs `python -m mlx_lm convert` (mlx-lm 0.32.2) and `parity convert --to mlx` on the same
 Hugging Face directory, then records:
   - mlx-lm's output: config.json (parsed, and its SHA-256), the SHA-256 and metadata of model.safetensors.index.json,
     and per tensor [dtype, shape, SHA-256 of its bytes] (read from the safetensors header, not through MLX), plus the
@@ -40,6 +40,8 @@ VARIANTS = {
     **{f"q{b}-g{g}": (["-q", "--q-bits", str(b), "--q-group-size", str(g)], ["--bits", str(b), "--group-size", str(g)])
        for b, g in AFFINE},
     "mxfp4": (["-q", "--q-mode", "mxfp4"], ["--mode", "mxfp4"]),
+    "mxfp8": (["-q", "--q-mode", "mxfp8"], ["--mode", "mxfp8"]),
+    "nvfp4": (["-q", "--q-mode", "nvfp4"], ["--mode", "nvfp4"]),
     "q4-g64-float16": (["-q", "--q-bits", "4", "--q-group-size", "64", "--dtype", "float16"],
                        ["--bits", "4", "--group-size", "64", "--dtype", "f16"]),
     "q4-g64-bfloat16": (["-q", "--q-bits", "4", "--q-group-size", "64", "--dtype", "bfloat16"],
@@ -139,6 +141,9 @@ def main():
         "inputs": f"golden.h5 /inputs/input_ids {list(ids.shape)}; reference /reference/logits_f64",
         "variants": {},
     }
+    if args.only and os.path.exists(args.out):  # rerunning some variants keeps the others' records
+        with open(args.out) as f:
+            result["variants"] = json.load(f)["variants"]
     names = args.only or list(VARIANTS)
     for name in names:
         mlx_args, parity_args = VARIANTS[name]
