@@ -129,6 +129,66 @@ struct MLXLlamaConverterTests {
         #expect(bad.status == 2, "\(bad.stdout)\(bad.stderr)")
     }
 
+    /// golden/tiny-llama's files, with its weights re-saved by `arrange` (a transformers-style sharded or edited copy).
+    static func copyModel(to target: String, arrange: ([RawTensor]) throws -> [(file: String, tensors: [RawTensor])]) throws {
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        for file in try FileManager.default.contentsOfDirectory(atPath: model) where file != "model.safetensors" && file != "golden.h5" {
+            try FileManager.default.copyItem(atPath: model + "/" + file, toPath: target + "/" + file)
+        }
+        let st = try SafetensorsFile(path: model + "/model.safetensors")
+        let tensors = try st.entries.map { RawTensor(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: try st.rawBytes($0)) }
+        let files = try arrange(tensors)
+        var map: [(key: String, value: JSONValue)] = []
+        for (file, group) in files {
+            var writer = SafetensorsWriter(metadata: [("format", "pt")])
+            for t in group {
+                try writer.add(name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.bytes)
+                map.append((t.name, .string(file)))
+            }
+            try writer.write(to: target + "/" + file)
+        }
+        if files.count > 1 {
+            let index = JSONValue.object([("metadata", .object([("total_size", .number(0))])), ("weight_map", .object(map))])
+            try writeBytes(Array(index.serialized().utf8), to: target + "/model.safetensors.index.json")
+        }
+    }
+
+    @Test("a sharded Hugging Face checkpoint (model.safetensors.index.json) converts to the same bytes as the single file")
+    func shardedInput() throws {
+        let scratch = try TemporaryDirectory()
+        try Self.copyModel(to: scratch.file("hf")) { tensors in
+            let half = tensors.count / 2
+            return [("model-00001-of-00002.safetensors", Array(tensors[..<half])), ("model-00002-of-00002.safetensors", Array(tensors[half...]))]
+        }
+        try MLXLlamaConverter.convert(directory: scratch.file("hf"), dtype: nil, quantization: MLXQuantParameters(mode: "affine", groupSize: 64, bits: 4),
+                                      to: scratch.file("mlx"))
+        let entry = try #require(try Self.variants().first { $0.key == "q4-g64" }?.value)
+        let expected = try #require(entry["mlx_lm"]?["tensors"]?.objectValue)
+        let file = try SafetensorsFile(path: scratch.file("mlx") + "/model.safetensors")
+        var checked = 0
+        for (name, row) in try nonEmpty(expected, "q4-g64 tensors") {
+            let e = try #require(file.entry(named: name))
+            #expect(SHA256.hex(try file.rawBytes(e)) == row.arrayValue?[2].stringValue, "\(name)")
+            checked += 1
+        }
+        #expect(checked == file.entries.count)
+    }
+
+    @Test("a checkpoint with a tensor no Llama parameter reads, or without one it needs, is refused naming the tensor",
+          arguments: try nonEmpty([("extra", "model.layers.0.self_attn.q_proj.bias"), ("missing", "model.layers.2.mlp.down_proj.weight")],
+                                  "edited checkpoints"))
+    func refusesForeignOrMissingTensors(edit: String, tensor: String) throws {
+        let scratch = try TemporaryDirectory()
+        try Self.copyModel(to: scratch.file("hf")) { tensors in
+            if edit == "missing" { return [("model.safetensors", tensors.filter { $0.name != tensor })] }
+            return [("model.safetensors", tensors + [RawTensor(name: tensor, dtype: .f32, shape: [256], bytes: [UInt8](repeating: 0, count: 1024))])]
+        }
+        #expect { try MLXLlamaConverter.convert(directory: scratch.file("hf"), dtype: nil, quantization: nil, to: scratch.file("mlx")) } throws: {
+            "\($0)".contains(tensor)
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch.file("mlx")), "a refused conversion left an output directory")
+    }
+
     @Test("Python json.dump number and string layout")
     func pythonJSON() {
         #expect(PythonJSON.number("1e-05") == "1e-05" && PythonJSON.number("0.00001") == "1e-05")
