@@ -45,7 +45,7 @@ struct MLXLlamaWeightsTests {
         }
     }
 
-    static let loadedByMLX = ["float16", "q4-g32", "mxfp4", "tied-q4-g32", "planted-global-bits"]
+    static let loadedByMLX = ["float16", "q4-g32", "mxfp4", "tied-q4-g32", "planted-global-bits", "planted-rope-traditional"]
 
     @Test("directories mlx_lm.load accepts: same ModelArgs, same quantized modules, every weight bit-identical to what mlx-lm loaded",
           arguments: try nonEmpty(loadedByMLX, "directories mlx-lm loads"))
@@ -204,6 +204,17 @@ struct MLXLlamaWeightsTests {
         #expect(absent.hyperparameters.tiedEmbeddings)
         #expect(absent.loading.refusals.joined().contains("lm_head.biases, lm_head.scales"), "\(absent.loading.refusals)")
         #expect(absent.notes.joined().contains("absent (mlx-lm's default: true)"))
+    }
+
+    @Test("rope_traditional true: read as adjacent-pair RoPE; mlx-lm computed other logits from the same weights")
+    func ropeTraditional() throws {
+        let scratch = try TemporaryDirectory()
+        let w = try MLXLlamaWeights.load(directory: try Self.assemble("planted-rope-traditional", in: scratch))
+        #expect(w.ropeStyle == .adjacentPairs && !w.loading.refused)
+        #expect(try MLXLlamaWeights.load(directory: Self.dir + "/q4-g32").ropeStyle == .halves)
+        let planted = try #require(try Self.outcome("planted-rope-traditional")["logits"]?.arrayValue)
+        let plain = try #require(try Self.outcome("q4-g32")["logits"]?.arrayValue)
+        #expect(planted.count == 4 && planted != plain, "mlx-lm's logits do not depend on rope_traditional")
     }
 
     @Test("mxfp4: uint8 scales, no biases, group 32 — read as mlx-lm infers it")

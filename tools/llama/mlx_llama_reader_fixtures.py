@@ -18,6 +18,7 @@ model.safetensors beside it, as this script does before loading):
   planted-global-bits     "quantization" (and quantization_config) say 8 bits; the tensors are 4-bit
   planted-module-entry    a per-module entry says model.layers.0.self_attn.q_proj is 8-bit
   planted-no-quantization no "quantization" entry at all
+  planted-rope-traditional  rope_traditional true: mlx-lm rotates adjacent pairs (other logits, same weights)
   no-tie-word-embeddings-key  tie_word_embeddings removed (mlx-lm's ModelArgs default is true, transformers' false)
   malformed-no-rms-norm-eps  rms_norm_eps removed (a required ModelArgs field)
   malformed-quantization-config-without-method  no "quantization"; a quantization_config without quant_method
@@ -140,6 +141,8 @@ def main():
     planted["planted-module-entry"] = c
     c = copy.deepcopy(qconfig); c.pop("quantization"); c.pop("quantization_config")
     planted["planted-no-quantization"] = c
+    c = copy.deepcopy(qconfig); c["rope_traditional"] = True
+    planted["planted-rope-traditional"] = c
     c = copy.deepcopy(qconfig); c.pop("tie_word_embeddings")
     planted["no-tie-word-embeddings-key"] = c
     c = copy.deepcopy(qconfig); c.pop("rms_norm_eps")
