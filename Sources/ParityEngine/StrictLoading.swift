@@ -18,8 +18,9 @@ import ParityModels
 ///   them. The `mnist-eval` program on top of that graph also hard-codes the bundled widths and, for mnist-cnn,
 ///   F32 tensors: `GGMLEngine.mnistEvalWarnings` names where a file would make that program abort.
 /// - llama.cpp's model loader (llama-model-loader.cpp `done_getting_tensors`) refuses a file whose tensor count
-///   differs from the number of tensors the architecture creates ("wrong number of tensors"). Parity's GGUF
-///   engine runs only ggml's mnist graphs, so this rule is stated for completeness and used by no engine yet.
+///   differs from the number of tensors the architecture creates ("wrong number of tensors"), after refusing a
+///   missing required tensor or one of another `ne` (`check_tensor_dims`). `GGUFLlamaWeights` applies it to GGUF
+///   `llama` files, with llama.cpp's own messages.
 public struct StrictLoadingRule: Sendable, Equatable {
     public enum Treatment: Sendable, Equatable {
         /// The runtime refuses to load the file.

@@ -24,6 +24,8 @@ struct Convert: ParsableCommand {
     var dtype: FloatType?
     @Option(name: .long, help: "GGUF: ggml type of the weight matrices.")
     var type: GGUFTypeChoice?
+    @Option(name: .long, help: "GGUF of a Hugging Face Llama directory: a llama-quantize mix (Q4_K_M, Q5_K_M, Q6_K, Q4_0, ...).")
+    var mix: String?
     @OptionGroup var quantization: MLXQuantizationOptions
     @Option(name: .shortAndLong, help: "Output file or directory (files are written to a temporary name, then renamed).")
     var output: String
@@ -45,6 +47,14 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
+        // A Hugging Face Llama directory: convert_hf_to_gguf's layout (+ llama-quantize's mixes), GGUFLlamaConverter.
+        if to == .gguf, dtype == nil, quantization.isEmpty, let directory = GGUFLlamaConverter.llamaDirectory(for: model) {
+            let output = try GGUFLlamaConverter.output(type: type?.type, mix: mix)
+            for note in try GGUFLlamaConverter.convert(directory: directory, output: output, to: self.output) { print("  " + note) }
+            print("wrote \(self.output) (GGUF llama \(mix ?? type?.rawValue ?? "f32"))")
+            return
+        }
+        guard mix == nil else { throw ValidationError("--mix applies to --to gguf of a Hugging Face Llama directory") }
         let variant = try requested()
         let format = FormatRegistry.all.first { $0.format == to }!
         let reference = try ModelRepository.locate(model)
