@@ -129,7 +129,7 @@ public struct MLXModelFiles: Sendable {
     /// rule) and a wrong `weight_map` or `metadata.total_size` changes nothing (noted). A name in two files is
     /// kept from whichever the glob lists last, in the file system's unspecified order: identical bytes are
     /// harmless (noted); different bytes make the loaded model depend on that order and are refused (exit 2).
-    static func readWeightFiles(directory: String) throws(ParityError) -> ([RawTensor], [String]) {
+    public static func readWeightFiles(directory: String) throws(ParityError) -> ([RawTensor], [String]) {
         let listing: [String]
         do { listing = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
             throw .io(path: directory, reason: "cannot list the directory: \(error)")
@@ -183,7 +183,7 @@ public struct MLXModelFiles: Sendable {
         return notes
     }
 
-    static func readJSON(_ path: String) throws(ParityError) -> JSONValue {
+    public static func readJSON(_ path: String) throws(ParityError) -> JSONValue {
         let file = try MappedFile(path: path)
         do { return try JSONParser.parse(Array(file.data)) } catch {
             throw .malformed(file: path, at: "offset \(error.offset)", reason: error.reason)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ParityCore
+import ParityFormats
 import ParityModels
 import ParityVerify
 
@@ -56,6 +57,7 @@ struct Convert: ParsableCommand {
         }
         guard mix == nil else { throw ValidationError("--mix applies to --to gguf of a Hugging Face Llama directory") }
         let variant = try requested()
+        if to == .mlx, let llama = MLXLlamaConverter.llamaDirectory(for: model) { return try convertLlamaToMLX(llama) }
         let format = FormatRegistry.all.first { $0.format == to }!
         let reference = try ModelRepository.locate(model)
         let notes = try format.convert(reference, variant: variant, to: output)
@@ -67,5 +69,15 @@ struct Convert: ParsableCommand {
         } else {
             print("wrote \(output) (\(format.name) \(written.label); asked for \(variant.label), see the notes above)")
         }
+    }
+
+    /// A Hugging Face Llama directory → the MLX directory `mlx_lm convert` writes (MLXLlamaConverter).
+    func convertLlamaToMLX(_ directory: String) throws {
+        let names: [FloatType: String] = [.f32: "float32", .f16: "float16", .bf16: "bfloat16"]
+        let q = try quantization.spec().map { MLXQuantParameters(mode: $0.mode.rawValue, groupSize: $0.groupSize, bits: $0.bits) }
+        for note in try MLXLlamaConverter.convert(directory: directory, dtype: dtype.flatMap { names[$0] }, quantization: q, to: output) {
+            print("  " + note)
+        }
+        print("wrote \(output) (mlx-lm Llama directory\(q.map { ", \($0.mode) \($0.bits)-bit group \($0.groupSize)" } ?? ""))")
     }
 }
