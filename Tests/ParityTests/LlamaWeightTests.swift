@@ -16,11 +16,13 @@ struct LlamaWeightTests {
     /// tiny-llama: 3 layers × 9 tensors, plus embedding, final norm and the untied output.
     static let tensorCount = 3 * 9 + 3
 
-    static func gguf(_ output: GGUFLlamaConverter.Output, in scratch: TemporaryDirectory, edit: (GGUFWriter.Tensor) throws -> [UInt8]? = { _ in nil }) throws -> GGUFLlamaWeights {
+    /// Parity's GGUF of tiny-llama, with tensors rewritten by `edit` (nil keeps one) and the `dropped` ones left out.
+    static func gguf(_ output: GGUFLlamaConverter.Output, in scratch: TemporaryDirectory, dropping dropped: Set<String> = [],
+                     edit: (GGUFWriter.Tensor) throws -> [UInt8]? = { _ in nil }) throws -> GGUFLlamaWeights {
         let (writer, _) = try GGUFLlamaConverter.build(directory: model, output: output)
         var out = try GGUFWriter(architecture: "llama", alignment: writer.alignment)
         for (key, value) in writer.metadata { try out.set(key, value) }
-        for t in writer.tensors { try out.add(name: t.name, type: t.type, ne: t.ne, bytes: try edit(t) ?? t.bytes) }
+        for t in writer.tensors where !dropped.contains(t.name) { try out.add(name: t.name, type: t.type, ne: t.ne, bytes: try edit(t) ?? t.bytes) }
         let path = scratch.file("tiny-llama.gguf")
         try out.write(to: path)
         switch try GGUFLlamaWeights.load(path: path) {
@@ -58,7 +60,7 @@ struct LlamaWeightTests {
             let type = try #require(GGMLType.named(t.storedType), "\(t.fileName): type \(t.storedType)")
             if type == .f32 || type == .f16 || type == .bf16 {
                 // A dense tensor passes only if every element is the reference's round-to-nearest-even: byte identity.
-                #expect(t.elementsOutOfBounds == 0 && t.blocks == 0)
+                #expect(t.elementsOutOfBounds == 0 && t.blocks == 0 && t.identicalToReferenceQuantizer == true)
             } else {
                 // llama-quantize without an importance matrix and convert_hf_to_gguf's q8_0 run ggml's reference quantizer.
                 #expect(t.identicalToReferenceQuantizer == true, "\(t.fileName) \(t.storedType) not identical to ggml's reference quantizer")
@@ -118,6 +120,21 @@ struct LlamaWeightTests {
         let first = try #require(report.failing.first)
         #expect(first.fileName == "blk.0.attn_q.weight" && first.status == .outOfBounds)
         #expect(first.diagnosis?.hasPrefix("[qk-not-permuted] blk.0.attn_q.weight") == true, "\(first.diagnosis ?? "no diagnosis")")
+    }
+
+    @Test("GGUF without output.weight (tied) from a checkpoint with its own lm_head: the output llama.cpp computes (token_embd) fails against lm_head.weight")
+    func tiedOutputReadsEmbedding() throws {
+        let scratch = try TemporaryDirectory()
+        let source = try Self.gguf(.converter(.f32), in: scratch, dropping: ["output.weight"])
+        #expect(source.hyperparameters.tiedEmbeddings)
+        let report = try WeightVerifier.verify(llama: source, reference: try Self.reference.get())
+        #expect(report.tensors.count == Self.tensorCount)
+        let output = try #require(report.tensors.last)
+        #expect(output.referenceName == "lm_head.weight" && output.fileName == "token_embd.weight", "\(output.fileName) vs \(output.referenceName ?? "-")")
+        #expect(output.layout.hasPrefix("tied: the file has no separate output matrix"), "\(output.layout)")
+        #expect(output.status == .outOfBounds && report.failing.map(\.fileName) == ["token_embd.weight"])
+        let embedding = try #require(report.tensors.first)
+        #expect(embedding.fileName == "token_embd.weight" && embedding.status == .pass, "the embedding itself is right")
     }
 
     @Test("GGUF whose Q/K rows are permuted twice: diagnosed as permuted twice")
