@@ -62,7 +62,9 @@ public enum LlamaRuntimeWeights {
     static func binding(_ source: any LlamaWeightSource, role: LlamaTensorRole, layer: Int, referenceHas: (String) -> Bool) -> RuntimeWeight {
         let h = source.hyperparameters
         let shape = shape(of: role, h)
-        let module = role.isPerLayer ? "model.layers.\(layer)" : (role == .output ? "lm_head" : "model")
+        // The graph node that reads the parameter (`model.layers.0.self_attn.q_proj`), so the report can say whether
+        // its activations show a weight error.
+        let module = String(role.referenceName(layer: layer).dropLast(".weight".count))
         // A tied output reads the embedding; against a reference that has its own lm_head.weight, an untied
         // checkpoint converted without output.weight then fails here, as the runtime would compute it.
         let tiedOutput = role == .output && h.tiedEmbeddings

@@ -214,5 +214,8 @@ struct LlamaWeightTests {
         let weights = try #require(report.weights, "no weight section")
         try Self.expectEveryTensorChecked(weights, "safetensors f32")
         #expect(!report.notes.contains { $0.contains("weights were not checked") })
+        // Each tensor names the graph node that reads it, so a failing tensor's activations can be shown next to it.
+        let nodes = Set(report.layers.map(\.name))
+        #expect(weights.tensors.allSatisfy { $0.layer.map(nodes.contains) == true }, "\(weights.tensors.compactMap(\.layer).filter { !nodes.contains($0) })")
     }
 }
