@@ -147,6 +147,12 @@ public struct MLXLlamaWeights: LlamaWeightSource {
         return values
     }
 
+    /// A parameter as stored (after `sanitize`), for the weight check: its own dtype and bytes.
+    public func storedTensor(named name: String) -> RawTensor? { weights[name] }
+
+    /// Every parameter name after `sanitize` (what `load_weights(strict=True)` sees).
+    public var storedTensorNames: [String] { weights.keys.sorted() }
+
     func dtype(_ name: String) throws(ParityError) -> DType {
         guard let t = weights[name] else { throw .mismatch(file: path, reason: "no parameter '\(name)'") }
         return t.dtype

@@ -113,6 +113,8 @@ public enum Comparator {
         // Weights first: every stored parameter against the reference, independent of activation tolerances.
         if checkWeights, !model.config.isTransformer, let formatEngine = engine as? FormatEngine {
             report.weights = try WeightVerifier.verify(engine: formatEngine, model: model)
+        } else if checkWeights, let llama = (engine as? LlamaGraphEngine)?.source ?? (engine as? PyTorchEngine)?.llama {
+            report.weights = try WeightVerifier.verify(llama: llama, reference: model.weights())  // every Llama tensor, as its runtime reads it
         } else if checkWeights, model.config.isTransformer {
             // Said, not silently skipped: the weight check reads image layers only so far.
             report.notes.append("weights were not checked tensor by tensor (the weight check covers the sequential image models so far); activations were")

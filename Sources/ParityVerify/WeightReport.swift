@@ -115,3 +115,25 @@ public struct WeightReport: Sendable {
     public var passed: Bool { tensors.allSatisfy(\.passed) }
     public var failing: [TensorWeightResult] { tensors.filter { !$0.passed } }
 }
+
+/// How one tensor's weight check uses the cores: a large tensor is split into contiguous row ranges checked
+/// concurrently and merged in index order, so that its counts, fractions, worst element and listed issues are
+/// exactly the serial pass's (tests compare the two).
+public struct WeightCheckExecution: Sendable {
+    public var parallel: Bool
+    /// The fewest elements a range holds (a smaller tensor stays on one core: the split costs more than it saves).
+    public var minimumChunkElements: Int
+    /// At most this many ranges (nil: four per core).
+    public var maximumChunks: Int?
+
+    public init(parallel: Bool, minimumChunkElements: Int, maximumChunks: Int? = nil) {
+        self.parallel = parallel
+        self.minimumChunkElements = minimumChunkElements
+        self.maximumChunks = maximumChunks
+    }
+
+    /// One pass, in index order.
+    public static let serial = WeightCheckExecution(parallel: false, minimumChunkElements: .max)
+    /// Ranges of at least 256 Ki elements (about a millisecond of checking each) over all cores.
+    public static let automatic = WeightCheckExecution(parallel: true, minimumChunkElements: 1 << 18)
+}

@@ -12,6 +12,8 @@ import ParityModels
 public enum WeightVerifier {
     /// Issues listed per tensor (the counts cover all).
     public static let listedIssues = 8
+    /// A tensor this large (4 Mi elements: 16 MiB of f32 reference) is split over the cores by row ranges.
+    static let largeTensorElements = 1 << 22
 
     /// Checks the engine's file against `model`'s reference weights; nil when the engine cannot say how it
     /// reads its parameters.
@@ -36,22 +38,31 @@ public enum WeightVerifier {
             entries.append(entry)
             bytes += storedBytes(binding.source)
         }
-        // Tensors are independent: checked concurrently (memory: one reference tensor per worker).
+        // Tensors are independent: the small ones are checked concurrently, one per worker; each large one is then
+        // split by row ranges over all cores (one large matrix would otherwise keep one core busy while the others
+        // idle). Memory: one reference tensor per worker, or the one large tensor being checked.
         let slots = ResultSlots(count: bindings.count)
         let referenceEntries = entries
-        DispatchQueue.concurrentPerform(iterations: bindings.count) { i in
+        func checkOne(_ i: Int, _ execution: WeightCheckExecution) {
             let binding = bindings[i]
             let expected: [Float]
             do { expected = try reference.tensor(referenceEntries[i]).data } catch {
                 slots.fail(ParityError.unsupported(file: reference.path, reason: "cannot read reference tensor \"\(binding.referenceName)\": \(error)"))
                 return
             }
-            var result = check(binding, reference: expected, mlxFloat: mlxFloat)
+            var result = check(binding, reference: expected, mlxFloat: mlxFloat, execution: execution)
             if result.status == .outOfBounds || result.status == .refused {
                 result.diagnosis = WeightDiagnosis.diagnose(binding, reference: expected)
             }
             slots.set(i, result)
         }
+        let large = Set(bindings.indices.filter { binding in bindings[binding].referenceShape.reduce(1, *) >= largeTensorElements })
+        let small = bindings.indices.filter { !large.contains($0) }
+        withoutActuallyEscaping(checkOne) { run in
+            let task = UncheckedSendable(run)
+            DispatchQueue.concurrentPerform(iterations: small.count) { k in task.value(small[k], .serial) }
+        }
+        for i in bindings.indices where large.contains(i) { checkOne(i, .automatic) }
         if let error = slots.error { throw error }
         results = slots.results.compactMap { $0 }
         for name in reader.storedTensorNames where !consumed.contains(name) {
@@ -87,7 +98,7 @@ public enum WeightVerifier {
 
     // MARK: One parameter
 
-    static func check(_ b: RuntimeWeight, reference: [Float], mlxFloat: MLXFloatType?) -> TensorWeightResult {
+    static func check(_ b: RuntimeWeight, reference: [Float], mlxFloat: MLXFloatType?, execution: WeightCheckExecution = .serial) -> TensorWeightResult {
         func result(_ type: String, _ shape: [Int], _ status: TensorWeightResult.Status) -> TensorWeightResult {
             TensorWeightResult(layer: b.layer, referenceName: b.referenceName, fileName: b.fileName, storedType: type, storedShape: shape,
                                referenceShape: b.referenceShape, layout: b.layout.description, status: status,
@@ -116,19 +127,15 @@ public enum WeightVerifier {
                 try file.withData(t) { bytes in
                     switch t.type {
                     case .f32, .f16, .bf16:
-                        checkDense(bytes, dtype: t.type == .f32 ? .f32 : t.type == .f16 ? .f16 : .bf16, expected: expected, into: &r, sink: &sink)
+                        checkDense(bytes, dtype: t.type == .f32 ? .f32 : t.type == .f16 ? .f16 : .bf16, expected: expected, into: &r, sink: &sink, execution: execution)
                     default:
                         guard let policy = QuantBoundPolicy.gguf(t.type) else {
                             r.status = .unchecked
                             r.detail = "no weight bound for ggml type \(t.type.name)"
                             return
                         }
-                        checkGGUFBlocks(bytes, type: t.type, policy: policy, expected: expected, into: &r, sink: &sink)
-                        var ref = [UInt8](repeating: 0, count: t.byteCount)
-                        let ok: Bool = expected.withUnsafeBufferPointer { e in
-                            ref.withUnsafeMutableBytes { out in (try? GGMLQuants.quantize(e, to: t.type, into: out)) != nil }
-                        }
-                        r.identicalToReferenceQuantizer = ok ? ref.withUnsafeBytes { a in a.count == bytes.count && memcmp(a.baseAddress!, bytes.baseAddress!, a.count) == 0 } : nil
+                        checkGGUFBlocks(bytes, type: t.type, policy: policy, expected: expected, into: &r, sink: &sink, execution: execution)
+                        r.identicalToReferenceQuantizer = identicalToGGMLReference(bytes, type: t.type, expected: expected, execution: execution)
                     }
                 }
             } catch {
@@ -138,13 +145,13 @@ public enum WeightVerifier {
         case let .safetensors(file, entry):
             do {
                 let raw = try file.rawBytes(entry)
-                raw.withUnsafeBytes { checkDenseAny($0, dtype: entry.dtype, expected: expected, into: &r, sink: &sink) }
+                raw.withUnsafeBytes { checkDenseAny($0, dtype: entry.dtype, expected: expected, into: &r, sink: &sink, execution: execution) }
             } catch {
                 r.status = .refused
                 r.detail = "cannot read '\(entry.name)': \(error)"
             }
         case let .mlxArray(raw):
-            raw.bytes.withUnsafeBytes { checkDenseAny($0, dtype: raw.dtype, expected: expected, into: &r, sink: &sink) }
+            raw.bytes.withUnsafeBytes { checkDenseAny($0, dtype: raw.dtype, expected: expected, into: &r, sink: &sink, execution: execution) }
         case let .mlxQuantized(weight, scales, biases, parameters):
             guard let mode = MLXQuantMode(rawValue: parameters.mode),
                   let q = try? MLXQuantized(weight: weight, scales: scales, biases: biases, mode: mode, groupSize: parameters.groupSize, bits: parameters.bits) else {
@@ -153,11 +160,9 @@ public enum WeightVerifier {
                 return refused
             }
             let policy = QuantBoundPolicy.mlx(mode: mode, bits: q.bits, groupSize: q.groupSize)
-            checkMLX(q, policy: policy, expected: expected, into: &r, sink: &sink)
+            checkMLX(q, policy: policy, expected: expected, into: &r, sink: &sink, execution: execution)
             let dtype: MLXFloatType = mode == .affine ? q.scaleType : (mlxFloat ?? .f32)
-            if let ref = try? MLXQuantization.quantize(expected, rows: q.rows, cols: q.cols, dtype: dtype, mode: mode, groupSize: q.groupSize, bits: q.bits) {
-                r.identicalToReferenceQuantizer = ref.packed == q.packed && ref.scales == q.scales && ref.biases == q.biases
-            }
+            r.identicalToReferenceQuantizer = identicalToMLXReference(q, expected: expected, dtype: dtype, execution: execution)
         }
         r.issues = sink.issues
         r.worst = sink.worst
@@ -199,14 +204,93 @@ public enum WeightVerifier {
             if score > worstScore { worstScore = score; worst = issue }
             if isIssue && issues.count < WeightVerifier.listedIssues { issues.append(issue) }
         }
+
+        /// A fresh sink for one range of the same tensor.
+        func empty() -> IssueSink { IssueSink(map: map, rowLength: rowLength) }
+
+        /// Appends the sink of the range that follows this one: the first listed issues stay the first in index
+        /// order, and the worst stays the first element reaching the highest score (a later range wins only with a
+        /// strictly higher one), as one pass over both ranges gives.
+        mutating func absorb(_ next: IssueSink) {
+            for issue in next.issues where issues.count < WeightVerifier.listedIssues { issues.append(issue) }
+            if let w = next.worst, next.worstScore > worstScore { worst = w; worstScore = next.worstScore }
+        }
+    }
+
+    // MARK: Splitting one tensor across cores
+
+    /// Contiguous ranges of `count` units (blocks, groups' rows, elements) of `unitElements` elements each, checked
+    /// concurrently and merged in index order. A range holds at least `minimumChunkElements` elements; about four
+    /// ranges per core even out uneven progress.
+    static func chunkRanges(count: Int, unitElements: Int, execution: WeightCheckExecution) -> [Range<Int>] {
+        guard execution.parallel, count > 1 else { return [0..<max(count, 0)] }
+        let byMinimum = max(1, count * max(unitElements, 1) / max(execution.minimumChunkElements, 1))
+        let chunks = min(count, byMinimum, max(1, execution.maximumChunks ?? ProcessInfo.processInfo.activeProcessorCount * 4))
+        guard chunks > 1 else { return [0..<count] }
+        return (0..<chunks).map { c in (count * c / chunks)..<(count * (c + 1) / chunks) }
+    }
+
+    /// `body` for each range, concurrently when there are several; results in range order.
+    static func runChunks<T>(_ ranges: [Range<Int>], _ body: (Range<Int>) -> T) -> [T] {
+        if ranges.count == 1 { return [body(ranges[0])] }
+        let box = ChunkResults<T>(count: ranges.count)
+        // The ranges read disjoint parts of the same tensor and write only their own slot.
+        withoutActuallyEscaping(body) { body in
+            let task = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: ranges.count) { i in box.set(i, task.value(ranges[i])) }
+        }
+        return box.values()
+    }
+
+    /// A value handed to concurrent workers that only read it (or write through their own slots).
+    struct UncheckedSendable<T>: @unchecked Sendable {
+        let value: T
+        init(_ value: T) { self.value = value }
+    }
+
+    final class ChunkResults<T>: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [T?]
+        init(count: Int) { items = [T?](repeating: nil, count: count) }
+        func set(_ i: Int, _ v: T) { lock.lock(); items[i] = v; lock.unlock() }
+        func values() -> [T] { lock.lock(); defer { lock.unlock() }; return items.map { $0! } }
+    }
+
+    /// A flag set by the first range that finds a difference, so the others stop comparing.
+    final class StopFlag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var raised = false
+        func raise() { lock.lock(); raised = true; lock.unlock() }
+        var isRaised: Bool { lock.lock(); defer { lock.unlock() }; return raised }
+    }
+
+    /// What one range of a block-quantized tensor contributes.
+    struct RangeOutcome {
+        var elementsOut = 0
+        var blocksOut = 0
+        var checker: GroupChecker
+        var sink: IssueSink
+    }
+
+    /// The ranges' outcomes merged in index order into the tensor's result.
+    static func merge(_ outcomes: [RangeOutcome], into r: inout TensorWeightResult, sink: inout IssueSink) -> GroupChecker {
+        var checker = outcomes[0].checker
+        for (k, o) in outcomes.enumerated() {
+            r.elementsOutOfBounds += o.elementsOut
+            r.blocksOutOfBounds += o.blocksOut
+            sink.absorb(o.sink)
+            if k > 0 { checker.absorb(o.checker) }
+        }
+        return checker
     }
 
     // MARK: Dense floats
 
-    static func checkDenseAny(_ bytes: UnsafeRawBufferPointer, dtype: DType, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
+    static func checkDenseAny(_ bytes: UnsafeRawBufferPointer, dtype: DType, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink,
+                              execution: WeightCheckExecution = .serial) {
         switch dtype {
         case .f32, .f16, .bf16:
-            checkDense(bytes, dtype: dtype, expected: expected, into: &r, sink: &sink)
+            checkDense(bytes, dtype: dtype, expected: expected, into: &r, sink: &sink, execution: execution)
         case .f64:
             // float64 holds every float32 exactly: the values must be the reference's.
             r.rule = "f64: identical to the float32 reference (exactly representable)"
@@ -227,56 +311,72 @@ public enum WeightVerifier {
     /// f32: bit-identical (NaN matches NaN). f16/bf16: identical to round-to-nearest-even of the reference; an
     /// element equal instead to the reference truncated toward zero is counted separately, and a tensor whose
     /// every difference is such a truncation is named "rounded toward zero" (a finding, not a corruption).
-    static func checkDense(_ bytes: UnsafeRawBufferPointer, dtype: DType, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink) {
+    static func checkDense(_ bytes: UnsafeRawBufferPointer, dtype: DType, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink,
+                           execution: WeightCheckExecution = .serial) {
         let n = expected.count
         r.elements = n
         var truncated = 0, nearestOnly = 0, neither = 0
         var truncMaxAbs: Float = 0
-        switch dtype {
-        case .f32:
-            r.rule = "f32: bit-identical to the reference"
-            for i in 0..<n {
-                let bits = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-                let x = expected[i]
-                if bits == x.bitPattern { continue }  // the common case, kept cheap
-                let v = Float(bitPattern: bits)
-                if v.isNaN && x.isNaN { continue }
-                neither += 1
-                let diff = Double(abs(v - x))
-                sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: x, bound: 0, rule: "not identical",
-                              score: diff.isNaN ? .infinity : diff, isIssue: true)
-            }
-        default:
-            let isHalf = dtype == .f16
-            r.rule = "\(isHalf ? "f16" : "bf16"): identical to round-to-nearest-even of the reference (PyTorch, numpy, gguf-py, MLX)"
-            for i in 0..<n {
-                let stored = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                let x = expected[i]
-                let rne = isHalf ? FloatCodecs.floatToHalf(x) : FloatCodecs.floatToBFloat16(x)
-                // Exponent bits all ones: ±inf or NaN. A finite reference stored as one is out of the type's range
-                // (f16 overflows at 65520), whatever rounding produced it.
-                let nonFinite = stored & (isHalf ? 0x7C00 : 0x7F80) == (isHalf ? 0x7C00 : 0x7F80)
-                if nonFinite && x.isFinite {
+        let isHalf = dtype == .f16
+        r.rule = dtype == .f32 ? "f32: bit-identical to the reference"
+            : "\(isHalf ? "f16" : "bf16"): identical to round-to-nearest-even of the reference (PyTorch, numpy, gguf-py, MLX)"
+        // One pass per range of elements; counts summed, issues merged in index order.
+        let outcomes = runChunks(chunkRanges(count: n, unitElements: 1, execution: execution)) { range -> (neither: Int, truncated: Int, truncMaxAbs: Float, sink: IssueSink) in
+            var local = sink.empty()
+            var neither = 0, truncated = 0
+            var truncMaxAbs: Float = 0
+            switch dtype {
+            case .f32:
+                for i in range {
+                    let bits = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                    let x = expected[i]
+                    if bits == x.bitPattern { continue }  // the common case, kept cheap
+                    let v = Float(bitPattern: bits)
+                    if v.isNaN && x.isNaN { continue }
                     neither += 1
+                    let diff = Double(abs(v - x))
+                    local.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: x, bound: 0, rule: "not identical",
+                                   score: diff.isNaN ? .infinity : diff, isIssue: true)
+                }
+            default:
+                for i in range {
+                    let stored = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                    let x = expected[i]
+                    let rne = isHalf ? FloatCodecs.floatToHalf(x) : FloatCodecs.floatToBFloat16(x)
+                    // Exponent bits all ones: ±inf or NaN. A finite reference stored as one is out of the type's range
+                    // (f16 overflows at 65520), whatever rounding produced it.
+                    let nonFinite = stored & (isHalf ? 0x7C00 : 0x7F80) == (isHalf ? 0x7C00 : 0x7F80)
+                    if nonFinite && x.isFinite {
+                        neither += 1
+                        let v = isHalf ? FloatCodecs.halfToFloat(stored) : FloatCodecs.bfloat16ToFloat(stored)
+                        local.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: x, bound: 0,
+                                       rule: "out of the type's range (a finite reference stored as \(v))", score: .infinity, isIssue: true)
+                        continue
+                    }
+                    if stored == rne { continue }  // the common case, kept cheap
                     let v = isHalf ? FloatCodecs.halfToFloat(stored) : FloatCodecs.bfloat16ToFloat(stored)
-                    sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: x, bound: 0,
-                                  rule: "out of the type's range (a finite reference stored as \(v))", score: .infinity, isIssue: true)
-                    continue
+                    if v.isNaN && x.isNaN { continue }
+                    if stored == truncate(x, half: isHalf) {
+                        truncated += 1
+                        truncMaxAbs = max(truncMaxAbs, abs(v - x))
+                        continue
+                    }
+                    neither += 1
+                    let rneValue = isHalf ? FloatCodecs.halfToFloat(rne) : FloatCodecs.bfloat16ToFloat(rne)
+                    let diff = Double(abs(v - rneValue))
+                    local.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: rneValue, bound: 0,
+                                   rule: "not round-to-nearest-even", score: diff.isNaN ? .infinity : diff, isIssue: true)
                 }
-                if stored == rne { continue }  // the common case, kept cheap
-                let v = isHalf ? FloatCodecs.halfToFloat(stored) : FloatCodecs.bfloat16ToFloat(stored)
-                if v.isNaN && x.isNaN { continue }
-                if stored == truncate(x, half: isHalf) {
-                    truncated += 1
-                    truncMaxAbs = max(truncMaxAbs, abs(v - x))
-                    continue
-                }
-                neither += 1
-                let rneValue = isHalf ? FloatCodecs.halfToFloat(rne) : FloatCodecs.bfloat16ToFloat(rne)
-                let diff = Double(abs(v - rneValue))
-                sink.consider(index: i, block: nil, scale: nil, stored: v, reference: x, expected: rneValue, bound: 0,
-                              rule: "not round-to-nearest-even", score: diff.isNaN ? .infinity : diff, isIssue: true)
             }
+            return (neither, truncated, truncMaxAbs, local)
+        }
+        for o in outcomes {
+            neither += o.neither
+            truncated += o.truncated
+            truncMaxAbs = max(truncMaxAbs, o.truncMaxAbs)
+            sink.absorb(o.sink)
+        }
+        if dtype != .f32 {
             // Elements where the two roundings differ but the stored one is round-to-nearest: counted only when
             // some are truncated (to tell a consistent truncation from a mixed one).
             if truncated > 0 {
@@ -358,6 +458,8 @@ public enum WeightVerifier {
         var exactByInverse = false
         /// The table-grid fast path (see `check`); off only to compare it with the full path in tests.
         var tableFastPath = true
+        /// Table grids: each stored code's index in `codes` (-1 when not on it), for the fast path's bracket.
+        var codeIndex: [Int32]?
 
         init(policy: QuantBoundPolicy) {
             self.policy = policy
@@ -381,9 +483,20 @@ public enum WeightVerifier {
             }
         }
 
+        /// The statistics of a later range of the same tensor: maxima and sums, as one pass over both gives.
+        mutating func absorb(_ o: GroupChecker) {
+            worstFraction = max(worstFraction, o.worstFraction)
+            worstScaleFraction = max(worstScaleFraction, o.worstScaleFraction)
+            if let c = o.worstClipFraction { worstClipFraction = max(worstClipFraction ?? c, c) }
+            if let f = o.worstRMSFraction { worstRMSFraction = max(worstRMSFraction ?? f, f) }
+            clippedBeyondEnd += o.clippedBeyondEnd
+            farthestClipGaps = max(farthestClipGaps, o.farthestClipGaps)
+            exactGroups += o.exactGroups
+        }
+
         /// Checks one group; returns the number of elements out of bounds and whether the scale itself is.
         mutating func check(x: UnsafePointer<Float>, y: UnsafePointer<Float>, count: Int, group g: QuantGroup, base: Int, block: Int,
-                            exact: (scale: Float, offset: Float)? = nil, sink: inout IssueSink) -> (bad: Int, scaleBad: Bool) {
+                            exact: (scale: Float, offset: Float)? = nil, storedIndex: UnsafePointer<Int32>? = nil, sink: inout IssueSink) -> (bad: Int, scaleBad: Bool) {
             let s = g.scale, m = g.offset
             let u = QuantBoundPolicy.inputRounding
             let eps: Float = 4 * 0x1p-24
@@ -489,6 +602,28 @@ public enum WeightVerifier {
                     let t = (xi - m) / s
                     let last = codes.count - 1
                     var k: Int
+                    // The bracket codes[a] ≤ t < codes[b] (b = last when t is the last code) that the search below finds,
+                    // read off the stored code's neighbours when t lies next to it: the same a and b, without the search.
+                    if tableFastPath, let storedIndex, yi.isFinite {
+                        let sk = Int(storedIndex[i])
+                        var a = -1
+                        if sk >= 0 {
+                            if codes[sk] <= t {
+                                if sk < last { if t < codes[sk + 1] { a = sk } } else if t == codes[last] { a = last - 1 }
+                            } else if sk > 0 && codes[sk - 1] <= t {
+                                a = sk - 1
+                            }
+                        }
+                        if a >= 0 {
+                            let b = a + 1
+                            let kn = (t - codes[a]) <= (codes[b] - t) ? a : b
+                            let nearNeighbour = abs(xi - (s * codes[kn] + m))
+                            if err <= nearNeighbour {
+                                let bound = Double(err / (abs(s) * (codes[b] - codes[a]) / 2))
+                                if bound <= worstFraction && bound <= sink.worstScore { continue }
+                            }
+                        }
+                    }
                     if t < codes[0] || t > codes[last] {
                         inside = false
                         k = t < codes[0] ? 0 : last
@@ -590,146 +725,228 @@ public enum WeightVerifier {
     }
 
     static func checkGGUFBlocks(_ bytes: UnsafeRawBufferPointer, type: GGMLType, policy: QuantBoundPolicy, expected: [Float],
-                                into r: inout TensorWeightResult, sink: inout IssueSink) {
+                                into r: inout TensorWeightResult, sink: inout IssueSink, execution: WeightCheckExecution = .serial) {
         let blockSize = type.blockSize, typeSize = type.typeSize
         let blocks = expected.count / blockSize
         r.rule = "\(type.name): " + policy.ruleText
         r.derivation = policy.derivation
         r.elements = expected.count
         r.blocks = blocks
-        var checker = GroupChecker(policy: policy)
-        var y = [Float](repeating: 0, count: blockSize)
+        let ranges = chunkRanges(count: blocks, unitElements: blockSize, execution: execution)
         // Q8_0: every quantizer computes d = amax/127 and the codes with that unrounded d; judged against it, under
         // the one input hypothesis (the reference, or it rounded to f16 / bf16) whose d reproduces the most stored scales.
         let hypothesis: InputHypothesis? = type == .q8_0 ? InputHypothesis.best(order: InputHypothesis.allCases) { h in
-            var misfits = 0
-            var xh = [Float](repeating: 0, count: blockSize)
-            for blk in 0..<blocks {
-                for j in 0..<blockSize { xh[j] = h.apply(expected[blk * blockSize + j]) }
-                let s = FloatCodecs.halfToFloat(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: blk * typeSize, as: UInt16.self)))
-                guard let d = xh.withUnsafeBufferPointer({ reconstructQ8_0($0.baseAddress!, count: blockSize, stored: s) }) else { misfits += expected.count + 1; continue }
-                for j in 0..<blockSize {
-                    let c = Float(Int8(bitPattern: bytes[blk * typeSize + 2 + j]))
-                    if !isNearestCode(c, position: xh[j] * (1 / d), lo: -128, hi: 127, ties: .toNearestOrAwayFromZero) { misfits += 1 }
+            runChunks(ranges) { range in
+                var misfits = 0
+                var xh = [Float](repeating: 0, count: blockSize)
+                for blk in range {
+                    for j in 0..<blockSize { xh[j] = h.apply(expected[blk * blockSize + j]) }
+                    let s = FloatCodecs.halfToFloat(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: blk * typeSize, as: UInt16.self)))
+                    guard let d = xh.withUnsafeBufferPointer({ reconstructQ8_0($0.baseAddress!, count: blockSize, stored: s) }) else { misfits += expected.count + 1; continue }
+                    for j in 0..<blockSize {
+                        let c = Float(Int8(bitPattern: bytes[blk * typeSize + 2 + j]))
+                        if !isNearestCode(c, position: xh[j] * (1 / d), lo: -128, hi: 127, ties: .toNearestOrAwayFromZero) { misfits += 1 }
+                    }
                 }
-            }
-            return misfits
+                return misfits
+            }.reduce(0, +)
         } : nil
         if let h = hypothesis { r.rule += "; codes judged against the quantizer's own d = amax/127 of \(h.label)" }
-        checker.exactTies = .toNearestOrAwayFromZero
-        checker.exactByInverse = true
-        // The hypothesised input of one group at a time (no copy of the tensor).
-        var hypothesised = [Float](repeating: 0, count: blockSize)
-        expected.withUnsafeBufferPointer { xs in
-          hypothesised.withUnsafeMutableBufferPointer { hb in
-            y.withUnsafeMutableBufferPointer { yb in
-                for blk in 0..<blocks {
-                    let raw = UnsafeRawBufferPointer(rebasing: bytes[(blk * typeSize)..<((blk + 1) * typeSize)])
-                    GGMLQuants.dequantize(raw, type: type, count: blockSize, into: yb)
-                    guard let groups = GGMLQuants.groups(ofBlock: raw.baseAddress!, type: type) else { continue }
-                    let length = blockSize / groups.count
-                    var blockBad = false
-                    for (gi, g) in groups.enumerated() {
-                        let offset = blk * blockSize + gi * length
-                        var px = UnsafePointer(xs.baseAddress! + offset)
-                        if let h = hypothesis, h != .reference {
-                            for j in 0..<length { hb[j] = h.apply(xs[offset + j]) }
-                            px = UnsafePointer(hb.baseAddress!)
+        var template = GroupChecker(policy: policy)
+        template.exactTies = .toNearestOrAwayFromZero
+        template.exactByInverse = true
+        let outcomes = runChunks(ranges) { range -> RangeOutcome in
+            var o = RangeOutcome(checker: template, sink: sink.empty())
+            var y = [Float](repeating: 0, count: blockSize)
+            // The hypothesised input of one group at a time (no copy of the tensor).
+            var hypothesised = [Float](repeating: 0, count: blockSize)
+            expected.withUnsafeBufferPointer { xs in
+              hypothesised.withUnsafeMutableBufferPointer { hb in
+                y.withUnsafeMutableBufferPointer { yb in
+                    for blk in range {
+                        let raw = UnsafeRawBufferPointer(rebasing: bytes[(blk * typeSize)..<((blk + 1) * typeSize)])
+                        GGMLQuants.dequantize(raw, type: type, count: blockSize, into: yb)
+                        guard let groups = GGMLQuants.groups(ofBlock: raw.baseAddress!, type: type) else { continue }
+                        let length = blockSize / groups.count
+                        var blockBad = false
+                        for (gi, g) in groups.enumerated() {
+                            let offset = blk * blockSize + gi * length
+                            var px = UnsafePointer(xs.baseAddress! + offset)
+                            if let h = hypothesis, h != .reference {
+                                for j in 0..<length { hb[j] = h.apply(xs[offset + j]) }
+                                px = UnsafePointer(hb.baseAddress!)
+                            }
+                            let exact = hypothesis == nil ? nil : reconstructQ8_0(px, count: length, stored: g.scale).map { ($0, Float(0)) }
+                            let (bad, scaleBad) = o.checker.check(x: exact == nil ? xs.baseAddress! + offset : px, y: yb.baseAddress! + gi * length, count: length, group: g,
+                                                                  base: offset, block: blk, exact: exact, sink: &o.sink)
+                            o.elementsOut += bad
+                            if bad > 0 || scaleBad { blockBad = true }
                         }
-                        let exact = hypothesis == nil ? nil : reconstructQ8_0(px, count: length, stored: g.scale).map { ($0, Float(0)) }
-                        let (bad, scaleBad) = checker.check(x: exact == nil ? xs.baseAddress! + offset : px, y: yb.baseAddress! + gi * length, count: length, group: g,
-                                                            base: offset, block: blk, exact: exact, sink: &sink)
-                        r.elementsOutOfBounds += bad
-                        if bad > 0 || scaleBad { blockBad = true }
+                        if blockBad { o.blocksOut += 1 }
                     }
-                    if blockBad { r.blocksOutOfBounds += 1 }
                 }
+              }
             }
-          }
+            return o
         }
+        let checker = merge(outcomes, into: &r, sink: &sink)
         r.worstFractionOfBound = checker.worstFraction
         r.worstScaleFractionOfBound = checker.worstScaleFraction
         r.worstClipFractionOfBound = checker.worstClipFraction
         checker.record(into: &r)
     }
 
+    /// Whether `bytes` are exactly ggml's reference quantizer's output for `expected`: re-quantized a run of blocks
+    /// at a time over the cores, stopping at the first difference; nil when the type has no quantizer here.
+    static func identicalToGGMLReference(_ bytes: UnsafeRawBufferPointer, type: GGMLType, expected: [Float], execution: WeightCheckExecution) -> Bool? {
+        guard type.canQuantize else { return nil }
+        let blockSize = type.blockSize, typeSize = type.typeSize
+        let blocks = expected.count / blockSize
+        guard bytes.count == blocks * typeSize else { return false }
+        let differs = StopFlag()
+        let run = 256
+        let failed = runChunks(chunkRanges(count: blocks, unitElements: blockSize, execution: execution)) { range -> Bool in
+            var out = [UInt8](repeating: 0, count: min(run, range.count) * typeSize)
+            var b = range.lowerBound
+            while b < range.upperBound {
+                if differs.isRaised { return false }
+                let n = min(run, range.upperBound - b)
+                let same: Bool = expected.withUnsafeBufferPointer { e in
+                    out.withUnsafeMutableBytes { o in
+                        let values = UnsafeBufferPointer(rebasing: e[(b * blockSize)..<((b + n) * blockSize)])
+                        guard (try? GGMLQuants.quantize(values, to: type, into: o)) != nil else { return false }
+                        return memcmp(o.baseAddress!, bytes.baseAddress! + b * typeSize, n * typeSize) == 0
+                    }
+                }
+                if !same { differs.raise(); return true }
+                b += n
+            }
+            return false
+        }
+        return !failed.contains(true) && !differs.isRaised
+    }
+
     static func checkMLX(_ q: MLXQuantized, policy: QuantBoundPolicy, expected: [Float], into r: inout TensorWeightResult, sink: inout IssueSink,
-                         tableFastPath: Bool = true) {
+                         tableFastPath: Bool = true, execution: WeightCheckExecution = .serial) {
         r.rule = "MLX \(policy.type): " + policy.ruleText
         r.derivation = policy.derivation
         r.elements = expected.count
         let groupsPerRow = q.groupsPerRow, g = q.groupSize
         r.blocks = q.rows * groupsPerRow
-        var checker = GroupChecker(policy: policy)
-        checker.tableFastPath = tableFastPath
+        var template = GroupChecker(policy: policy)
+        template.tableFastPath = tableFastPath
         let scales = q.scaleValues, biases = q.biasValues
         let fpValues: [Float] = q.mode == .mxfp8 ? (0...255).map { FloatCodecs.f8E4M3ToFloat(UInt8($0)) } : MLXQuantization.fp4Values
-        var y = [Float](repeating: 0, count: g)
+        // Each code's position in the checker's sorted table (-1: not on it, e.g. an E4M3 NaN): the stored code's
+        // neighbours bracket the reference without a search.
+        if case let .table(table) = policy.grid {
+            template.codeIndex = fpValues.map { v in Int32(table.firstIndex(of: v == 0 ? 0 : v) ?? -1) }
+        }
+        let ranges = chunkRanges(count: q.rows, unitElements: q.cols, execution: execution)
         // Affine: MLX computes each group's scale and bias in float32 from the (dtype-rounded) input and the codes with
         // those unrounded values; judged against them under the input hypothesis that reproduces the most stored pairs.
         let reconstructs = q.mode == .affine
         // MLX rounds its input to the weight dtype, which is the scales' dtype: that hypothesis first.
         let dtypeFirst: InputHypothesis = q.scaleType == .f16 ? .f16 : q.scaleType == .bf16 ? .bf16 : .reference
         let hypothesis: InputHypothesis? = reconstructs ? InputHypothesis.best(order: [dtypeFirst] + InputHypothesis.allCases.filter { $0 != dtypeFirst }) { h in
-            var misfits = 0
-            var xh = [Float](repeating: 0, count: g)
-            let hi = Float((1 << q.bits) - 1)
-            for row in 0..<q.rows {
-                let codes = q.codes(row: row)
-                for gi in 0..<groupsPerRow {
-                    let index = row * groupsPerRow + gi, base = row * q.cols + gi * g
-                    for j in 0..<g { xh[j] = h.apply(expected[base + j]) }
-                    let stored = (scales[index], biases?[index] ?? 0)
-                    guard let e = xh.withUnsafeBufferPointer({ reconstructAffine($0.baseAddress!, count: g, bits: q.bits, dtype: q.scaleType, stored: stored) }) else {
-                        misfits += expected.count + 1
-                        continue
+            runChunks(ranges) { range in
+                var misfits = 0
+                var xh = [Float](repeating: 0, count: g)
+                let hi = Float((1 << q.bits) - 1)
+                for row in range {
+                    let codes = q.codes(row: row)
+                    for gi in 0..<groupsPerRow {
+                        let index = row * groupsPerRow + gi, base = row * q.cols + gi * g
+                        for j in 0..<g { xh[j] = h.apply(expected[base + j]) }
+                        let stored = (scales[index], biases?[index] ?? 0)
+                        guard let e = xh.withUnsafeBufferPointer({ reconstructAffine($0.baseAddress!, count: g, bits: q.bits, dtype: q.scaleType, stored: stored) }) else {
+                            misfits += expected.count + 1
+                            continue
+                        }
+                        for j in 0..<g where !isNearestCode(Float(codes[gi * g + j]), position: (xh[j] - e.offset) / e.scale, lo: 0, hi: hi, ties: .toNearestOrEven) { misfits += 1 }
                     }
-                    for j in 0..<g where !isNearestCode(Float(codes[gi * g + j]), position: (xh[j] - e.offset) / e.scale, lo: 0, hi: hi, ties: .toNearestOrEven) { misfits += 1 }
                 }
-            }
-            return misfits
+                return misfits
+            }.reduce(0, +)
         } : nil
         if let h = hypothesis { r.rule += "; codes judged against MLX's own float32 scale and bias of \(h.label)" }
-        var hypothesised = [Float](repeating: 0, count: g)
-        for row in 0..<q.rows {
-            let codes = q.codes(row: row)
-            for gi in 0..<groupsPerRow {
-                let index = row * groupsPerRow + gi
-                let s = scales[index], m = biases?[index] ?? 0
-                let group: QuantGroup
-                switch q.mode {
-                case .affine:
-                    let hs = halfULP(s, q.scaleType), hm = halfULP(m, q.scaleType)
-                    group = QuantGroup(scale: s, offset: m, scaleStorageSlack: hs, offsetStorageSlack: hm, scaleQuantum: hs, offsetQuantum: hm)
-                    for j in 0..<g { y[j] = s * Float(codes[gi * g + j]) + m }
-                case .nvfp4:
-                    group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: halfSpacingE4M3(s) + dtypeQuantum(s), offsetQuantum: 0)
-                    for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
-                case .mxfp4, .mxfp8:
-                    group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: dtypeQuantum(s), offsetQuantum: 0)
-                    for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
-                }
-                let base = row * q.cols + gi * g
-                let hypothesisApplies = hypothesis.map { $0 != .reference } ?? false
-                if let h = hypothesis, hypothesisApplies { for j in 0..<g { hypothesised[j] = h.apply(expected[base + j]) } }
-                let (bad, scaleBad) = expected.withUnsafeBufferPointer { xs in
-                    hypothesised.withUnsafeBufferPointer { hb in
-                        y.withUnsafeBufferPointer { yb in
-                            let px = hypothesisApplies ? hb.baseAddress! : xs.baseAddress! + base
-                            let exact = hypothesis == nil ? nil : reconstructAffine(px, count: g, bits: q.bits, dtype: q.scaleType, stored: (s, m))
-                            return checker.check(x: exact == nil ? xs.baseAddress! + base : px, y: yb.baseAddress!, count: g, group: group, base: base, block: index,
-                                                 exact: exact, sink: &sink)
+        let outcomes = runChunks(ranges) { range -> RangeOutcome in
+            var o = RangeOutcome(checker: template, sink: sink.empty())
+            var y = [Float](repeating: 0, count: g)
+            var indices = [Int32](repeating: -1, count: g)
+            var hypothesised = [Float](repeating: 0, count: g)
+            let tableIndex = o.checker.codeIndex
+            for row in range {
+                let codes = q.codes(row: row)
+                for gi in 0..<groupsPerRow {
+                    let index = row * groupsPerRow + gi
+                    let s = scales[index], m = biases?[index] ?? 0
+                    let group: QuantGroup
+                    switch q.mode {
+                    case .affine:
+                        let hs = halfULP(s, q.scaleType), hm = halfULP(m, q.scaleType)
+                        group = QuantGroup(scale: s, offset: m, scaleStorageSlack: hs, offsetStorageSlack: hm, scaleQuantum: hs, offsetQuantum: hm)
+                        for j in 0..<g { y[j] = s * Float(codes[gi * g + j]) + m }
+                    case .nvfp4:
+                        group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: halfSpacingE4M3(s) + dtypeQuantum(s), offsetQuantum: 0)
+                        for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
+                    case .mxfp4, .mxfp8:
+                        group = QuantGroup(scale: s, offset: 0, scaleStorageSlack: 0, offsetStorageSlack: 0, scaleQuantum: dtypeQuantum(s), offsetQuantum: 0)
+                        for j in 0..<g { y[j] = s * fpValues[Int(codes[gi * g + j])] }
+                    }
+                    if let tableIndex { for j in 0..<g { indices[j] = tableIndex[Int(codes[gi * g + j])] } }
+                    let base = row * q.cols + gi * g
+                    let hypothesisApplies = hypothesis.map { $0 != .reference } ?? false
+                    if let h = hypothesis, hypothesisApplies { for j in 0..<g { hypothesised[j] = h.apply(expected[base + j]) } }
+                    let (bad, scaleBad) = expected.withUnsafeBufferPointer { xs in
+                        hypothesised.withUnsafeBufferPointer { hb in
+                            y.withUnsafeBufferPointer { yb in
+                                indices.withUnsafeBufferPointer { ib in
+                                    let px = hypothesisApplies ? hb.baseAddress! : xs.baseAddress! + base
+                                    let exact = hypothesis == nil ? nil : reconstructAffine(px, count: g, bits: q.bits, dtype: q.scaleType, stored: (s, m))
+                                    return o.checker.check(x: exact == nil ? xs.baseAddress! + base : px, y: yb.baseAddress!, count: g, group: group, base: base, block: index,
+                                                           exact: exact, storedIndex: tableIndex == nil ? nil : ib.baseAddress!, sink: &o.sink)
+                                }
+                            }
                         }
                     }
+                    o.elementsOut += bad
+                    if bad > 0 || scaleBad { o.blocksOut += 1 }
                 }
-                r.elementsOutOfBounds += bad
-                if bad > 0 || scaleBad { r.blocksOutOfBounds += 1 }
             }
+            return o
         }
+        let checker = merge(outcomes, into: &r, sink: &sink)
         r.worstFractionOfBound = checker.worstFraction
         r.worstScaleFractionOfBound = checker.worstScaleFraction
         r.worstClipFractionOfBound = checker.worstClipFraction
         checker.record(into: &r)
+    }
+
+    /// Whether `q` is exactly `mx.quantize`'s output for `expected` in `dtype`: re-quantized a run of rows at a time
+    /// over the cores, stopping at the first difference.
+    static func identicalToMLXReference(_ q: MLXQuantized, expected: [Float], dtype: MLXFloatType, execution: WeightCheckExecution) -> Bool? {
+        let differs = StopFlag()
+        let cols = q.cols, packedCols = q.packedCols
+        let scaleWidth = q.groupsPerRow * (q.mode == .affine ? q.scaleType.byteWidth : 1)  // scale (bias) bytes per row
+        let run = max(1, 65536 / max(cols, 1))
+        let outcome = runChunks(chunkRanges(count: q.rows, unitElements: cols, execution: execution)) { range -> Bool? in
+            var row = range.lowerBound
+            while row < range.upperBound {
+                if differs.isRaised { return false }
+                let n = min(run, range.upperBound - row)
+                guard let ref = try? MLXQuantization.quantize(Array(expected[(row * cols)..<((row + n) * cols)]), rows: n, cols: cols, dtype: dtype,
+                                                              mode: q.mode, groupSize: q.groupSize, bits: q.bits) else { return nil }
+                let same = ref.packed[...] == q.packed[(row * packedCols)..<((row + n) * packedCols)]
+                    && ref.scales[...] == q.scales[(row * scaleWidth)..<((row + n) * scaleWidth)]
+                    && (ref.biases.map { $0[...] } == q.biases.map { $0[(row * scaleWidth)..<((row + n) * scaleWidth)] })
+                if !same { differs.raise(); return true }
+                row += n
+            }
+            return false
+        }
+        if outcome.contains(where: { $0 == nil }) { return nil }
+        return !outcome.contains(true) && !differs.isRaised
     }
 
     /// MLX rounds amax/top to the weight dtype before choosing an fp scale: up to bf16's 2⁻⁸ relative, or f16's
@@ -753,15 +970,18 @@ public enum WeightVerifier {
 
 extension WeightVerifier {
     /// Checks GGUF block bytes of `type` (rows of `rowLength`) against reference values in the same order.
-    public static func checkGGUF(_ bytes: [UInt8], type: GGMLType, reference: [Float], rowLength: Int, name: String = "tensor") -> TensorWeightResult {
+    public static func checkGGUF(_ bytes: [UInt8], type: GGMLType, reference: [Float], rowLength: Int, name: String = "tensor",
+                                 execution: WeightCheckExecution = .serial) -> TensorWeightResult {
         var r = TensorWeightResult(layer: nil, referenceName: name, fileName: name, storedType: type.name, storedShape: [reference.count / rowLength, rowLength],
                                    referenceShape: [reference.count / rowLength, rowLength], layout: "identity", status: .pass, failsVerification: false)
         var sink = IssueSink(map: nil, rowLength: rowLength)
         bytes.withUnsafeBytes { b in
             switch type {
-            case .f32, .f16, .bf16: checkDense(b, dtype: type == .f32 ? .f32 : type == .f16 ? .f16 : .bf16, expected: reference, into: &r, sink: &sink)
+            case .f32, .f16, .bf16: checkDense(b, dtype: type == .f32 ? .f32 : type == .f16 ? .f16 : .bf16, expected: reference, into: &r, sink: &sink, execution: execution)
             default:
-                if let policy = QuantBoundPolicy.gguf(type) { checkGGUFBlocks(b, type: type, policy: policy, expected: reference, into: &r, sink: &sink) } else { r.status = .unchecked }
+                if let policy = QuantBoundPolicy.gguf(type) {
+                    checkGGUFBlocks(b, type: type, policy: policy, expected: reference, into: &r, sink: &sink, execution: execution)
+                } else { r.status = .unchecked }
             }
         }
         r.issues = sink.issues
@@ -773,12 +993,13 @@ extension WeightVerifier {
 
     /// Checks an MLX quantized matrix against reference values `[rows, cols]`. `tableFastPath: false` judges every
     /// element of a table grid (nvfp4, mxfp4, mxfp8) by the full path: the same result, for comparing the two.
-    public static func checkMLX(_ q: MLXQuantized, reference: [Float], name: String = "tensor", tableFastPath: Bool = true) -> TensorWeightResult {
+    public static func checkMLX(_ q: MLXQuantized, reference: [Float], name: String = "tensor", tableFastPath: Bool = true,
+                                execution: WeightCheckExecution = .serial) -> TensorWeightResult {
         var r = TensorWeightResult(layer: nil, referenceName: name, fileName: name, storedType: q.mode.rawValue, storedShape: [q.rows, q.cols],
                                    referenceShape: [q.rows, q.cols], layout: "identity", status: .pass, failsVerification: false)
         var sink = IssueSink(map: nil, rowLength: q.cols)
         checkMLX(q, policy: QuantBoundPolicy.mlx(mode: q.mode, bits: q.bits, groupSize: q.groupSize), expected: reference, into: &r, sink: &sink,
-                 tableFastPath: tableFastPath)
+                 tableFastPath: tableFastPath, execution: execution)
         r.issues = sink.issues
         r.worst = sink.worst
         if r.elementsOutOfBounds > 0 || r.blocksOutOfBounds > 0 { r.status = .outOfBounds }
