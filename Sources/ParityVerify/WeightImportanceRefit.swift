@@ -175,10 +175,34 @@ enum ImportanceRefit {
     /// only proposes; the answer is a witness qw checked against every original (unscaled) inequality in `verify`.
     /// A point at t* > 0 sits inside every interval by a margin instead of on an interval's edge — why this finds the
     /// points the earlier subset simplex and the least-squares witness (both aiming at the thin set itself) missed.
+    ///
+    /// A dense tableau over every row of a large tensor (4096 rows: ~12 000 inequalities) would need gigabytes, so
+    /// the LP runs on a subset grown by cutting planes: the first `initialInequalities`, then, while the subset's
+    /// witness violates some inequality, the most violated ones (ties to the lower index) are added. Exact in
+    /// principle both ways: a subset whose margin LP has t* ≤ 0 proves the whole system infeasible (fewer
+    /// constraints can only raise t*), and a witness that satisfies every inequality proves it feasible. Past
+    /// `maximumInequalities` the system stays undecided and nothing is excused (the block stays out of bounds).
     static func feasible(_ all: [([Double], Double)]) -> Bool {
-        guard let qw = marginWitness(all) else { return false }
-        return verify(qw, all)
+        var active = Array(all.indices.prefix(initialInequalities))
+        while true {
+            guard let qw = marginWitness(active.map { all[$0] }) else { return false }
+            let activeSet = Set(active)
+            var violated: [(index: Int, amount: Double)] = []
+            for k in all.indices where !activeSet.contains(k) && !verify(qw, [all[k]]) {
+                let norm = all[k].0.reduce(0) { $0 + abs($1) }
+                let sum = zip(all[k].0, qw).reduce(0) { $0 + $1.0 * $1.1 }
+                violated.append((k, norm > 0 ? -sum / norm : .infinity))
+            }
+            if violated.isEmpty { return verify(qw, all) }
+            violated.sort { $0.amount != $1.amount ? $0.amount > $1.amount : $0.index < $1.index }
+            active += violated.prefix(addedPerRound).map(\.index)
+            if active.count > maximumInequalities { return false }
+        }
     }
+
+    /// The cutting-plane sizes: 192 inequalities start (~48–64 rows; a 33-variable LP's optimum rests on at most 33 of
+    /// them), 32 more per round, and at most 1 200 (a 1 200 × 1 234 tableau: 12 MB, well under a second).
+    static let initialInequalities = 192, addedPerRound = 32, maximumInequalities = 1200
 
     /// The witness check: each inequality's sum Σ g_j·qw_j is evaluated in Double; its rounding error is at most
     /// γ_n·Σ|g_j·qw_j| with γ_n = n·u/(1 − n·u), u = 2⁻⁵³ (Higham, Accuracy and Stability, §3.1), so an inequality is

@@ -369,6 +369,32 @@ struct WeightImatrixTests {
         return (bytes, src.withUnsafeBytes { b in (0..<(src.count / 4)).map { Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } })
     }
 
+    /// A tall tensor (the fixture's rows 16 times: 1 152 rows, ~3 300–4 900 inequalities per column range) is decided
+    /// on a bounded subset grown by cutting planes, never one tableau over every row: it passes, with each excused
+    /// block excused in every copy, and the column ranges scaled ×1.1 in every row still fail.
+    @Test("the imatrix refit excuse on a tall tensor (rows ×16): decided in bounded memory, same verdicts", arguments: try nonEmpty(refitBlocks.map(\.type), "refit types"))
+    func refitExcuseOnTallTensor(type name: String) throws {
+        let type = try #require(GGMLType.named(name))
+        let excused = try #require(Self.refitBlocks.first { $0.type == name }).blocks
+        let (bytes, reference) = try Self.zerosFixture(name)
+        let copies = 16
+        let tallBytes = [[UInt8]](repeating: bytes, count: copies).flatMap { $0 }
+        let tallReference = [[Float]](repeating: reference, count: copies).flatMap { $0 }
+        let r = WeightVerifier.checkGGUF(tallBytes, type: type, reference: tallReference, rowLength: 256)
+        #expect(r.status == .pass, "\(name) ×\(copies) rows: \(r.issues.prefix(4).map { "\($0)" })")
+        #expect(try Self.excusedCount(r) == copies * excused.count, "\(name) ×\(copies) rows: \(r.finding ?? "no finding")")
+        var scaled = tallBytes
+        let blocksPerRow = 256 / type.blockSize, column = excused[0] % blocksPerRow
+        for row in 0..<(72 * copies) {
+            let at = (row * blocksPerRow + column) * type.typeSize
+            let h = FloatCodecs.floatToHalf(FloatCodecs.halfToFloat(UInt16(scaled[at]) | UInt16(scaled[at + 1]) << 8) * 1.1)
+            scaled[at] = UInt8(h & 0xFF); scaled[at + 1] = UInt8(h >> 8)
+        }
+        let bad = WeightVerifier.checkGGUF(scaled, type: type, reference: tallReference, rowLength: 256)
+        let badExcused = try Self.excusedCount(bad)
+        #expect(bad.status == .outOfBounds && badExcused == copies * (excused.count - 1), "\(name) ×\(copies) rows, column \(column) ×1.1: \(bad.finding ?? "no finding")")
+    }
+
     /// ggml quantizes rows independently (σ² is the row's own; the importance is per column), so the same rows in
     /// another order are just as legitimate: the refit decision, and the verdict, must not depend on the order in
     /// which rows reach the linear program (reversed, rotated by 17, odd rows first).
