@@ -171,7 +171,8 @@ enum ImportanceRefit {
     /// Its origin (qw = 0, s = 0) is feasible, so no phase I is needed; the optimum is bounded (s ≤ 1 + ‖g‖∞ ≤ 2).
     /// The system is feasible in the sense above iff the optimum t* > 0. The LP is solved by the dense-tableau simplex
     /// with Bland's rule (lowest-index entering column with a positive reduced cost, ties of the ratio test to the
-    /// lowest-index basic variable): no random start, no dependence on which row failed, and no cycling. The simplex
+    /// lowest-index basic variable): no random start, no dependence on which row failed, and no cycling in exact arithmetic (in floating point
+    /// an iteration cap bounds it; nothing unverified is accepted). The simplex
     /// only proposes; the answer is a witness qw checked against every original (unscaled) inequality in `verify`.
     /// A point at t* > 0 sits inside every interval by a margin instead of on an interval's edge — why this finds the
     /// points the earlier subset simplex and the least-squares witness (both aiming at the thin set itself) missed.
