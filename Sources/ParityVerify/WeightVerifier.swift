@@ -268,20 +268,24 @@ public enum WeightVerifier {
     struct RangeOutcome {
         var elementsOut = 0
         var blocksOut = 0
+        /// Blocks outside the per-block rules that ggml's imatrix refit explains (see `ImportanceRefit`).
+        var refitExcused = 0
         var checker: GroupChecker
         var sink: IssueSink
     }
 
     /// The ranges' outcomes merged in index order into the tensor's result.
-    static func merge(_ outcomes: [RangeOutcome], into r: inout TensorWeightResult, sink: inout IssueSink) -> GroupChecker {
+    static func merge(_ outcomes: [RangeOutcome], into r: inout TensorWeightResult, sink: inout IssueSink) -> (GroupChecker, excused: Int) {
         var checker = outcomes[0].checker
+        var excused = 0
         for (k, o) in outcomes.enumerated() {
             r.elementsOutOfBounds += o.elementsOut
             r.blocksOutOfBounds += o.blocksOut
+            excused += o.refitExcused
             sink.absorb(o.sink)
             if k > 0 { checker.absorb(o.checker) }
         }
-        return checker
+        return (checker, excused)
     }
 
     // MARK: Dense floats
@@ -755,6 +759,7 @@ public enum WeightVerifier {
         var template = GroupChecker(policy: policy)
         template.exactTies = .toNearestOrAwayFromZero
         template.exactByInverse = true
+        let refit = ImportanceRefit.applies(to: type) ? RefitJudge(bytes: bytes, type: type, expected: expected, rowLength: sink.rowLength) : nil
         let outcomes = runChunks(ranges) { range -> RangeOutcome in
             var o = RangeOutcome(checker: template, sink: sink.empty())
             var y = [Float](repeating: 0, count: blockSize)
@@ -768,7 +773,9 @@ public enum WeightVerifier {
                         GGMLQuants.dequantize(raw, type: type, count: blockSize, into: yb)
                         guard let groups = GGMLQuants.groups(ofBlock: raw.baseAddress!, type: type) else { continue }
                         let length = blockSize / groups.count
-                        var blockBad = false
+                        var blockBad = false, elementsBad = 0
+                        // The refit types: the block's bookkeeping is kept until it is known whether the refit excuses it.
+                        let before = refit == nil ? nil : (o.checker, o.sink)
                         for (gi, g) in groups.enumerated() {
                             let offset = blk * blockSize + gi * length
                             var px = UnsafePointer(xs.baseAddress! + offset)
@@ -779,9 +786,15 @@ public enum WeightVerifier {
                             let exact = hypothesis == nil ? nil : reconstructQ8_0(px, count: length, stored: g.scale).map { ($0, Float(0)) }
                             let (bad, scaleBad) = o.checker.check(x: exact == nil ? xs.baseAddress! + offset : px, y: yb.baseAddress! + gi * length, count: length, group: g,
                                                                   base: offset, block: blk, exact: exact, sink: &o.sink)
-                            o.elementsOut += bad
+                            elementsBad += bad
                             if bad > 0 || scaleBad { blockBad = true }
                         }
+                        if blockBad, let refit, let before, refit.excuses(block: blk) {
+                            (o.checker, o.sink) = before
+                            o.refitExcused += 1
+                            continue
+                        }
+                        o.elementsOut += elementsBad
                         if blockBad { o.blocksOut += 1 }
                     }
                 }
@@ -789,11 +802,15 @@ public enum WeightVerifier {
             }
             return o
         }
-        let checker = merge(outcomes, into: &r, sink: &sink)
+        let (checker, excused) = merge(outcomes, into: &r, sink: &sink)
         r.worstFractionOfBound = checker.worstFraction
         r.worstScaleFractionOfBound = checker.worstScaleFraction
         r.worstClipFractionOfBound = checker.worstClipFraction
         checker.record(into: &r)
+        if excused > 0 {
+            r.finding = (r.finding.map { $0 + "; " } ?? "") + "\(excused) block(s) outside the per-block rules are ggml's importance-matrix refit: "
+                + "codes exactly those of one of its trial scales, and one importance per column makes every row's stored scale\(type == .q4_1 || type == .q5_1 ? " and min" : "") in those columns the weighted least-squares refit of its codes"
+        }
     }
 
     /// Whether `bytes` are exactly ggml's reference quantizer's output for `expected`: re-quantized a run of blocks
@@ -916,7 +933,7 @@ public enum WeightVerifier {
             }
             return o
         }
-        let checker = merge(outcomes, into: &r, sink: &sink)
+        let (checker, _) = merge(outcomes, into: &r, sink: &sink)
         r.worstFractionOfBound = checker.worstFraction
         r.worstScaleFractionOfBound = checker.worstScaleFraction
         r.worstClipFractionOfBound = checker.worstClipFraction

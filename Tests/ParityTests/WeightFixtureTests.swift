@@ -294,20 +294,127 @@ struct WeightImatrixTests {
         let reference = src.withUnsafeBytes { b in (0..<(src.count / 4)).map { Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
         #expect(reference.count == 72 * 256)
         let r = WeightVerifier.checkGGUF(bytes, type: type, reference: reference, rowLength: 256)
-        // Known limitation (measured): where ggml's refit ignores zero-importance elements, their codes follow the trial
-        // scale, not the stored one — q5_1 leaves one 4.7 steps off inside the grid (row 1, adversarial values ~174) and
-        // q4_0 one Laplace block at an RMS excess of 0.33 steps (bound 0.3). Telling such columns apart needs the
-        // column-wise view (the importance is per column, shared by every row): not done yet.
-        try withKnownIssue("zero-importance elements inside the grid follow the trial scale", isIntermittent: false) {
-            try #require(r.status == .pass, "\(name) imatrix zeros: \(r.elementsOutOfBounds) elements, \(r.blocksOutOfBounds) blocks out; \(r.issues.map { "\($0)" })")
-        } when: {
-            type == .q4_0 || type == .q5_1
-        }
+        // Where ggml's refit ignores zero-importance elements, their codes follow the trial scale, not the stored one
+        // (q5_1: one 4.7 steps off inside the grid; q4_0: one outlier block at a block RMS excess of 0.33 steps, bound
+        // 0.3): the per-block rules fail those blocks, and the column-wise refit check (ImportanceRefit) accepts them.
+        #expect(r.status == .pass, "\(name) imatrix zeros: \(r.elementsOutOfBounds) elements, \(r.blocksOutOfBounds) blocks out; \(r.issues.map { "\($0)" })")
         func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "-" }
         print("measured ggml imatrix-zeros \(name): worst element \(f(r.worstFractionOfBound)), scale \(f(r.worstScaleFractionOfBound)), clipping \(f(r.worstClipFractionOfBound)), block RMS \(f(r.worstRMSFractionOfBound)) of their bounds; finding: \(r.finding ?? "-")")
         if type != .q8_0 && type != .mxfp4 {
             // ggml's imatrix quantizers do clip zero-importance values far beyond 2 steps here (what failed before).
             #expect(r.finding?.contains("clipped beyond the grid's end") == true, "\(name): \(r.finding ?? "no finding")")
+        }
+    }
+
+    /// The blocks ggml's refit leaves outside the per-block rules in the imatrix-zeros files (measured with the
+    /// column-wise check off: q4_0 row 34's block 277, its scale at rule 3's bound, and row 50's block 402, a block
+    /// RMS excess of 0.33 steps; q5_1 row 1's block 12, one element 4.7 steps off). The refit check must excuse
+    /// exactly these and nothing a scaled scale produces.
+    static let refitBlocks: [(type: String, blocks: [Int])] = [("q4_0", [277, 402]), ("q5_1", [12])]
+
+    /// The refit excuse accepts exactly ggml's blocks, never a block whose scale was raised by 10 %, and nothing of a
+    /// column range whose every row was scaled ×1.1 or ×0.9 (one importance vector cannot make all those rows
+    /// least-squares refits of their unchanged codes). Measured limit, not asserted here: one block's scale lowered
+    /// toward ggml's trial scale (q5_1 block 12 ×0.90…×0.99) stays explainable by some importance vector — it lies
+    /// between the trial scale, whose codes the block keeps, and the stored refit — and is excused; below ×0.9 that
+    /// block passes the per-block rules on its own.
+    @Test("the imatrix refit excuse: exactly ggml's blocks are excused; never a block scale ×1.1, nor a column range scaled ×1.1 or ×0.9", arguments: try nonEmpty(refitBlocks.map(\.type), "refit types"))
+    func refitExcuseIsNotAScaledScale(type name: String) throws {
+        let type = try #require(GGMLType.named(name))
+        let excused = try #require(Self.refitBlocks.first { $0.type == name }).blocks
+        let (bytes, reference) = try Self.zerosFixture(name)
+        let clean = WeightVerifier.checkGGUF(bytes, type: type, reference: reference, rowLength: 256)
+        #expect(clean.status == .pass)
+        #expect(try Self.excusedCount(clean) == excused.count, "\(name): \(clean.finding ?? "no finding")")
+        let blocksPerRow = 256 / type.blockSize
+        func scaled(_ factor: Float, blocks: [Int]) -> [UInt8] {
+            var out = bytes
+            for b in blocks {
+                let at = b * type.typeSize  // d is the block's first f16 (Q4_0, Q5_1)
+                let d = FloatCodecs.halfToFloat(UInt16(out[at]) | UInt16(out[at + 1]) << 8)
+                let h = FloatCodecs.floatToHalf(d * factor)
+                out[at] = UInt8(h & 0xFF); out[at + 1] = UInt8(h >> 8)
+            }
+            return out
+        }
+        for block in excused {
+            let column = block % blocksPerRow
+            let wholeColumn = (0..<72).map { $0 * blocksPerRow + column }
+            // One block ×1.1: the block itself is never excused (it may pass the per-block rules on its own — q4_0's
+            // block 402 does, its RMS excess shrinking — but then the excused count drops by one); the other
+            // excused blocks lie in other column ranges and stay excused.
+            let one = WeightVerifier.checkGGUF(scaled(1.1, blocks: [block]), type: type, reference: reference, rowLength: 256)
+            #expect(try Self.excusedCount(one) == excused.count - 1, "\(name) scale ×1.1 on block \(block): \(one.finding ?? "no finding")")
+            #expect(one.status == .pass || one.issues.contains { $0.block == block }, "\(name) ×1.1 block \(block): \(one.issues.map { $0.block ?? -1 })")
+            // Every row of the column range ×1.1 or ×0.9: no importance vector explains them; the tensor fails and
+            // none of that range is excused.
+            for factor: Float in [1.1, 0.9] {
+                let r = WeightVerifier.checkGGUF(scaled(factor, blocks: wholeColumn), type: type, reference: reference, rowLength: 256)
+                #expect(r.status == .outOfBounds, "\(name) scale ×\(factor) on column range \(column) passed: \(r.finding ?? "")")
+                #expect(try Self.excusedCount(r) == excused.count - 1, "\(name) scale ×\(factor) on column range \(column): \(r.finding ?? "no finding")")
+            }
+        }
+    }
+
+    /// How many blocks the report's finding says the importance-matrix refit excused (0 when it names none).
+    static func excusedCount(_ r: TensorWeightResult) throws -> Int {
+        guard let part = r.finding?.components(separatedBy: "; ").first(where: { $0.contains("importance-matrix refit") }) else { return 0 }
+        return try #require(Int(part.prefix { $0.isNumber }), "\(part)")
+    }
+
+    /// The imatrix-zeros fixture (ggml's output, the reference input).
+    static func zerosFixture(_ name: String) throws -> (bytes: [UInt8], reference: [Float]) {
+        let bytes = try readBytes(dir + "/imatrix-zeros-\(name).bin")
+        let src = try readBytes(dir + "/imatrix-zeros-src.f32")
+        return (bytes, src.withUnsafeBytes { b in (0..<(src.count / 4)).map { Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } })
+    }
+
+    /// A tall tensor (the fixture's rows 16 times: 1 152 rows, ~3 300–4 900 inequalities per column range) is decided
+    /// on a bounded subset grown by cutting planes, never one tableau over every row: it passes, with each excused
+    /// block excused in every copy, and the column ranges scaled ×1.1 in every row still fail.
+    @Test("the imatrix refit excuse on a tall tensor (rows ×16): decided in bounded memory, same verdicts", arguments: try nonEmpty(refitBlocks.map(\.type), "refit types"))
+    func refitExcuseOnTallTensor(type name: String) throws {
+        let type = try #require(GGMLType.named(name))
+        let excused = try #require(Self.refitBlocks.first { $0.type == name }).blocks
+        let (bytes, reference) = try Self.zerosFixture(name)
+        let copies = 16
+        let tallBytes = [[UInt8]](repeating: bytes, count: copies).flatMap { $0 }
+        let tallReference = [[Float]](repeating: reference, count: copies).flatMap { $0 }
+        let r = WeightVerifier.checkGGUF(tallBytes, type: type, reference: tallReference, rowLength: 256)
+        #expect(r.status == .pass, "\(name) ×\(copies) rows: \(r.issues.prefix(4).map { "\($0)" })")
+        #expect(try Self.excusedCount(r) == copies * excused.count, "\(name) ×\(copies) rows: \(r.finding ?? "no finding")")
+        var scaled = tallBytes
+        let blocksPerRow = 256 / type.blockSize, column = excused[0] % blocksPerRow
+        for row in 0..<(72 * copies) {
+            let at = (row * blocksPerRow + column) * type.typeSize
+            let h = FloatCodecs.floatToHalf(FloatCodecs.halfToFloat(UInt16(scaled[at]) | UInt16(scaled[at + 1]) << 8) * 1.1)
+            scaled[at] = UInt8(h & 0xFF); scaled[at + 1] = UInt8(h >> 8)
+        }
+        let bad = WeightVerifier.checkGGUF(scaled, type: type, reference: tallReference, rowLength: 256)
+        let badExcused = try Self.excusedCount(bad)
+        #expect(bad.status == .outOfBounds && badExcused == copies * (excused.count - 1), "\(name) ×\(copies) rows, column \(column) ×1.1: \(bad.finding ?? "no finding")")
+    }
+
+    /// ggml quantizes rows independently (σ² is the row's own; the importance is per column), so the same rows in
+    /// another order are just as legitimate: the refit decision, and the verdict, must not depend on the order in
+    /// which rows reach the linear program (reversed, rotated by 17, odd rows first).
+    @Test("the imatrix refit excuse does not depend on row order: permuted rows of ggml's output pass with the same blocks excused", arguments: try nonEmpty(refitBlocks.map(\.type), "refit types"))
+    func refitExcuseIsOrderIndependent(type name: String) throws {
+        let type = try #require(GGMLType.named(name))
+        let excused = try #require(Self.refitBlocks.first { $0.type == name }).blocks
+        let (bytes, reference) = try Self.zerosFixture(name)
+        let rowBytes = 256 / type.blockSize * type.typeSize
+        let orders: [(String, [Int])] = [("reversed", Array((0..<72).reversed())), ("rotated by 17", (0..<72).map { ($0 + 17) % 72 }),
+                                          ("odd rows first", Array(stride(from: 1, to: 72, by: 2)) + Array(stride(from: 0, to: 72, by: 2)))]
+        for (label, order) in orders {
+            var permutedBytes: [UInt8] = [], permutedReference: [Float] = []
+            for row in order {
+                permutedBytes += bytes[(row * rowBytes)..<((row + 1) * rowBytes)]
+                permutedReference += reference[(row * 256)..<((row + 1) * 256)]
+            }
+            let r = WeightVerifier.checkGGUF(permutedBytes, type: type, reference: permutedReference, rowLength: 256)
+            #expect(r.status == .pass, "\(name) rows \(label): \(r.issues.map { "\($0)" })")
+            #expect(r.finding?.contains("\(excused.count) block(s) outside the per-block rules are ggml's importance-matrix refit") == true, "\(name) rows \(label): \(r.finding ?? "no finding")")
         }
     }
 }
