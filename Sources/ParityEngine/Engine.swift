@@ -26,6 +26,16 @@ public protocol GraphEngine {
     func run(_ node: GraphNode, inputs: [GraphValue]) throws(LayerExecutionError) -> GraphValue
 }
 
+/// A graph engine whose parameters (by reference name) can be read and replaced, so that `layer-diff` can test
+/// hypotheses about a failing node of any graph ("the rows of k_proj are in llama.cpp's permuted order") by
+/// running the node again on its golden inputs with the parameter rearranged.
+public protocol ParameterOverridingEngine: GraphEngine {
+    /// A parameter as the file stores it under its reference name, widened to float32 (nil: absent or not dense).
+    func referenceParameter(_ name: String) -> Tensor?
+    /// The same engine with some parameters (by reference name) replaced by float32 values.
+    func overridingParameters(_ overrides: [String: Tensor]) -> Self
+}
+
 /// A graph engine for Parity's sequential image layers: it computes `GraphOp.layer` nodes, one float input each.
 public protocol FormatEngine: GraphEngine {
     /// Runs the layer with reference name `layer` on an input in the reference layout and returns its output in

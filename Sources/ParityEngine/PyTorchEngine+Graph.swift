@@ -15,6 +15,18 @@ extension PyTorchEngine {
         guard let llama else {
             throw LayerExecutionError(layer: node.name, reason: "op \(node.op.label) needs a Llama checkpoint; this engine was opened without one")
         }
-        return try LlamaGraphEngine.pytorch(llama).run(node, inputs: inputs)
+        var source = llama
+        source.overrides = overrides
+        return try LlamaGraphEngine.pytorch(source).run(node, inputs: inputs)
     }
+}
+
+extension PyTorchEngine: ParameterOverridingEngine {
+    public func referenceParameter(_ name: String) -> Tensor? {
+        if let override = overrides[name] { return override }
+        guard let entry = weights.entry(named: name) else { return nil }
+        do { return try weights.tensor(entry) } catch { return nil }
+    }
+
+    public func overridingParameters(_ overrides: [String: Tensor]) -> PyTorchEngine { overriding(overrides) }
 }

@@ -11,6 +11,8 @@ public struct PyTorchLlamaWeights: LlamaWeightSource {
     public let hyperparameters: LlamaHyperparameters
     public var path: String { weights.path }
     public var ropeStyle: RopeStyle { .halves }
+    /// Tensors replaced for diagnosis, by reference name (float32, the module's shape).
+    public var overrides: [String: Tensor] = [:]
 
     public init(weights: SafetensorsFile, config: LlamaArchitecture) {
         self.weights = weights
@@ -36,6 +38,10 @@ public struct PyTorchLlamaWeights: LlamaWeightSource {
     }
 
     func read(_ name: String, shape: [Int]) throws(ParityError) -> (values: [Float], dtype: DType) {
+        if let override = overrides[name] {
+            guard override.shape == shape else { throw .mismatch(file: weights.path, reason: "replacement for \"\(name)\" has shape \(override.shape), not \(shape)") }
+            return (override.data, .f32)
+        }
         guard let entry = weights.entry(named: name) else { throw .mismatch(file: weights.path, reason: "has no tensor \"\(name)\" (load_state_dict: missing key)") }
         guard entry.shape == shape else {
             throw .mismatch(file: weights.path, reason: "tensor \"\(name)\" has shape \(entry.shape); LlamaForCausalLM's is \(shape) (load_state_dict: size mismatch)")

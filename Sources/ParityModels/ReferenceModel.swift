@@ -23,6 +23,11 @@ public struct ReferenceModel: Sendable {
         // A Hugging Face checkpoint's config.json has no name: the model is named after its directory.
         let directoryName = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
         config = try ModelConfig.load(path: configPath, name: directoryName)
+        if config.isTransformer, !FileManager.default.fileExists(atPath: directory + "/" + config.weightsFile),
+           FileManager.default.fileExists(atPath: directory + "/model.safetensors.index.json") {
+            throw .unsupported(file: directory + "/model.safetensors.index.json", reason: "a sharded checkpoint: Parity reads a reference "
+                + "from one model.safetensors so far (merge the shards into one file to verify against it)")
+        }
         let weights = try SafetensorsFile(path: directory + "/" + config.weightsFile)
         if config.isTransformer {
             try ReferenceConsistency.checkGraphWeights(config, configPath: configPath, weights: weights)

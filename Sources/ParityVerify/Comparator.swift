@@ -146,7 +146,28 @@ public enum Comparator {
                 report.setIsolated(i, metrics: nil, status: .error(error.reason))
             }
         }
-        guard diagnose, let diagnosable = engine as? DiagnosableEngine else { return report }
+        for (i, result) in report.layers.enumerated() {
+            guard let node = graph.node(named: result.name) else { continue }
+            if case .layer = node.op {
+                report.setDiagnosesTried(i, Diagnoser.imageMistakes)
+            } else if engine is ParameterOverridingEngine, node.hasParameters, case .linear = node.op {
+                report.setDiagnosesTried(i, Diagnoser.transformerMistakes)
+            } else if engine is ParameterOverridingEngine, node.hasParameters, case .rmsNorm = node.op {
+                report.setDiagnosesTried(i, Diagnoser.transformerMistakes)
+            }
+        }
+        guard diagnose else { return report }
+        if let overriding = engine as? ParameterOverridingEngine {
+            // Graph nodes beyond the image layers (a Llama's projections and norms): the transformer mistakes.
+            for (i, result) in report.layers.enumerated() {
+                guard let status = result.isolatedStatus, !status.isPass, status != .unjudged, let tolerance = result.tolerance,
+                      let node = graph.node(named: result.name), node.hasParameters else { continue }
+                if case .layer = node.op { continue }
+                progress("diagnosing \(result.name)")
+                report.setDiagnosis(i, Diagnoser.diagnose(node: node, graph: graph, engine: overriding, golden: golden, tolerance: tolerance))
+            }
+        }
+        guard let diagnosable = engine as? DiagnosableEngine else { return report }
         for (i, result) in report.layers.enumerated() {
             guard let status = result.isolatedStatus, !status.isPass, status != .unjudged, let tolerance = result.tolerance,
                   let layer = model.config.layer(named: result.name), let path = result.input, let input = golden.tensor(at: path),

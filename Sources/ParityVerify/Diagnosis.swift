@@ -7,7 +7,8 @@ import ParityModels
 /// makes the layer pass on its golden input.
 public struct Diagnosis: Sendable {
     /// Stable identifier: transposed, flatten-order, kernel-swapped-hw, kernel-flipped, conv-layout,
-    /// dtype-f16-as-bf16, dtype-bf16-as-f16, bias-missing, bias-doubled, scale.
+    /// dtype-f16-as-bf16, dtype-bf16-as-f16, bias-missing, bias-doubled, scale; for transformer nodes also
+    /// qk-rope-permuted, qk-rope-unpermuted, qk-swapped, norm-one-plus (Diagnosis+Graph.swift).
     public let id: String
     public let layer: String
     public let parameter: String
@@ -19,9 +20,13 @@ public struct Diagnosis: Sendable {
 
 /// Tries the mistakes people make when converting, on the parameters of one failing layer. Each hypothesis is
 /// tested by running only that layer, on its golden input, with the parameter rearranged; a hypothesis is
-/// reported only if it makes the layer pass its tolerance. Attention-specific mistakes (the Q/K RoPE
-/// permutation) need attention layers; the bundled models have none, so no such candidate is generated.
+/// reported only if it makes the layer pass its tolerance. The transformer mistakes (the Q/K RoPE permutation,
+/// Q and K exchanged, RMSNorm conventions) are tested on graph nodes: Diagnosis+Graph.swift.
 public enum Diagnoser {
+    /// What `diagnose(layer:…)` tests, for reports.
+    public static let imageMistakes = "transposed, flatten order, kernel axes or flip, conv layout, 16-bit dtype, bias missing or doubled, scale"
+    /// What `diagnose(node:…)` tests on a transformer's projections and norms, for reports.
+    public static let transformerMistakes = "transposed, Q/K rows in llama.cpp's RoPE order or un-permuted twice, Q and K exchanged, RMSNorm weight stored as w − 1 or 1 + w, a projection's global scale"
     struct Candidate {
         let id: String
         let parameter: String

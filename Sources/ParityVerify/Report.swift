@@ -69,6 +69,9 @@ public struct LayerResult: Sendable {
     public var isolatedStatus: LayerStatus?
     /// The conversion mistake that explains a failure, when one was found.
     public var diagnosis: Diagnosis?
+    /// The mistakes `layer-diff` can test at this node, for the report's "none of them explains it" (nil: none
+    /// apply, e.g. a composite module, whose members are diagnosed instead).
+    public var diagnosesTried: String?
 }
 
 /// The outcome of verifying one converted file against one model's goldens.
@@ -154,6 +157,12 @@ extension VerificationReport {
         var copy = layers
         copy[index].isolated = metrics
         copy[index].isolatedStatus = status
+        layers = copy
+    }
+
+    mutating func setDiagnosesTried(_ index: Int, _ tried: String?) {
+        var copy = layers
+        copy[index].diagnosesTried = tried
         layers = copy
     }
 

@@ -54,8 +54,8 @@ public enum ReportRendering {
         for layer in report.layers {
             if let d = layer.diagnosis {
                 lines.append(paint("diagnosis at \(layer.name) [\(d.id)]: \(d.message)", "1;36"))
-            } else if let own = layer.isolatedStatus, !own.isPass, own != .unjudged {
-                lines.append("diagnosis at \(layer.name): none of the known conversion mistakes (transposed, flatten order, kernel axes or flip, conv layout, 16-bit dtype, bias missing or doubled, scale) explains it")
+            } else if let own = layer.isolatedStatus, !own.isPass, own != .unjudged, let tried = layer.diagnosesTried {
+                lines.append("diagnosis at \(layer.name): none of the known conversion mistakes (\(tried)) explains it")
             }
         }
         if let a = report.argmax {

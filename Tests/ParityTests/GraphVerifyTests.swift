@@ -28,14 +28,15 @@ struct GraphVerifyTests {
         if variant == "f32" { #expect(report.layers.first { $0.name == "model.embed_tokens" }?.metrics?.maxAbs == 0) }
     }
 
-    /// A copy of tiny-llama's weights with one tensor scaled by 1 %.
-    static func planted(_ tensor: String, in dir: TemporaryDirectory) throws -> String {
+    /// A copy of tiny-llama's weights with one tensor changed (by default scaled by 1 %).
+    static func planted(_ tensor: String, in dir: TemporaryDirectory, change: (Tensor) -> Tensor = { t in
+        Tensor(shape: t.shape, data: t.data.map { $0 * 1.01 })
+    }) throws -> String {
         let source = try SafetensorsFile(path: Repo.golden + "/tiny-llama/model.safetensors")
         var writer = SafetensorsWriter(metadata: [("format", "pt")])
         for entry in source.entries {
-            var t = try source.tensor(entry)
-            if entry.name == tensor { t.data = t.data.map { $0 * 1.01 } }
-            try writer.add(name: entry.name, tensor: t)
+            let t = try source.tensor(entry)
+            try writer.add(name: entry.name, tensor: entry.name == tensor ? change(t) : t)
         }
         let path = dir.file("planted.safetensors")
         try writer.write(to: path)
@@ -80,6 +81,48 @@ struct GraphVerifyTests {
         #expect(verify.status == 0, "\(verify.stdout)\n\(verify.stderr)")
         #expect(verify.stdout.contains("PASS  tiny-llama  safetensors bf16"))
         #expect(verify.stdout.contains("tiny-llama gguf f32: skipped"))
+    }
+
+    /// convert_hf_to_gguf's Q/K permutation, `w.reshape(heads, 2, rows / heads / 2, columns).swapaxes(1, 2)`, written
+    /// out as index arithmetic on the numpy shapes (independent of the diagnosis's own row mapping).
+    static func llamaCppPermuted(_ w: Tensor, heads: Int) -> Tensor {
+        let rows = w.shape[0], columns = w.shape[1], half = rows / heads / 2
+        var out = w.data
+        for h in 0..<heads { for a in 0..<2 { for b in 0..<half {
+            // Source element [h, a, b, :] of the reshaped array lands at [h, b, a, :] after swapaxes(1, 2).
+            let source = ((h * 2 + a) * half + b) * columns, target = ((h * half + b) * 2 + a) * columns
+            for c in 0..<columns { out[target + c] = w.data[source + c] }
+        } } }
+        return Tensor(shape: w.shape, data: out)
+    }
+
+    @Test("transformer mistakes are diagnosed at their node: Q/K RoPE permutation, RMSNorm w − 1, a transposed projection, a scale",
+          arguments: try nonEmpty([
+            ("model.layers.0.self_attn.k_proj.weight", "model.layers.0.self_attn.k_proj", "qk-rope-permuted"),
+            ("model.layers.1.input_layernorm.weight", "model.layers.1.input_layernorm", "norm-one-plus"),
+            ("model.layers.2.self_attn.o_proj.weight", "model.layers.2.self_attn.o_proj", "transposed"),
+            ("model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.k_proj", "scale"),
+          ], "planted mistakes"))
+    func diagnoses(tensor: String, node: String, mistake: String) throws {
+        let model = try Self.model.get()
+        let golden = try model.golden()
+        let dir = try TemporaryDirectory()
+        let path = try Self.planted(tensor, in: dir) { t in
+            switch mistake {
+            case "qk-rope-permuted": return Self.llamaCppPermuted(t, heads: 4)  // tiny-llama's 4 KV heads
+            case "norm-one-plus": return Tensor(shape: t.shape, data: t.data.map { $0 - 1 })
+            case "transposed": return t.permuted([1, 0])
+            default: return Tensor(shape: t.shape, data: t.data.map { $0 * 1.01 })
+            }
+        }
+        let (engine, variant) = try SafetensorsSupport().openGraph(path, for: model)
+        let report = try Comparator.layerDiff(model: model, golden: golden, engine: engine, format: "safetensors", variant: variant.label, file: path)
+        #expect(report.firstDivergence?.name == node)
+        let diagnosis = try #require(report.layers.first { $0.name == node }?.diagnosis, "no diagnosis at \(node)")
+        #expect(diagnosis.id == mistake, "\(diagnosis.message)")
+        #expect(diagnosis.after.relL2 < 1e-5, "the corrected node passes the f32 limit")
+        // Only the planted node is diagnosed: composites containing it are explained by their member.
+        #expect(report.layers.filter { $0.diagnosis != nil }.map(\.name) == [node])
     }
 
     @Test("a decoder layer run alone on its golden inputs computes its golden output")
