@@ -114,6 +114,9 @@ public enum Comparator {
         let inputCount = graph.inputs.first.flatMap { inputs[$0.path]?.shape.first } ?? 0
         var report = VerificationReport(model: model.name, format: format, variant: variant, file: file, engine: engine.semantics,
                                         policy: policy, layers: results, argmax: argmax, inputCount: inputCount)
+        if model.config.isTransformer, let reference = golden.referenceLogits, let output = outputs[graph.output]?.floats {
+            report.logits = LogitAgreement.compute(logits: output, reference: reference, tolerance: results.last?.tolerance)
+        }
         // Weights first: every stored parameter against the reference, independent of activation tolerances.
         if checkWeights, !model.config.isTransformer, let formatEngine = engine as? FormatEngine {
             report.weights = try WeightVerifier.verify(engine: formatEngine, model: model)
