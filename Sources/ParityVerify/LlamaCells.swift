@@ -99,7 +99,23 @@ public enum LlamaCells {
         if let fileType, let name = converterNames[fileType] ?? LlamaQuantizeMix.allCases.first(where: { $0.fileType == fileType })?.rawValue {
             return name
         }
-        return Variant.gguf(GGUFConverter.matrixTypes(of: file)).label
+        let types = GGUFConverter.matrixTypes(of: file)
+        return types.isEmpty ? "-" : Variant.gguf(types).label
+    }
+
+    /// What an MLX Llama directory holds, as mlx_lm.load decided it: the float dtype of the embedding table (or of its
+    /// scales when quantized) and the quantization of each quantized module.
+    static func mlxLabel(_ source: MLXLlamaWeights) -> String {
+        var floats: [FloatType] = []
+        if let embedding = try? source.matrix(.tokenEmbedding, layer: 0) {  // checked: a missing table is the engine's error to report
+            switch embedding.storage {
+            case let .dense(_, dtype): floats = FloatType(dtype).map { [$0] } ?? []
+            case let .mlxQuantized(_, scales, _, _, _, _): floats = FloatType(scales.dtype).map { [$0] } ?? []
+            case .ggml: break
+            }
+        }
+        let quantizations = source.quantizedModules.values.compactMap { try? MLXQuantSpec($0) }  // checked: an unknown mode has no label
+        return Variant.mlx(floats.isEmpty ? [.f32] : floats, quantizations).label
     }
 
     /// Opens a GGUF or MLX Llama file as llama.cpp / mlx-lm loads it and runs it through `LlamaGraphEngine` against the
@@ -113,8 +129,13 @@ public enum LlamaCells {
             let file = try GGUFFile(path: path)
             switch try GGUFLlamaWeights.load(file) {
             case let .failure(refusal):
+                // Nothing runs: every golden node is reported as not run, and the refusal fails the file.
+                let layers = golden.activations.map { a in
+                    LayerResult(name: a.name, op: a.op, order: a.order, input: a.input, inputs: a.inputs, shape: a.value.shape, metrics: nil,
+                                tolerance: nil, status: .notRun, growth: nil, noiseFloorRelL2: a.noiseFloorRelL2)
+                }
                 var report = VerificationReport(model: model.name, format: format.rawValue, variant: ggufLabel(file), file: path,
-                                                engine: "llama.cpp model loader", policy: nil, layers: [], argmax: nil, inputCount: 0)
+                                                engine: "llama.cpp model loader", policy: nil, layers: layers, argmax: nil, inputCount: 0)
                 report.loadRefusals = [refusal.description]
                 report.notes.append("FAIL: \(refusal.description)")
                 return report
@@ -132,7 +153,7 @@ public enum LlamaCells {
             }
             let source = try MLXLlamaWeights.load(directory: path)
             engine = LlamaGraphEngine.mlx(source)
-            variant = try MLXSupport.variant(of: MLXModelFiles.load(path: path)).label
+            variant = mlxLabel(source)
             refusals = source.loading.refusals
             warnings = source.loading.warnings
             notes = source.notes
