@@ -91,8 +91,8 @@ public struct StrictLoadingOutcome: Sendable, Equatable {
     public func warning(_ more: [String]) -> StrictLoadingOutcome { StrictLoadingOutcome(rule: rule, refusals: refusals, warnings: warnings + more) }
 }
 
-/// An engine that knows how its runtime's loader treats the file it was opened on.
-public protocol StrictLoadingEngine: FormatEngine {
+/// An engine (of any graph: image layers or a transformer) that knows how its runtime's loader treats the file it was opened on.
+public protocol StrictLoadingEngine: GraphEngine {
     var loading: StrictLoadingOutcome { get }
 }
 
