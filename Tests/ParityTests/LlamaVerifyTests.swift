@@ -65,6 +65,9 @@ struct LlamaVerifyTests {
         let json = scratch.file("r.json")
         let result = try runParity(arguments + ["--json", json], timeout: 600)
         #expect(result.status == 0, "\(arguments): exit \(result.status)")
+        // The reports, KL and limits included, follow the report schema.
+        let schema = JSONSchemaValidator(root: try JSONParser.parse(readBytes(Repo.root + "/tools/schemas/parity-report.schema.json")))
+        #expect(schema.validate(try JSONParser.parse(readBytes(json))) == [], "\(arguments): JSON off schema")
         let reports = try #require(try required(try fixtureJSON(json), "reports", in: json).arrayValue)
         var out: [String: Double] = [:]
         for report in reports {
@@ -205,11 +208,13 @@ struct LlamaVerifyTests {
     @Test("a GGUF llama.cpp refuses fails (exit 1) naming the loader's rule; a file that is not GGUF is bad input (exit 2)")
     func refusedAndBadInput() throws {
         // Written by gguf-py, refused by libllama with this message (Fixtures/llama/reader/manifest.json).
-        let refused = try runParity(["verify", "tiny-llama", "--file", Repo.fixtures + "/llama/reader/extra-tensor.gguf"])
+        let scratch = try TemporaryDirectory()
+        let refused = try runParity(["verify", "tiny-llama", "--file", Repo.fixtures + "/llama/reader/extra-tensor.gguf", "--json", scratch.file("r.json")])
+        let schema = JSONSchemaValidator(root: try JSONParser.parse(readBytes(Repo.root + "/tools/schemas/parity-report.schema.json")))
+        #expect(schema.validate(try JSONParser.parse(readBytes(scratch.file("r.json")))) == [], "a refused file's report follows the schema")
         #expect(refused.status == 1, "exit \(refused.status)")
         #expect(refused.stdout.contains("FAIL: llama.cpp") && refused.stdout.contains("wrong number of tensors"),
                 "\(refused.stdout.split(separator: "\n").filter { $0.contains("FAIL") })")
-        let scratch = try TemporaryDirectory()
         let garbage = scratch.file("garbage.gguf")
         try Data("GGUF but not really".utf8).write(to: URL(fileURLWithPath: garbage))
         let bad = try runParity(["verify", "tiny-llama", "--file", garbage])
