@@ -20,7 +20,7 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: "Formats to verify (repeatable); default: every format.")
     var format: [Variant.Format] = []
     @Option(name: .long, help: ArgumentHelp(
-        "Variants to verify (repeatable); default: every variant of each format. Any variant `convert` writes: gguf f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K…q6_K, mxfp4 (optionally +im2col-f16); mlx f16, f16+affine-b4-g64, nvfp4, …; safetensors f32, f16, bf16.",
+        "Variants to verify (repeatable); default: every variant of each format. Any variant `convert` writes: gguf f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K…q6_K, mxfp4 (optionally +im2col-f16); mlx f16, f16+affine-b4-g64, nvfp4, …; safetensors f32, f16, bf16. A Llama (tiny-llama): gguf f32, f16, bf16, q8_0 or a llama-quantize mix (Q4_0, Q4_K_M, Q5_K_M, Q6_K, …) or pure-<type>; mlx f32, f16, bf16, [f16+]affine-b4-g64, mxfp4, ….",
         valueName: "variant"))
     var variant: [String] = []
     @Option(name: .long, help: "Verify this converted file instead of converting (format detected from content; the variant is read from the file).")
