@@ -32,8 +32,12 @@ public enum Comparator {
     /// The tolerances for this file: derived from what each layer of the file stores (read through the engine),
     /// or, for an engine Parity cannot look into, from the variant label when it names one storage for every layer.
     /// A transformer's policy is per node op (`TolerancePolicy.transformer`).
-    public static func policy(model: ReferenceModel, engine: GraphEngine, format: String, variant: String) -> TolerancePolicy? {
+    public static func policy(model: ReferenceModel, engine: GraphEngine, format: String, variant: String, golden: GoldenFile? = nil) -> TolerancePolicy? {
         guard let kind = Variant.Format(rawValue: format) else { return nil }
+        // A Llama read from GGUF / MLX: per node from what the file stores (Tolerance+LlamaQuantized.swift).
+        if let llama = engine as? LlamaGraphEngine, kind != .safetensors {
+            return TolerancePolicy.llama(graph: model.config.graph, engine: llama, format: kind, variant: variant, golden: golden)
+        }
         if model.config.isTransformer {
             return (try? Variant.parse(variant, format: kind)).flatMap { TolerancePolicy.transformer(graph: model.config.graph, variant: $0) }
         }
@@ -56,7 +60,7 @@ public enum Comparator {
     public static func verify(model: ReferenceModel, golden: GoldenFile, engine: GraphEngine,
                               format: String, variant: String, file: String, checkWeights: Bool = true) throws(ParityError) -> VerificationReport {
         let graph = model.config.graph
-        let policy = policy(model: model, engine: engine, format: format, variant: variant)
+        let policy = policy(model: model, engine: engine, format: format, variant: variant, golden: golden)
         var outputs: [String: GraphValue] = [:]
         var failure: LayerExecutionError?
         let inputs = try graphInputs(graph, golden: golden)
@@ -110,6 +114,9 @@ public enum Comparator {
         let inputCount = graph.inputs.first.flatMap { inputs[$0.path]?.shape.first } ?? 0
         var report = VerificationReport(model: model.name, format: format, variant: variant, file: file, engine: engine.semantics,
                                         policy: policy, layers: results, argmax: argmax, inputCount: inputCount)
+        if model.config.isTransformer, let reference = golden.referenceLogits, let output = outputs[graph.output]?.floats {
+            report.logits = LogitAgreement.compute(logits: output, reference: reference, tolerance: results.last?.tolerance)
+        }
         // Weights first: every stored parameter against the reference, independent of activation tolerances.
         if checkWeights, !model.config.isTransformer, let formatEngine = engine as? FormatEngine {
             report.weights = try WeightVerifier.verify(engine: formatEngine, model: model)

@@ -91,6 +91,8 @@ public struct VerificationReport: Sendable {
     public var weights: WeightReport?
     /// Why the format's runtime would refuse to load the file (its strict-loading rule): the file fails.
     public var loadRefusals: [String] = []
+    /// A causal LM's logits against the goldens' float64 logits, as llama-perplexity's --kl-divergence reports them.
+    public var logits: LogitAgreement?
 
     /// Layers compared against a golden (not missing, not errored, not skipped).
     public var covered: Int { layers.filter { $0.metrics != nil }.count }
@@ -132,6 +134,8 @@ public struct VerificationReport: Sendable {
         if let weights, !weights.passed { return .fail }
         // The argmax margin comes from the output layer's tolerance; without one, agreement is shown only.
         if layers.last?.tolerance != nil && !argmaxPasses { return .fail }
+        // KL / top-1 beyond what the logits' tolerance allows (LogitLimits).
+        if let logits, !logits.violations.isEmpty { return .fail }
         if statuses.contains(.unjudged) || policy == nil { return .unjudged }
         return .pass
     }

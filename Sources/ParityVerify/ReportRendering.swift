@@ -62,6 +62,12 @@ public enum ReportRendering {
             let note = a.disagreeingRows.isEmpty ? "" : " (differ at inputs \(a.disagreeingRows.prefix(10).map(String.init).joined(separator: ", ")))"
             lines.append("argmax agreement: \(a.agreeing)/\(a.total); decisive (golden margin > 2× abs tolerance): \(a.decisiveAgreeing)/\(a.decisive)\(note)")
         }
+        if let l = report.logits {
+            let limits = l.limits.map { " (limits: KL mean ≤ \(formatNumber($0.klMean)), max ≤ \(formatNumber($0.klMax)), top-1 ≥ \($0.top1Minimum)/\(l.positions))" } ?? " (no limits: shown, not judged)"
+            lines.append("logits vs float64 reference: KL mean \(formatNumber(l.klMean)), KL max \(formatNumber(l.klMax)), top-1 \(l.top1Agreeing)/\(l.positions)" + limits
+                + (l.violations.isEmpty ? "" : " FAIL: " + l.violations.joined(separator: "; ")))
+            if let reason = l.limits?.reason { lines.append("logit limits: " + reason) }
+        }
         // A note that carries its own kind ("warning:", "FAIL:") is printed as it is.
         for note in report.notes { lines.append(note.hasPrefix("warning: ") || note.hasPrefix("FAIL: ") ? note : "note: " + note) }
         lines += WeightRendering.terminal(report).map { line in line.contains("out-of-bounds") || line.contains("missing") ? paint(line, "33") : line }
@@ -144,8 +150,20 @@ public enum ReportRendering {
                 ("disagreeing_rows", .array(a.disagreeingRows.map { JSONValue.number($0) })),
             ]) } ?? .null),
             ("notes", .array(r.notes.map { JSONValue.string($0) })),
+            ("logits", logitsJSON(r.logits)),
             ("weights", WeightRendering.json(r)),
             ("layers", .array(layers)),
         ])
+    }
+
+    /// The logit metric (LogitAgreement) of a causal LM, or null.
+    static func logitsJSON(_ logits: LogitAgreement?) -> JSONValue {
+        guard let l = logits else { return .null }
+        var limits: JSONValue = .null
+        if let m = l.limits {
+            limits = .object([("kl_mean", .number(m.klMean)), ("kl_max", .number(m.klMax)), ("top1_minimum", .number(m.top1Minimum)), ("reason", .string(m.reason))])
+        }
+        return .object([("kl_mean", .number(l.klMean)), ("kl_max", .number(l.klMax)), ("top1_agreeing", .number(l.top1Agreeing)),
+                         ("positions", .number(l.positions)), ("limits", limits), ("passed", .bool(l.violations.isEmpty))])
     }
 }

@@ -26,20 +26,29 @@ struct LayerDiff: ParsableCommand {
     @Option(name: .long, help: "Write the report as JSON (schema parity-report v2).") var json: String?
     @Option(name: .long, help: "Write a self-contained HTML page with a per-layer error chart.") var html: String?
     @OptionGroup var im2col: GGMLIm2colOptions
+    @OptionGroup var llamaRuntime: LlamaRuntimeOptions
 
     func run() throws {
         let reference = try ModelRepository.locate(model)
         let golden = try reference.golden()
         let support = im2col.support(try format.map { f in FormatRegistry.all.first { $0.format == f }! } ?? FormatRegistry.detect(converted))
-        let (engine, opened) = try support.openGraph(converted, for: reference)
-        let variant = opened.label
         let showProgress = isatty(STDERR_FILENO) == 1
-        var report = try Comparator.layerDiff(model: reference, golden: golden, engine: engine, format: support.name, variant: variant,
-                                              file: converted, diagnose: !noDiagnose) { line in
+        let progress: (String) -> Void = { line in
             if showProgress { FileHandle.standardError.write(Data("\u{1B}[2K\rlayer-diff: \(line)".utf8)) }
         }
+        var report: VerificationReport
+        if reference.config.llama != nil, support.format != .safetensors {
+            // A GGUF / MLX Llama: read as llama.cpp / mlx-lm load it, run by the Llama engine of that runtime (LlamaCells).
+            report = try LlamaCells.verify(converted, format: support.format, model: reference, golden: golden, settings: llamaRuntime.settings,
+                                           layerDiff: true, diagnose: !noDiagnose, progress: progress)
+        } else {
+            let (engine, opened) = try support.openGraph(converted, for: reference)
+            report = try Comparator.layerDiff(model: reference, golden: golden, engine: engine, format: support.name, variant: opened.label,
+                                              file: converted, diagnose: !noDiagnose, progress: progress)
+            report.notes += try support.explain(report, path: converted, model: reference, golden: golden)
+        }
+        let variant = report.variant
         if showProgress { FileHandle.standardError.write(Data("\u{1B}[2K\r".utf8)) }
-        report.notes += try support.explain(report, path: converted, model: reference, golden: golden)
         if report.verdict == .unjudged {
             printError("note: no tolerance policy for some layers of \(support.name) \(variant): they are unjudged, and the verdict is UNJUDGED, not PASS")
         }

@@ -20,7 +20,7 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: "Formats to verify (repeatable); default: every format.")
     var format: [Variant.Format] = []
     @Option(name: .long, help: ArgumentHelp(
-        "Variants to verify (repeatable); default: every variant of each format. Any variant `convert` writes: gguf f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K…q6_K, mxfp4 (optionally +im2col-f16); mlx f16, f16+affine-b4-g64, nvfp4, …; safetensors f32, f16, bf16.",
+        "Variants to verify (repeatable); default: every variant of each format. Any variant `convert` writes: gguf f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K…q6_K, mxfp4 (optionally +im2col-f16); mlx f16, f16+affine-b4-g64, nvfp4, …; safetensors f32, f16, bf16. A Llama (tiny-llama): gguf f32, f16, bf16, q8_0 or a llama-quantize mix (Q4_0, Q4_K_M, Q5_K_M, Q6_K, …) or pure-<type>; mlx f32, f16, bf16, [f16+]affine-b4-g64, mxfp4, ….",
         valueName: "variant"))
     var variant: [String] = []
     @Option(name: .long, help: "Verify this converted file instead of converting (format detected from content; the variant is read from the file).")
@@ -30,6 +30,7 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: "Keep converted files in this directory instead of a temporary one.")
     var keep: String?
     @OptionGroup var im2col: GGMLIm2colOptions
+    @OptionGroup var llamaRuntime: LlamaRuntimeOptions
 
     /// One cell that could not be verified: its input was bad.
     struct CellError {
@@ -68,13 +69,15 @@ struct Verify: ParsableCommand {
         guard !names.isEmpty else { throw ParityError.usage("no models given and no bundled models found") }
         if file != nil && names.count != 1 { throw ParityError.usage("--file verifies one converted file against one model") }
         if file != nil && !variant.isEmpty { throw ParityError.usage("--variant does not apply to --file: the variant is read from the file") }
-        let cells = file == nil ? try cells() : []
+        // The image models' cells, parsed when the first non-Llama model needs them (Llama cells: Verify+Llama.swift).
+        var parsedCells: [(support: FormatSupport, variant: Variant)]?
         let workDir = try keep ?? makeTemporaryDirectory()
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: workDir) } }
 
         var reports: [VerificationReport] = []
         var errors: [CellError] = []
         var skipped: [String] = []
+        var wallTimes: [String] = []
         for name in names {
             let model: ReferenceModel, golden: GoldenFile
             do {
@@ -82,6 +85,10 @@ struct Verify: ParsableCommand {
                 golden = try model.golden()
             } catch {
                 errors.append(CellError(model: name, format: "-", variant: "-", message: "\(error)"))
+                continue
+            }
+            if model.config.llama != nil {
+                verifyLlama(model, golden: golden, workDir: workDir, reports: &reports, errors: &errors, wallTimes: &wallTimes)
                 continue
             }
             if let file {
@@ -95,7 +102,8 @@ struct Verify: ParsableCommand {
                 }
                 continue
             }
-            for (support, v) in cells {
+            if parsedCells == nil { parsedCells = try cells() }
+            for (support, v) in parsedCells ?? [] {
                 if let reason = support.unsupportedReason(for: model) {
                     // Asked for by name it is an error; as part of "every format" the cell is skipped, and said so.
                     if format.isEmpty { skipped.append("\(model.name) \(support.name) \(v.label): skipped — \(reason)") } else {
@@ -131,6 +139,7 @@ struct Verify: ParsableCommand {
         }
         for e in errors { print("  ERROR  \(e.model)  \(e.format) \(e.variant)  \(e.message)") }
         for line in skipped { print("  " + line) }
+        for line in wallTimes { print("  " + line) }
         if reports.isEmpty && errors.isEmpty {
             throw ParityError.usage("nothing to verify: no format/variant matched" + skipped.map { "\n  " + $0 }.joined())
         }
