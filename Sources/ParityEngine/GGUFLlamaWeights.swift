@@ -105,12 +105,16 @@ public struct GGUFLlamaWeights: LlamaWeightSource {
             case .float64: return "f64"
             }
         }
-        // llama_model_create: a file without general.architecture has arch name '' (unknown).
+        // llama_model_create refuses a file without general.architecture ("unknown model architecture: ''"), but such a
+        // GGUF is not a model file at all (llama-imatrix's output, for one): bad input, not a conversion mistake — as for
+        // the image models' GGUFs and for a file of another architecture.
         guard let architecture = file["general.architecture"] else {
-            throw refuse("llama_model_create", "unknown model architecture: ''")
+            throw ParityError.malformed(file: path, at: "key 'general.architecture'",
+                                        reason: "missing: not a model file (llama.cpp: \"unknown model architecture: ''\")")
         }
         guard case let .string(arch) = architecture else {
-            throw refuse("llama_model_create", "key general.architecture has wrong type \(typeName(architecture.type)) but expected type str")
+            throw ParityError.malformed(file: path, at: "key 'general.architecture'",
+                                        reason: "has type \(typeName(architecture.type)), llama.cpp expects str")
         }
         guard arch == "llama" else {
             throw ParityError.mismatch(file: path, reason: "general.architecture is '\(arch)'; this reader reads GGUF 'llama' files")

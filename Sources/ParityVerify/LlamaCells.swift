@@ -164,6 +164,10 @@ public enum LlamaCells {
             ? try Comparator.layerDiff(model: model, golden: golden, engine: engine, format: format.rawValue, variant: variant, file: path,
                                        diagnose: diagnose, progress: progress)
             : try Comparator.verify(model: model, golden: golden, engine: engine, format: format.rawValue, variant: variant, file: path)
+        if let architecture = model.config.llama, let source = (engine as? LlamaGraphEngine)?.source {
+            report.hyperparameterMismatches = LlamaHyperparameterCheck.mismatches(file: source.hyperparameters, reference: architecture)
+            report.notes += report.hyperparameterMismatches.map { "FAIL: hyperparameter: \($0)" }
+        }
         // The reader's loading verdict (the Comparator carries it too if the engine reports it: each said once).
         report.loadRefusals += refusals.filter { !report.loadRefusals.contains($0) }
         let loadingNotes = (refusals.map { "FAIL: \($0)" } + warnings.map { "warning: \($0)" }).filter { !report.notes.contains($0) }

@@ -91,6 +91,8 @@ public struct VerificationReport: Sendable {
     public var weights: WeightReport?
     /// Why the format's runtime would refuse to load the file (its strict-loading rule): the file fails.
     public var loadRefusals: [String] = []
+    /// Hyperparameters the runtime reads from the file that differ from the reference config (LlamaHyperparameterCheck): the file fails.
+    public var hyperparameterMismatches: [String] = []
     /// A causal LM's logits against the goldens' float64 logits, as llama-perplexity's --kl-divergence reports them.
     public var logits: LogitAgreement?
 
@@ -130,6 +132,8 @@ public struct VerificationReport: Sendable {
         if statuses.contains(where: { !$0.isPass && $0 != .unjudged }) { return .fail }
         // A file the format's runtime would refuse to load fails, however well its layers compute.
         if !loadRefusals.isEmpty { return .fail }
+        // A file whose hyperparameters are another model's computes another model, whatever its activations show.
+        if !hyperparameterMismatches.isEmpty { return .fail }
         // A stored parameter no quantizer of its type could have produced from the reference fails (weights first).
         if let weights, !weights.passed { return .fail }
         // The argmax margin comes from the output layer's tolerance; without one, agreement is shown only.

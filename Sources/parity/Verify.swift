@@ -134,7 +134,7 @@ struct Verify: ParsableCommand {
         print("summary")
         for r in reports {
             let worst = r.layers.compactMap { $0.metrics?.relL2 }.max().map(formatNumber) ?? "-"
-            let first = r.firstDivergence.map { "first divergence: \($0.name)" } ?? (r.loadRefusals.isEmpty ? "" : "the runtime refuses the file (see note)")
+            let first = r.firstDivergence.map { "first divergence: \($0.name)" } ?? (r.loadRefusals.isEmpty ? (r.hyperparameterMismatches.isEmpty ? "" : "hyperparameters differ from the reference (see note)") : "the runtime refuses the file (see note)")
             print("  \(r.verdict.rawValue.uppercased())  \(r.model)  \(r.format) \(r.variant)  worst rel L2 \(worst)  \(first)" + WeightRendering.summary(r))
         }
         for e in errors { print("  ERROR  \(e.model)  \(e.format) \(e.variant)  \(e.message)") }

@@ -1,0 +1,72 @@
+import Foundation
+import ParityEngine
+import ParityModels
+import ParityVerify
+import Testing
+
+/// A converted Llama whose hyperparameters differ from the reference config computes another model. In a quantized
+/// file the numerical effect of, say, an RMSNorm ε ten times too large hides inside the activations' tolerance (an
+/// independent review found exactly that passing), so the values are compared exactly, as the runtime holds them.
+@Suite("Llama hyperparameters: the file's against the reference config")
+struct LlamaHyperparameterTests {
+    static func architecture() throws -> LlamaArchitecture {
+        let config = try ModelConfig.load(path: Repo.golden + "/tiny-llama/config.json")
+        return try #require(config.llama, "tiny-llama's config is not read as a Llama")
+    }
+
+    /// The reference's own values, as a runtime would hold them.
+    static func matching(_ a: LlamaArchitecture) -> LlamaHyperparameters {
+        LlamaHyperparameters(vocabularySize: a.vocabularySize, hiddenSize: a.hiddenSize, layerCount: a.layerCount, headCount: a.headCount,
+                             keyValueHeadCount: a.keyValueHeadCount, headDimension: a.headDimension, intermediateSize: a.intermediateSize,
+                             rmsNormEpsilon: Double(Float(a.rmsNormEpsilon)), ropeTheta: Double(Float(a.ropeTheta)),
+                             ropeDimensions: a.headDimension, tiedEmbeddings: a.tiedEmbeddings)
+    }
+
+    @Test("the reference's values (as float32, the way GGUF stores ε) match; each changed value is named")
+    func eachValueNamed() throws {
+        let a = try Self.architecture()
+        #expect(LlamaHyperparameterCheck.mismatches(file: Self.matching(a), reference: a).isEmpty)
+        var eps = Self.matching(a)
+        eps.rmsNormEpsilon = 1e-6
+        #expect(LlamaHyperparameterCheck.mismatches(file: eps, reference: a) == ["RMSNorm epsilon is 1e-06 in the file, 1e-05 in the reference config (compared as the float32 the runtime uses)"])
+        var theta = Self.matching(a)
+        theta.ropeTheta = 500_000
+        #expect(LlamaHyperparameterCheck.mismatches(file: theta, reference: a).first?.hasPrefix("RoPE θ") == true)
+        var heads = Self.matching(a)
+        heads.keyValueHeadCount = 8
+        #expect(LlamaHyperparameterCheck.mismatches(file: heads, reference: a) == ["key/value head count is 8 in the file, 4 in the reference config"])
+        var tied = Self.matching(a)
+        tied.tiedEmbeddings = true
+        #expect(LlamaHyperparameterCheck.mismatches(file: tied, reference: a).first?.contains("reuses the token embedding") == true)
+    }
+
+    @Test("an MLX 4-bit directory with ε 10x too large fails (exit 1) naming ε, though its activations stay within tolerance")
+    func quantizedWrongEpsilonFails() throws {
+        let dir = try TemporaryDirectory()
+        let out = dir.file("q4")
+        let convert = try runParity(["convert", "tiny-llama", "--to", "mlx", "--mode", "affine", "--bits", "4", "--group-size", "64", "-o", out])
+        try #require(convert.status == 0, "\(convert.stderr)")
+        let correct = try runParity(["verify", "tiny-llama", "--file", out], timeout: 300)
+        #expect(correct.status == 0, "the correct directory: \(correct.stdout.suffix(1500))")
+        let configPath = out + "/config.json"
+        let config = try String(contentsOfFile: configPath, encoding: .utf8)
+        try #require(config.contains("\"rms_norm_eps\": 1e-05"), "config.json no longer writes ε as expected: \(config)")
+        try config.replacingOccurrences(of: "\"rms_norm_eps\": 1e-05", with: "\"rms_norm_eps\": 0.0001").write(toFile: configPath, atomically: true, encoding: .utf8)
+        let wrong = try runParity(["verify", "tiny-llama", "--file", out], timeout: 300)
+        #expect(wrong.status == 1, "ε 1e-4: exit \(wrong.status)\n\(wrong.stdout.suffix(1500))")
+        #expect(wrong.stdout.contains("FAIL: hyperparameter: RMSNorm epsilon is 0.0001 in the file, 1e-05 in the reference config"), "\(wrong.stdout.suffix(1500))")
+    }
+
+    @Test("a GGUF that is not a model (no general.architecture, as llama-imatrix writes) is bad input, exit 2")
+    func noArchitectureIsBadInput() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("not-a-model.gguf")
+        // A valid GGUF v3 header with no tensors and no key-value pairs: magic, version 3, 0 tensors, 0 keys.
+        var bytes: [UInt8] = Array("GGUF".utf8)
+        bytes += [3, 0, 0, 0] + [UInt8](repeating: 0, count: 16)
+        try writeBytes(bytes, to: path)
+        let result = try runParity(["verify", "tiny-llama", "--file", path])
+        #expect(result.status == 2, "exit \(result.status): \(result.stderr)")
+        #expect(result.stderr.contains(path) && result.stderr.contains("general.architecture"), "\(result.stderr)")
+    }
+}
