@@ -57,6 +57,22 @@ struct LlamaHyperparameterTests {
         #expect(wrong.stdout.contains("FAIL: hyperparameter: RMSNorm epsilon is 0.0001 in the file, 1e-05 in the reference config"), "\(wrong.stdout.suffix(1500))")
     }
 
+    @Test("an MLX config whose KV head count contradicts its tensors fails (exit 1) naming the value, not exit 2 blaming the reference")
+    func contradictoryHeadCountFails() throws {
+        let dir = try TemporaryDirectory()
+        let out = dir.file("f16")
+        let convert = try runParity(["convert", "tiny-llama", "--to", "mlx", "--dtype", "f16", "-o", out])
+        try #require(convert.status == 0, "\(convert.stderr)")
+        let configPath = out + "/config.json"
+        let config = try String(contentsOfFile: configPath, encoding: .utf8)
+        try #require(config.contains("\"num_key_value_heads\": 4"), "config.json no longer writes the KV head count as expected: \(config)")
+        try config.replacingOccurrences(of: "\"num_key_value_heads\": 4", with: "\"num_key_value_heads\": 8").write(toFile: configPath, atomically: true, encoding: .utf8)
+        let result = try runParity(["verify", "tiny-llama", "--file", out], timeout: 300)
+        #expect(result.status == 1, "exit \(result.status)\n\(result.stdout.suffix(1500))\(result.stderr)")
+        #expect(result.stdout.contains("FAIL: hyperparameter: key/value head count is 8 in the file, 4 in the reference config"), "\(result.stdout.suffix(1500))")
+        #expect(!result.stderr.contains("golden/tiny-llama/model.safetensors"), "the reference is blamed: \(result.stderr)")
+    }
+
     @Test("a GGUF that is not a model (no general.architecture, as llama-imatrix writes) is bad input, exit 2")
     func noArchitectureIsBadInput() throws {
         let dir = try TemporaryDirectory()
