@@ -79,8 +79,11 @@ public enum ReportRendering {
                 let who = users.count > 8 ? "\(users.count) nodes (\(users[0]) … \(users[users.count - 1]))" : users.joined(separator: ", ")
                 lines.append("tolerance for \(who): \(reason)")
             }
-        } else {
+        } else if report.loadRefusals.isEmpty {
             lines.append("no tolerance policy for \(report.format) \(report.variant): metrics only, no first divergence; verdict UNJUDGED (neither pass nor fail)")
+        } else {
+            // Nothing ran: the runtime refuses the file (the FAIL note names its rule), so there is nothing to judge with a tolerance.
+            lines.append("nothing was run: the runtime refuses the file")
         }
         if let first = report.firstDivergence {
             lines.append(paint("first divergence: \(first.name) (\(first.op)): \(first.status.label): \(first.status.detail)", "1;31"))
