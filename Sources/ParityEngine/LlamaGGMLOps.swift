@@ -199,15 +199,8 @@ public struct GGMLLlamaOps: LlamaOps {
         var kq = [Float](repeating: 0, count: t * s)
         for bi in 0..<b {
             for hi in 0..<h {
-                let kv = hi / (h / hkv)  // ggml_mul_mat broadcasts K head i02 / (n_head / n_head_kv)
-                qc.data.withUnsafeBufferPointer { qp in
-                    kc.data.withUnsafeBufferPointer { kp in
-                        kq.withUnsafeMutableBufferPointer { sp in
-                            Kernels.sgemm(m: t, n: s, k: d, a: qp.baseAddress! + ((bi * h + hi) * t) * d,
-                                          b: kp.baseAddress! + ((bi * hkv + kv) * s) * d, transposeB: true, c: sp.baseAddress!)
-                        }
-                    }
-                }
+                TransformerTensors.headScores(q: qc.data, k: kc.data, batch: bi, head: hi, heads: h, kvHeads: hkv, queries: t, keys: s,
+                                              headDimension: d, into: &kq)
                 for ti in 0..<t {
                     var w = [Float](repeating: 0, count: s)
                     for si in 0..<s {

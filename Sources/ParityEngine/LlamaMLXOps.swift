@@ -152,15 +152,8 @@ public struct MLXLlamaOps: LlamaOps {
         var scores = [Float](repeating: 0, count: t * s)
         for bi in 0..<b {
             for hi in 0..<h {
-                let kv = hi / (h / hkv)  // unflatten(q, 1, [Hkv, n_rep]): query head h reads KV head h / n_rep
-                scaled.withUnsafeBufferPointer { qp in
-                    k.data.withUnsafeBufferPointer { kp in
-                        scores.withUnsafeMutableBufferPointer { sp in
-                            Kernels.sgemm(m: t, n: s, k: d, a: qp.baseAddress! + ((bi * h + hi) * t) * d,
-                                          b: kp.baseAddress! + ((bi * hkv + kv) * s) * d, transposeB: true, c: sp.baseAddress!)
-                        }
-                    }
-                }
+                TransformerTensors.headScores(q: scaled, k: k.data, batch: bi, head: hi, heads: h, kvHeads: hkv, queries: t, keys: s,
+                                              headDimension: d, into: &scores)
                 for ti in 0..<t {
                     var row = [Float](repeating: 0, count: s)
                     for si in 0..<s {

@@ -109,15 +109,8 @@ public struct PyTorchLlamaOps: LlamaOps {
         var scores = [Float](repeating: 0, count: t * s)
         for bi in 0..<b {
             for hi in 0..<h {
-                let kv = hi / (h / hkv)  // repeat_kv: head h reads KV head h / n_rep
-                q.data.withUnsafeBufferPointer { qp in
-                    k.data.withUnsafeBufferPointer { kp in
-                        scores.withUnsafeMutableBufferPointer { sp in
-                            Kernels.sgemm(m: t, n: s, k: d, a: qp.baseAddress! + ((bi * h + hi) * t) * d,
-                                          b: kp.baseAddress! + ((bi * hkv + kv) * s) * d, transposeB: true, c: sp.baseAddress!)
-                        }
-                    }
-                }
+                TransformerTensors.headScores(q: q.data, k: k.data, batch: bi, head: hi, heads: h, kvHeads: hkv, queries: t, keys: s,
+                                              headDimension: d, into: &scores)
                 for ti in 0..<t {
                     var row = [Float](repeating: 0, count: s)
                     for si in 0..<s { row[si] = scores[ti * s + si] / divisor + mask.data[(bi * t + ti) * s + si] }

@@ -103,6 +103,22 @@ public enum TransformerTensors {
 
     /// Whether an additive-mask entry hides its key. transformers writes float32's lowest value, llama.cpp −∞,
     /// MLX a boolean: a key is hidden when the additive value is below −FLT_MAX/2 (no real score is that low).
+    /// q·kᵀ of one query head of one sequence against the KV head it reads (grouped-query attention: query head h reads
+    /// KV head h / (H / H_kv), as repeat_kv, ggml_mul_mat's broadcast and MLX's unflatten all do): [T, S] into `scores`.
+    /// `q` is [B, H, T, D], `k` [B, H_kv, S, D], both row-major.
+    static func headScores(q: [Float], k: [Float], batch bi: Int, head hi: Int, heads h: Int, kvHeads hkv: Int,
+                           queries t: Int, keys s: Int, headDimension d: Int, into scores: inout [Float]) {
+        let kv = hi / (h / hkv)
+        q.withUnsafeBufferPointer { qp in
+            k.withUnsafeBufferPointer { kp in
+                scores.withUnsafeMutableBufferPointer { sp in
+                    Kernels.sgemm(m: t, n: s, k: d, a: qp.baseAddress! + ((bi * h + hi) * t) * d,
+                                  b: kp.baseAddress! + ((bi * hkv + kv) * s) * d, transposeB: true, c: sp.baseAddress!)
+                }
+            }
+        }
+    }
+
     @inlinable public static func hides(_ maskValue: Float) -> Bool { maskValue < -Float.greatestFiniteMagnitude / 2 }
 
     /// The relative L2 distance ‖a − b‖ / ‖b‖ and the max |a − b| (accumulated in Double), for tests and logs.
