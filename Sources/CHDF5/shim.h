@@ -13,6 +13,7 @@ static inline hid_t parity_h5p_dataset_create(void) { return H5P_DATASET_CREATE;
 static inline hid_t parity_h5p_default(void) { return H5P_DEFAULT; }
 static inline unsigned parity_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned parity_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
+static inline unsigned parity_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
 static inline size_t parity_h5t_variable(void) { return H5T_VARIABLE; }
 /// Called once before any other HDF5 call: no atexit cleanup (Parity closes its own ids; a corrupt file can leave
 /// the library unable to close its internals, and its exit handler then prints "infinite loop closing library").

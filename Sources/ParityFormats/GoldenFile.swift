@@ -39,7 +39,11 @@ public struct GoldenFile: Sendable {
     public let path: String
     public let model: String
     public let referenceFramework: String
-    public let weightsSHA256: String
+    /// `weights_sha256`: the SHA-256 of the single `model.safetensors` the goldens were made from; absent (nil) only
+    /// in a format_version 2 golden of a sharded checkpoint, whose shards are in `weightsFiles`.
+    public let weightsSHA256: String?
+    /// format_version 2's `weights_files`: every weight file the recorder read → its SHA-256 (nil in version 1).
+    public let weightsFiles: [String: String]?
     public let rootAttributes: [(name: String, value: HDF5AttributeValue)]
     /// 1 or 2.
     public let version: Int
@@ -102,9 +106,29 @@ public struct GoldenFile: Sendable {
         } else {
             kind = nil
         }
-        guard let model = try required("model").stringValue, let framework = try required("reference_framework").stringValue,
-              let sha = try required("weights_sha256").stringValue else {
-            throw .malformed(file: path, at: "/", reason: "model, reference_framework and weights_sha256 must be strings")
+        guard let model = try required("model").stringValue, let framework = try required("reference_framework").stringValue else {
+            throw .malformed(file: path, at: "/", reason: "model and reference_framework must be strings")
+        }
+        var files: [String: String]? = nil
+        if version == 2, let listed = try file.attribute("weights_files") {
+            guard let text = listed.stringValue, let object = (try? JSONParser.parse(Array(text.utf8)))?.objectValue else {
+                throw .malformed(file: path, at: "/@weights_files", reason: "must be a JSON object {file: sha256} in a string")
+            }
+            var hashes: [String: String] = [:]
+            for (name, value) in object {
+                guard let sha = value.stringValue else { throw .malformed(file: path, at: "/@weights_files", reason: "\(name)'s hash is not a string") }
+                hashes[name] = sha
+            }
+            files = hashes
+        }
+        weightsFiles = files
+        let sha: String?
+        if let value = try file.attribute("weights_sha256") {
+            guard let text = value.stringValue else { throw .malformed(file: path, at: "/@weights_sha256", reason: "must be a string") }
+            sha = text
+        } else {
+            guard files != nil else { throw .malformed(file: path, at: "/@weights_sha256", reason: "missing root attribute (and no weights_files)") }
+            sha = nil
         }
         for name in ["generator", "seed", "created"] { _ = try required(name) }
         self.model = model

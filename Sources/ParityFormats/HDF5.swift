@@ -64,6 +64,16 @@ public final class HDF5File: @unchecked Sendable {
         self.id = id
     }
 
+    /// Opens a file this process may change in place (tests derive a golden from another this way).
+    public init(updating path: String) throws(ParityError) {
+        _ = HDF5File.libraryConfigured
+        self.path = path
+        _ = parity_h5_silence_errors()
+        let id = H5Fopen(path, parity_h5f_acc_rdwr(), parity_h5p_default())
+        guard id >= 0 else { throw .io(path: path, reason: "HDF5 could not open the file for writing") }
+        self.id = id
+    }
+
     deinit { H5Fclose(id) }
 
     // MARK: Reading
@@ -239,6 +249,13 @@ public final class HDF5File: @unchecked Sendable {
         defer { H5Dclose(did) }
         let status = bytes.withUnsafeBytes { H5Dwrite(did, type, H5S_ALL, H5S_ALL, parity_h5p_default(), $0.baseAddress) }
         guard status >= 0 else { throw .io(path: path, reason: "cannot write dataset \(dataset)") }
+    }
+
+    /// Removes an attribute (it must exist).
+    public func deleteAttribute(_ name: String, on object: String = "/") throws(ParityError) {
+        try withObject(object) { oid throws(ParityError) in
+            guard H5Adelete(oid, name) >= 0 else { throw .io(path: path, reason: "cannot delete attribute \(object)@\(name)") }
+        }
     }
 
     /// Writes a scalar attribute: strings as variable-length UTF-8 (what h5py writes for `str`).

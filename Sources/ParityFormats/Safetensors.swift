@@ -30,6 +30,11 @@ public struct SafetensorsFile: Sendable {
     /// The raw header length as written, including any space padding.
     public let headerSize: Int
     private let file: MappedFile
+    /// For a sharded checkpoint read as one (`SafetensorsCheckpoint`): each tensor's own shard. Every entry's
+    /// `dataRange` is relative to its shard's data buffer; nil for a single file.
+    private let shardOfTensor: [String: SafetensorsFile]?
+    /// The shard files of a merged view, in file-name order; `[path]` for a single file.
+    public let files: [String]
 
     public init(path: String) throws(ParityError) {
         try self.init(file: MappedFile(path: path))
@@ -38,6 +43,8 @@ public struct SafetensorsFile: Sendable {
     public init(file: MappedFile) throws(ParityError) {
         self.file = file
         self.path = file.path
+        shardOfTensor = nil
+        files = [file.path]
         let path = file.path
         guard file.count >= 8 else {
             throw .malformed(file: path, at: "offset 0", reason: "file is \(file.count) bytes; a safetensors file starts with an 8-byte header size")
@@ -140,11 +147,32 @@ public struct SafetensorsFile: Sendable {
         return SafetensorsEntry(name: name, dtype: dtype, shape: shape, dataRange: Int(begin)..<Int(end))
     }
 
+    /// One view of several shards (already validated each on its own): `path` names what joined them (the
+    /// index), `entries` are every shard's in shard order, and each tensor reads from its own shard.
+    /// `dataStart` and `headerSize` are 0: a merged view has no single header.
+    public init(merging shards: [SafetensorsFile], path: String) {
+        precondition(!shards.isEmpty, "a merged view needs at least one shard")
+        file = shards[0].file
+        self.path = path
+        metadata = []
+        entries = shards.flatMap(\.entries)
+        dataStart = 0
+        headerSize = 0
+        var owner: [String: SafetensorsFile] = [:]
+        for shard in shards { for entry in shard.entries { owner[entry.name] = shard } }
+        shardOfTensor = owner
+        files = shards.map(\.path)
+    }
+
     public func entry(named name: String) -> SafetensorsEntry? { entries.first { $0.name == name } }
+
+    /// The file a tensor's bytes are in (its shard's path for a merged view).
+    public func file(of entry: SafetensorsEntry) -> String { shardOfTensor?[entry.name]?.path ?? path }
 
     /// The raw bytes of one tensor.
     public func rawBytes(_ entry: SafetensorsEntry) throws -> [UInt8] {
-        try file.bytes((dataStart + entry.dataRange.lowerBound)..<(dataStart + entry.dataRange.upperBound))
+        if let shard = shardOfTensor?[entry.name] { return try shard.rawBytes(entry) }
+        return try file.bytes((dataStart + entry.dataRange.lowerBound)..<(dataStart + entry.dataRange.upperBound))
     }
 
     /// One tensor's values as float32 (exact for every float type narrower than f32).
@@ -154,6 +182,7 @@ public struct SafetensorsFile: Sendable {
     }
 
     public func tensor(_ entry: SafetensorsEntry) throws -> Tensor {
+        if let shard = shardOfTensor?[entry.name] { return try shard.tensor(entry) }
         let range = (dataStart + entry.dataRange.lowerBound)..<(dataStart + entry.dataRange.upperBound)
         let values = try file.withBytes(range) { ElementCodec.decode($0, dtype: entry.dtype, count: entry.elementCount) }
         guard let values else {

@@ -10,7 +10,10 @@ public struct ReferenceModel: Sendable {
     public let directory: String
     public let config: ModelConfig
     public var name: String { config.name }
-    public var weightsPath: String { directory + "/" + config.weightsFile }
+    /// The single weights file, or for a sharded checkpoint its model.safetensors.index.json.
+    public var weightsPath: String { isSharded ? directory + "/" + SafetensorsCheckpoint.indexFileName : directory + "/" + config.weightsFile }
+    /// A transformer checkpoint stored as shards listed by model.safetensors.index.json.
+    public var isSharded: Bool { config.isTransformer && SafetensorsCheckpoint.isSharded(directory: directory) }
     public var goldenPath: String { directory + "/golden.h5" }
 
     public init(directory: String) throws(ParityError) {
@@ -23,12 +26,10 @@ public struct ReferenceModel: Sendable {
         // A Hugging Face checkpoint's config.json has no name: the model is named after its directory.
         let directoryName = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
         config = try ModelConfig.load(path: configPath, name: directoryName)
-        if config.isTransformer, !FileManager.default.fileExists(atPath: directory + "/" + config.weightsFile),
-           FileManager.default.fileExists(atPath: directory + "/model.safetensors.index.json") {
-            throw .unsupported(file: directory + "/model.safetensors.index.json", reason: "a sharded checkpoint: Parity reads a reference "
-                + "from one model.safetensors so far (merge the shards into one file to verify against it)")
-        }
-        let weights = try SafetensorsFile(path: directory + "/" + config.weightsFile)
+        // A transformer checkpoint's weights are found as transformers finds them: model.safetensors, else the
+        // shards of model.safetensors.index.json (SafetensorsCheckpoint states what is refused).
+        let weights = config.isTransformer ? try SafetensorsCheckpoint.open(directory: directory)
+                                           : try SafetensorsFile(path: directory + "/" + config.weightsFile)
         if config.isTransformer {
             try ReferenceConsistency.checkGraphWeights(config, configPath: configPath, weights: weights)
         } else {
@@ -39,18 +40,36 @@ public struct ReferenceModel: Sendable {
 
     public var configPath: String { directory + "/config.json" }
 
-    public func weights() throws(ParityError) -> SafetensorsFile { try SafetensorsFile(path: weightsPath) }
+    /// The reference weights: one file, or every shard in one view (each tensor read from its own shard).
+    public func weights() throws(ParityError) -> SafetensorsFile {
+        config.isTransformer ? try SafetensorsCheckpoint.open(directory: directory) : try SafetensorsFile(path: weightsPath)
+    }
 
     /// The goldens, after checking that they were recorded from exactly these weights (`weights_sha256`):
     /// a golden made from other weights must not pass or fail anything silently.
     public func golden() throws(ParityError) -> GoldenFile {
         let declared = config.isTransformer ? nil : GoldenFile.DeclaredLayers(names: config.layers.map(\.name), source: configPath)
         let golden = try GoldenFile(path: goldenPath, declaredLayers: declared)
-        let actual = try MappedFile(path: weightsPath).data.withUnsafeBytes { SHA256.hex($0) }
-        guard actual == golden.weightsSHA256 else {
-            throw .mismatch(file: goldenPath, reason: "stale golden: it was recorded from weights with sha256 \(golden.weightsSHA256), "
-                + "but \(weightsPath) has sha256 \(actual). Regenerate it with "
-                + (config.isTransformer ? "tools/llama/record_goldens.py \(directory) --prompts FILE --replace" : "tools/regen_goldens.py \(directory) (it shows a diff first)") + ".")
+        let regenerate = "Regenerate it with " + (config.isTransformer ? "tools/llama/record_goldens.py \(directory) --prompts FILE --replace"
+                                                                        : "tools/regen_goldens.py \(directory) (it shows a diff first)") + "."
+        if isSharded {
+            // A sharded checkpoint's golden lists every shard it read (`weights_files`); the shards must be exactly those.
+            var actual: [String: String] = [:]
+            for path in try weights().files {
+                actual[String(path.dropFirst(directory.count + 1))] = try MappedFile(path: path).data.withUnsafeBytes { SHA256.hex($0) }
+            }
+            guard let recorded = golden.weightsFiles, recorded == actual else {
+                let recordedText = golden.weightsFiles.map { $0.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") }
+                    ?? "model.safetensors \(golden.weightsSHA256 ?? "?")"
+                throw .mismatch(file: goldenPath, reason: "stale golden: it was recorded from weights \(recordedText), but the shards of "
+                    + "\(weightsPath) are \(actual.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")). \(regenerate)")
+            }
+        } else {
+            let actual = try MappedFile(path: weightsPath).data.withUnsafeBytes { SHA256.hex($0) }
+            guard actual == golden.weightsSHA256 else {
+                throw .mismatch(file: goldenPath, reason: "stale golden: it was recorded from weights with sha256 \(golden.weightsSHA256 ?? "(none: a sharded checkpoint's)"), "
+                    + "but \(weightsPath) has sha256 \(actual). \(regenerate)")
+            }
         }
         guard golden.model == config.name else {
             throw .mismatch(file: goldenPath, reason: "golden is for model \"\(golden.model)\" but config.json names \"\(config.name)\"")

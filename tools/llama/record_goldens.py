@@ -55,21 +55,46 @@ def sha256_file(path):
 
 
 def weight_files(model_dir):
-    """The safetensors files of a checkpoint: model.safetensors, or the shards its index lists."""
+    """The safetensors files of a checkpoint as transformers finds them: model.safetensors, else the shards its index
+    lists. transformers leaves a tensor the index lists but its shard lacks randomly initialised (a warning only) and
+    lets a later shard overwrite a tensor in two shards, so those (and a shard path leaving the directory) are bad
+    input here, as in Parity's reader (SafetensorsCheckpoint)."""
     index = os.path.join(model_dir, "model.safetensors.index.json")
     single = os.path.join(model_dir, "model.safetensors")
+    if os.path.exists(single):
+        return ["model.safetensors"]
     if os.path.exists(index):
         try:
             with open(index) as f:
-                shards = sorted(set(json.load(f)["weight_map"].values()))
-        except (ValueError, KeyError) as e:
+                weight_map = json.load(f)["weight_map"]
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise ValueError("weight_map is not a non-empty object")
+        except (ValueError, KeyError, TypeError) as e:
             fail(f"{index}: not a safetensors index ({e})")
+        for tensor, shard in weight_map.items():
+            parts = shard.split("/") if isinstance(shard, str) else [""]
+            if not isinstance(shard, str) or shard.startswith("/") or ".." in parts or "" in parts:
+                fail(f"{index}: weight_map[{tensor!r}] = {shard!r} is not a file inside the checkpoint directory")
+        shards = sorted(set(weight_map.values()))
+        from safetensors import safe_open
+        holders = {}
         for shard in shards:
-            if not os.path.exists(os.path.join(model_dir, shard)):
-                fail(f"{index} lists {shard}, which does not exist")
+            path = os.path.join(model_dir, shard)
+            if not os.path.exists(path):
+                fail(f"{path}: shard {shard} listed in {index} not found")
+            with safe_open(path, "pt") as f:
+                for tensor in f.keys():
+                    holders.setdefault(tensor, []).append(shard)
+        for tensor, found in sorted(holders.items()):
+            if len(found) > 1:
+                fail(f"{os.path.join(model_dir, found[0])}: tensor {tensor!r} is in shards {' and '.join(found)}")
+            if weight_map.get(tensor) != found[0]:
+                where = f"puts it in {weight_map[tensor]}" if tensor in weight_map else "does not list it"
+                fail(f"{os.path.join(model_dir, found[0])}: tensor {tensor!r} is here, but {index}'s weight_map {where}")
+        for tensor, shard in weight_map.items():
+            if tensor not in holders:
+                fail(f"{os.path.join(model_dir, shard)}: has no tensor {tensor!r}, which {index}'s weight_map puts in it")
         return shards
-    if os.path.exists(single):
-        return ["model.safetensors"]
     fail(f"{model_dir}: no model.safetensors nor model.safetensors.index.json")
 
 
