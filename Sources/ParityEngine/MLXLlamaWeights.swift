@@ -15,7 +15,10 @@ import ParityFormats
 ///    affine); any other Linear / Embedding is quantized iff `<module>.scales` is in the weights, with the
 ///    parameters `infer_quant_config` reads from the shapes — the global entry is then not consulted at all.
 /// 5. `load_weights(strict=True)`: extra, missing, or differently shaped parameters are refused (dtypes are not
-///    checked). Parity records that as ``loading`` (a FAIL of the file, not bad input).
+///    checked). Parity records that as ``loading`` (a FAIL of the file, not bad input). `attention_bias` /
+///    `mlp_bias` true make q/k/v/o_proj / gate/down/up_proj carry a `bias` the strict load requires: a config
+///    claiming biases its tensors lack is such a refusal; one whose biases are present loads in mlx-lm but is
+///    unsupported here (Parity's Llama engines compute no projection bias).
 /// Malformed input (unreadable JSON, a missing required key, a quantization entry mlx-lm cannot use) throws
 /// ``ParityError`` naming the file and the key. A well-formed directory that mlx-lm refuses to load is read: its
 /// ``loading`` outcome holds the refusal (an engine exposes it as `StrictLoadingEngine.loading`, which the verdict
@@ -80,12 +83,28 @@ public struct MLXLlamaWeights: LlamaWeightSource {
             }
         }
         for name in args.normNames { expected.append(.init(name: name, shape: [args.hyper.hiddenSize])) }
+        let biases = args.biasParameters
+        expected += biases
         var loading = StrictLoadingRule.mlxStrict.check(file: directory, expected: expected,
                                                         stored: weights.values.map { .init(name: $0.name, shape: $0.shape) })
+        let absentBiases = biases.filter { weights[$0.name] == nil }.map(\.name)
+        if !absentBiases.isEmpty {
+            // A conversion mistake, not an unsupported model: the config promises biases the tensors lack, so mlx-lm's
+            // strict load refuses the directory (its "Missing N parameters" is among the refusals below).
+            let flags = [args.attentionBias ? "attention_bias" : nil, args.mlpBias ? "mlp_bias" : nil].compactMap { $0 }.joined(separator: " and ")
+            loading = StrictLoadingOutcome(rule: loading.rule, refusals: ["config.json sets \(flags) true, so mlx-lm's Llama creates "
+                + "\(absentBiases.count) bias parameter(s) the weights lack (first: \(absentBiases[0]))"] + loading.refusals, warnings: loading.warnings)
+        }
         if !quantizationRefusals.isEmpty {
             loading = StrictLoadingOutcome(rule: loading.rule, refusals: quantizationRefusals + loading.refusals, warnings: loading.warnings)
         }
         loading = loading.warning(plan.warnings)
+        if !biases.isEmpty, !loading.refused {
+            // mlx-lm loads and uses the biases; Parity's Llama engines compute no projection bias, so they cannot say
+            // what this file computes.
+            throw .unsupported(file: directory, reason: "config.json sets \(args.attentionBias ? "attention_bias" : "mlp_bias") true and the "
+                + "weights have the \(biases.count) bias parameters mlx-lm loads; Parity's Llama engines compute no projection biases")
+        }
         return MLXLlamaWeights(path: directory, hyperparameters: args.hyper, ropeStyle: args.ropeTraditional ? .adjacentPairs : .halves,
                                loading: loading, quantizedModules: plan.decided, notes: notes, weights: weights)
     }
@@ -195,6 +214,9 @@ struct LlamaModelArgs {
     let ropeTraditional: Bool
     let tiedEmbeddings: Bool
     let tiedExplicit: Bool
+    /// `attention_bias` / `mlp_bias` (mlx-lm's ModelArgs, default false).
+    let attentionBias: Bool
+    let mlpBias: Bool
 
     init(config: JSONValue, path: String) throws(ParityError) {
         func required(_ key: String) throws(ParityError) -> Int {
@@ -238,10 +260,10 @@ struct LlamaModelArgs {
         ropeTraditional = try flag("rope_traditional", default: false)
         tiedExplicit = config["tie_word_embeddings"] != nil
         tiedEmbeddings = try flag("tie_word_embeddings", default: true)
-        // What the shared Llama contract cannot express is refused rather than computed wrongly.
-        for key in ["attention_bias", "mlp_bias"] where try flag(key, default: false) {
-            throw .unsupported(file: path, reason: "key \"\(key)\" is true: Parity's Llama engines have no projection biases")
-        }
+        // mlx-lm's Llama gives q/k/v/o_proj a bias when attention_bias is true and gate/down/up_proj one when
+        // mlp_bias is; load_weights(strict=True) then requires them (checked in `load`).
+        attentionBias = try flag("attention_bias", default: false)
+        mlpBias = try flag("mlp_bias", default: false)
         if let scaling = config["rope_scaling"], scaling != .null {
             let kind = scaling["type"]?.stringValue ?? scaling["rope_type"]?.stringValue ?? "default"
             guard kind == "default" else {
@@ -273,6 +295,20 @@ struct LlamaModelArgs {
             modules.append(QuantizableModule(name: "lm_head", kind: "Linear", outFeatures: h.vocabularySize, inFeatures: h.hiddenSize))
         }
         return modules
+    }
+
+    /// The biases mlx-lm's Llama creates: q/k/v/o_proj's with attention_bias, gate/down/up_proj's with mlp_bias.
+    var biasParameters: [StrictLoadingRule.Parameter] {
+        var out: [StrictLoadingRule.Parameter] = []
+        for layer in 0..<hyper.layerCount {
+            var roles: [LlamaTensorRole] = []
+            if attentionBias { roles += [.query, .key, .value, .attentionOutput] }
+            if mlpBias { roles += [.gate, .down, .up] }
+            for role in roles {
+                out.append(.init(name: MLXLlamaWeights.moduleName(role, layer: layer)! + ".bias", shape: [MLXLlamaWeights.matrixShape(role, hyper).0]))
+            }
+        }
+        return out
     }
 
     var normNames: [String] {

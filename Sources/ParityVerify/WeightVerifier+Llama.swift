@@ -210,6 +210,7 @@ extension WeightVerifier {
         for i in bindings.indices where large.contains(i) { checkOne(i, .automatic) }
         if let error = slots.error { throw error }
         var results = slots.results.compactMap { $0 }
+        WeightOtherParameter.annotate(&results, bindings: bindings, entries: entries, reference: reference, mlxFloat: mlxFloat)
         let stored = LlamaRuntimeWeights.storedTensors(source)
         for name in stored.names where !consumed.contains(name) {
             var extra = TensorWeightResult(layer: nil, referenceName: nil, fileName: name, storedType: "-", storedShape: [], referenceShape: [],
@@ -227,6 +228,20 @@ extension WeightVerifier {
 enum LlamaWeightDiagnosis {
     static func diagnose(_ binding: RuntimeWeight, reference: [Float], source: any LlamaWeightSource) -> String? {
         let name = binding.fileName
+        if source.hyperparameters.tiedEmbeddings, binding.referenceName == LlamaTensorRole.output.referenceName(layer: 0) {
+            // The reference has its own lm_head (the binding only names it then), but the runtime reads the embedding.
+            switch source {
+            case is GGUFLlamaWeights:
+                return "[output-missing] the file has no output.weight, so llama.cpp's loader uses \(name) as the output matrix "
+                    + "(output is TENSOR_NOT_REQUIRED, then token_embd is created again as TENSOR_DUPLICATED); the reference has its own "
+                    + "lm_head.weight (untied), which the token embedding is not"
+            case is MLXLlamaWeights:
+                return "[output-tied] config.json ties the output to the embedding (tie_word_embeddings true or absent: mlx-lm's default), so "
+                    + "mlx-lm computes the output with embed_tokens.as_linear and reads no lm_head; the reference has its own lm_head.weight (untied)"
+            default:
+                return "[output-tied] the file has no separate output matrix, so the runtime's output reads \(name); the reference has its own lm_head.weight"
+            }
+        }
         guard binding.referenceShape.count == 2, let stored = binding.source.flatMap(WeightDiagnosis.stored),
               stored.values.count == reference.count else { return nil }
         let h = source.hyperparameters

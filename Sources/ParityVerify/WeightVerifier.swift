@@ -65,6 +65,7 @@ public enum WeightVerifier {
         for i in bindings.indices where large.contains(i) { checkOne(i, .automatic) }
         if let error = slots.error { throw error }
         results = slots.results.compactMap { $0 }
+        WeightOtherParameter.annotate(&results, bindings: bindings, entries: entries, reference: reference, mlxFloat: mlxFloat)
         for name in reader.storedTensorNames where !consumed.contains(name) {
             var extra = TensorWeightResult(layer: nil, referenceName: nil, fileName: name, storedType: "-", storedShape: [], referenceShape: [],
                                            layout: "-", status: .extra, failsVerification: reader.refusesUnreadTensors)

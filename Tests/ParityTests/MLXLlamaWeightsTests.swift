@@ -169,8 +169,7 @@ struct MLXLlamaWeightsTests {
                                    ("hidden_size", .string("64"), "key \"hidden_size\""),
                                    ("num_key_value_heads", .number(3), "key \"num_key_value_heads\""),
                                    ("quantization", .number(4), "key \"quantization\""),
-                                   ("rope_scaling", .object([("type", .string("llama3")), ("factor", .number(8))]), "key \"rope_scaling\""),
-                                   ("attention_bias", .bool(true), "key \"attention_bias\"")],
+                                   ("rope_scaling", .object([("type", .string("llama3")), ("factor", .number(8))]), "key \"rope_scaling\"")],
                                   "bad config values"))
     func badConfigValues(key: String, value: JSONValue, named: String) throws {
         let scratch = try TemporaryDirectory()
