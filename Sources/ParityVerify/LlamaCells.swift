@@ -168,6 +168,12 @@ public enum LlamaCells {
             report.hyperparameterMismatches = LlamaHyperparameterCheck.mismatches(file: source.hyperparameters, reference: architecture)
             report.notes += report.hyperparameterMismatches.map { "FAIL: hyperparameter: \($0)" }
         }
+        if format == .gguf, let gguf = ((engine as? LlamaGraphEngine)?.source as? GGUFLlamaWeights)?.file,
+           let mismatch = try LlamaTokenizerCheck.firstMismatch(gguf: gguf, referenceDirectory: model.directory) {
+            // Metadata that disagrees with the reference fails the file as a hyperparameter does.
+            report.hyperparameterMismatches.append("tokenizer: " + mismatch)
+            report.notes.append("FAIL: tokenizer: \(mismatch)")
+        }
         // The reader's loading verdict (the Comparator carries it too if the engine reports it: each said once).
         report.loadRefusals += refusals.filter { !report.loadRefusals.contains($0) }
         let loadingNotes = (refusals.map { "FAIL: \($0)" } + warnings.map { "warning: \($0)" }).filter { !report.notes.contains($0) }
