@@ -46,10 +46,9 @@ enum WeightOtherParameter {
             let otherBinding = bindings[j]
             var message = "[holds-other-parameter] \(binding.fileName) holds the reference of \(entries[j].name) (the runtime reads that parameter "
                 + "from \(otherBinding.fileName)), not of \(binding.referenceName): it passes \(results[i].storedType)'s bound against that tensor"
-            if holds.count > 1 { message += " (and equally against \(holds.dropFirst().map { entries[$0].name }.joined(separator: ", ")), which are equal)" }
+            if holds.count > 1 { message += " (it passes against \(holds.dropFirst().map { entries[$0].name }.joined(separator: ", ")) too: their references agree within that bound)" }
             // The other slot holding this slot's reference: the two were exchanged.
-            if results.indices.contains(j), results[j].status != .pass, let otherSource = otherBinding.source,
-               WeightDiagnosis.stored(otherSource) != nil,
+            if results.indices.contains(j), results[j].status != .pass, otherBinding.source != nil,
                WeightVerifier.check(otherBinding, reference: own, mlxFloat: mlxFloat).status == .pass {
                 message += "; \(otherBinding.fileName) holds \(binding.referenceName)'s: the two are exchanged"
             }

@@ -88,6 +88,24 @@ struct LlamaRuntimeStrictnessTests {
         #expect(result.stdout.contains("[output-missing] the file has no output.weight"), "\(result.stdout.suffix(2000))")
     }
 
+    @Test("an MLX directory whose config drops tie_word_embeddings (mlx-lm's default: tied): the output fails against lm_head, saying mlx-lm ties it")
+    func mlxTiedByDefault() throws {
+        let scratch = try TemporaryDirectory()
+        let out = scratch.file("f16")
+        _ = try MLXLlamaConverter.convert(directory: Self.model, dtype: "float16", quantization: nil, to: out)
+        let configPath = out + "/config.json"
+        let config = try String(contentsOfFile: configPath, encoding: .utf8)
+        try #require(config.contains("\"tie_word_embeddings\": false,\n"), "config.json no longer writes the key as expected: \(config)")
+        try config.replacingOccurrences(of: "\"tie_word_embeddings\": false,\n", with: "").write(toFile: configPath, atomically: true, encoding: .utf8)
+        let source = try MLXLlamaWeights.load(directory: out)
+        // mlx-lm's sanitize drops lm_head.weight when tied, so nothing is left over: the strict load accepts it.
+        #expect(source.hyperparameters.tiedEmbeddings && !source.loading.refused, "\(source.loading.refusals)")
+        let report = try WeightVerifier.verify(llama: source, reference: try LlamaWeightTests.reference.get())
+        #expect(report.failing.map(\.referenceName) == ["lm_head.weight"], "\(report.failing.map(\.fileName))")
+        let diagnosis = try #require(report.failing.first?.diagnosis)
+        #expect(diagnosis.hasPrefix("[output-tied] config.json ties the output to the embedding"), "\(diagnosis)")
+    }
+
     /// llama.cpp's convert_hf_to_gguf.py (q8_0) on tiny-llama with layer 1's gate_proj and up_proj exchanged
     /// (tools/llama/record_swapped_gate_up.py), rebuilt from Parity's q8_0 conversion — byte-identical to llama.cpp's —
     /// by exchanging the two tensors' data, and proven to be that file by its recorded SHA-256.
