@@ -66,6 +66,10 @@ public struct GGMLLlamaOps: LlamaOps {
                   flashAttention: flashAttention)
     }
 
+    public func adapted(to source: any LlamaWeightSource) -> any LlamaOps {
+        GGMLLlamaOps(source: source, kvCache: kvCache, flashAttention: flashAttention)
+    }
+
     public var semantics: String {
         "ggml CPU backend, llama.cpp's llama graph (rope \(ropeStyle == .adjacentPairs ? "NORMAL (adjacent pairs)" : "NEOX (halves)"), KV cache \(kvCache.rawValue.uppercased()), flash attention \(flashAttention ? "on" : "off"); mul_mat converts activations to the weight's vec_dot_type)"
     }

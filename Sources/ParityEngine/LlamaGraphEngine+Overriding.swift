@@ -2,16 +2,25 @@ import ParityCore
 import ParityFormats
 
 /// A Llama weight source with some matrices replaced by float32 values in the file's own row order (what
-/// `layer-diff`'s diagnoses try: "would the node pass if the file held these rows?"). Norms and every other
-/// matrix come from the file as the runtime reads it.
+/// `layer-diff`'s diagnoses try: "would the node pass if the file held these rows?"), and optionally computed under
+/// other conventions (hyperparameters, RoPE style: "would it pass if the runtime used the reference's θ?"). Norms
+/// and every other matrix come from the file as the runtime reads it.
 struct OverriddenLlamaWeights: LlamaWeightSource {
     let base: any LlamaWeightSource
     let overrides: [String: Tensor]
     let roles: [String: (role: LlamaTensorRole, layer: Int)]
+    var hyperparameters: LlamaHyperparameters
+    var ropeStyle: RopeStyle
+
+    init(base: any LlamaWeightSource, overrides: [String: Tensor], roles: [String: (role: LlamaTensorRole, layer: Int)]) {
+        self.base = base
+        self.overrides = overrides
+        self.roles = roles
+        self.hyperparameters = base.hyperparameters
+        self.ropeStyle = base.ropeStyle
+    }
 
     var path: String { base.path }
-    var hyperparameters: LlamaHyperparameters { base.hyperparameters }
-    var ropeStyle: RopeStyle { base.ropeStyle }
 
     func matrix(_ role: LlamaTensorRole, layer: Int) throws(ParityError) -> StoredMatrix {
         let stored = try base.matrix(role, layer: layer)
@@ -49,5 +58,42 @@ extension LlamaGraphEngine: ParameterOverridingEngine {
 
     public func overridingParameters(_ overrides: [String: Tensor]) -> LlamaGraphEngine {
         LlamaGraphEngine(source: OverriddenLlamaWeights(base: source, overrides: overrides, roles: roles), ops: ops)
+    }
+}
+
+/// The conventions a Llama runtime reads from its file (the source's hyperparameters and RoPE style); overriding them
+/// re-derives the runtime's ops from the changed source (`LlamaOps.adapted(to:)`), so a changed RoPE style is
+/// applied as that runtime applies it (ggml's NORMAL vs NEOX mode, mlx's `traditional`).
+extension LlamaGraphEngine: ConventionOverridingEngine {
+    public var conventions: RuntimeConventions {
+        let hp = source.hyperparameters
+        return RuntimeConventions(ropeStyle: source.ropeStyle, ropeTheta: hp.ropeTheta, rmsNormEpsilon: hp.rmsNormEpsilon, tiedOutput: hp.tiedEmbeddings)
+    }
+
+    public var conventionOrigins: RuntimeConventionOrigins {
+        if ops is GGMLLlamaOps {
+            return RuntimeConventionOrigins(
+                ropeStyle: "llama.cpp's RoPE mode for general.architecture llama: NORMAL, on rows convert_hf_to_gguf permuted",
+                ropeTheta: "GGUF key llama.rope.freq_base", rmsNormEpsilon: "GGUF key llama.attention.layer_norm_rms_epsilon",
+                tiedOutput: "the GGUF has no output.weight, and llama.cpp then uses token_embd.weight")
+        }
+        if ops is MLXLlamaOps {
+            let traditional = source.ropeStyle == .adjacentPairs
+            return RuntimeConventionOrigins(
+                ropeStyle: "config.json rope_traditional: \(traditional), so mlx-lm builds nn.RoPE(traditional=\(traditional ? "True" : "False"))",
+                ropeTheta: "config.json rope_theta", rmsNormEpsilon: "config.json rms_norm_eps",
+                tiedOutput: "config.json tie_word_embeddings is true or absent, and mlx-lm then drops lm_head.weight and uses embed_tokens.as_linear")
+        }
+        return RuntimeConventionOrigins(ropeStyle: "transformers' rotate_half", ropeTheta: "config.json rope_theta",
+                                        rmsNormEpsilon: "config.json rms_norm_eps", tiedOutput: "config.json tie_word_embeddings true")
+    }
+
+    public func overridingConventions(_ conventions: RuntimeConventions) -> LlamaGraphEngine {
+        var changed = OverriddenLlamaWeights(base: source, overrides: [:], roles: roles)
+        changed.ropeStyle = conventions.ropeStyle
+        changed.hyperparameters.ropeTheta = conventions.ropeTheta
+        changed.hyperparameters.rmsNormEpsilon = conventions.rmsNormEpsilon
+        changed.hyperparameters.tiedEmbeddings = conventions.tiedOutput
+        return LlamaGraphEngine(source: changed, ops: ops.adapted(to: changed))
     }
 }

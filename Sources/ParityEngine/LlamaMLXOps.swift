@@ -49,6 +49,10 @@ public struct MLXLlamaOps: LlamaOps {
         self.init(ropeStyle: source.ropeStyle, computeType: type)
     }
 
+    public func adapted(to source: any LlamaWeightSource) -> any LlamaOps {
+        MLXLlamaOps(ropeStyle: source.ropeStyle, computeType: computeType)
+    }
+
     public var semantics: String {
         "MLX (mlx-lm llama.py on the CPU stream: mx.fast fallbacks, rope traditional=\(ropeStyle == .adjacentPairs ? "True" : "False"), \(computeType.rawValue) compute, QuantizedLinear → quantized_matmul)"
     }

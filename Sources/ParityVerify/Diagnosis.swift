@@ -8,7 +8,8 @@ import ParityModels
 public struct Diagnosis: Sendable {
     /// Stable identifier: transposed, flatten-order, kernel-swapped-hw, kernel-flipped, conv-layout,
     /// dtype-f16-as-bf16, dtype-bf16-as-f16, bias-missing, bias-doubled, scale; for transformer nodes also
-    /// qk-rope-permuted, qk-rope-unpermuted, qk-swapped, norm-one-plus (Diagnosis+Graph.swift).
+    /// qk-rope-permuted, qk-rope-unpermuted, qk-swapped, norm-one-plus, and for how the runtime computes the file
+    /// rope-convention, rope-theta, rms-epsilon, output-tied (Diagnosis+Graph.swift).
     public let id: String
     public let layer: String
     public let parameter: String
