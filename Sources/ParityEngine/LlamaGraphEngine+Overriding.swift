@@ -24,8 +24,9 @@ struct OverriddenLlamaWeights: LlamaWeightSource {
 
     func matrix(_ role: LlamaTensorRole, layer: Int) throws(ParityError) -> StoredMatrix {
         let stored = try base.matrix(role, layer: layer)
-        guard let replacement = overrides[role.referenceName(layer: layer)], replacement.shape == [stored.rows, stored.columns] else { return stored }
-        return StoredMatrix(rows: stored.rows, columns: stored.columns, storage: .dense(values: replacement.data, dtype: .f32), fileName: stored.fileName)
+        // Rows may differ (a hypothesis taking a K/V matrix's original heads out of an expanded one); the inputs may not.
+        guard let replacement = overrides[role.referenceName(layer: layer)], replacement.rank == 2, replacement.shape[1] == stored.columns else { return stored }
+        return StoredMatrix(rows: replacement.shape[0], columns: stored.columns, storage: .dense(values: replacement.data, dtype: .f32), fileName: stored.fileName)
     }
 
     func vector(_ role: LlamaTensorRole, layer: Int) throws(ParityError) -> [Float] {

@@ -39,16 +39,12 @@ extension Diagnoser {
     public static func diagnose(node: GraphNode, graph: ModelGraph, engine: any ParameterOverridingEngine, golden: GoldenFile,
                                 tolerance: Tolerance, reference: (String) -> Tensor? = { _ in nil }) -> Diagnosis? {
         guard let expected = golden.activation(at: node.path)?.tensor, !node.isComposite else { return nil }
-        func output(_ candidate: any GraphEngine) -> Tensor? {
-            do {
-                let value = try GraphExecutor.runIsolated(node, in: graph, engine: candidate) { golden.value(at: $0) }
-                guard let out = value.floats, out.shape == expected.shape else { return nil }
-                return out
-            } catch {
-                return nil
-            }
+        func computed(_ candidate: any GraphEngine) -> Tensor? {
+            do { return try GraphExecutor.runIsolated(node, in: graph, engine: candidate) { golden.value(at: $0) }.floats } catch { return nil }
         }
-        let current = output(engine)
+        func output(_ candidate: any GraphEngine) -> Tensor? { computed(candidate).flatMap { $0.shape == expected.shape ? $0 : nil } }
+        let ran = computed(engine)
+        let current = ran.flatMap { $0.shape == expected.shape ? $0 : nil }
         let before = current.map { LayerMetrics.compare($0.data, expected.data) }
         var candidates = transformerCandidates(node, graph: graph, engine: engine)
         // A wrong global scale of a projection's weight, fitted from the golden output (least squares); still only
@@ -77,7 +73,8 @@ extension Diagnoser {
             if best == nil || m.relL2 < best!.1.relL2 { best = (hypothesis, m) }
         }
         guard let (hypothesis, after) = best else { return nil }
-        let beforeText = before.map { "max abs \(formatNumber($0.maxAbs))" } ?? "a node that could not run"
+        let beforeText = before.map { "max abs \(formatNumber($0.maxAbs))" }
+            ?? ran.map { "an output of shape \($0.shape) (the reference's: \(expected.shape))" } ?? "a node that could not run"
         return Diagnosis(id: hypothesis.id, layer: node.name, parameter: hypothesis.subject,
                          message: hypothesis.describe(beforeText, "max abs \(formatNumber(after.maxAbs))"), before: before, after: after)
     }
@@ -138,7 +135,8 @@ extension Diagnoser {
     }
 
     static func transformerCandidates(_ node: GraphNode, graph: ModelGraph, engine: ParameterOverridingEngine) -> [Candidate] {
-        guard let parameter = node.parameters.first, let stored = engine.referenceParameter(parameter.name), stored.shape == parameter.shape else { return [] }
+        guard let parameter = node.parameters.first, let stored = engine.referenceParameter(parameter.name) else { return [] }
+        guard stored.shape == parameter.shape else { return expandedKeyValueCandidates(node, graph: graph, parameter: parameter, stored: stored) }
         let name = parameter.name
         var out: [Candidate] = []
         switch node.op {
@@ -179,6 +177,35 @@ extension Diagnoser {
             break
         }
         return out
+    }
+
+    /// K or V of a grouped-query model stored with its n_kv heads expanded to one per query head (n_heads·D rows where
+    /// the reference has n_kv·D): what converters for runtimes without grouped-query attention write. transformers'
+    /// `repeat_kv` gives query head h the KV head h / g (g = n_heads / n_kv): expanded head e must hold head e / g
+    /// (repeat_interleave). Tiling instead (`torch.Tensor.repeat`, `np.tile`: heads 0…n_kv−1 over and over) gives query
+    /// head h the KV head h mod n_kv. Each hypothesis takes the n_kv original heads back out of the expanded rows the way
+    /// that expansion put them in; only the one matching the file makes the node pass (the heads differ).
+    static func expandedKeyValueCandidates(_ node: GraphNode, graph: ModelGraph, parameter: GraphParameter, stored: Tensor) -> [Candidate] {
+        guard case .linear = node.op, let module = node.module, module.hasSuffix(".k_proj") || module.hasSuffix(".v_proj"),
+              let d = ropeHeadDimension(graph, block: node.block), stored.rank == 2, parameter.shape.count == 2,
+              stored.shape[1] == parameter.shape[1], parameter.shape[0] % d == 0, stored.shape[0] % parameter.shape[0] == 0 else { return [] }
+        let kvHeads = parameter.shape[0] / d, copies = stored.shape[0] / parameter.shape[0], columns = stored.shape[1]
+        guard copies > 1 else { return [] }
+        func heads(_ pick: (Int) -> Int) -> Tensor {
+            var out: [Float] = []
+            out.reserveCapacity(parameter.shape[0] * columns)
+            for j in 0..<kvHeads { out += stored.data[(pick(j) * d * columns)..<((pick(j) + 1) * d * columns)] }
+            return Tensor(shape: parameter.shape, data: out)
+        }
+        let name = parameter.name, expanded = kvHeads * copies
+        return [
+            Candidate(id: "kv-heads-tiled", parameter: name, describe: {
+                "\(name) has \(expanded) heads where the reference has \(kvHeads): its KV heads were expanded to one per query head by tiling (heads 0…\(kvHeads - 1) repeated \(copies) times, torch.Tensor.repeat), so query head h reads KV head h mod \(kvHeads) instead of h / \(copies) (transformers' repeat_kv); taking the \(kvHeads) original heads (the first \(kvHeads)) brings \($0) → \($1)"
+            }, override: heads { $0 }),
+            Candidate(id: "kv-heads-expanded", parameter: name, describe: {
+                "\(name) has \(expanded) heads where the reference has \(kvHeads): its KV heads were expanded to one per query head in transformers' repeat_kv order (each repeated \(copies) times in place), which computes the same attention as multi-head attention, but the file is not the reference's grouped-query model; taking every \(copies)th head brings \($0) → \($1)"
+            }, override: heads { $0 * copies }),
+        ]
     }
 
     /// The head dimension of the block's RoPE (from its `apply_rope` nodes).

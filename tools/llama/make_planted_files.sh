@@ -9,6 +9,10 @@
 #   tiny-llama-f32-rope-freq-base.gguf   convert_hf_to_gguf.py writing llama.rope.freq_base 500000 (planted_rope_freq_base.py)
 #   tiny-llama-f32-rms-eps.gguf          convert_hf_to_gguf.py writing layer_norm_rms_epsilon 1e-6 (planted_rms_eps.py)
 #   tiny-llama-f32-no-output.gguf        convert_hf_to_gguf.py dropping lm_head.weight (planted_no_output.py)
+#   tiny-llama-f32-kv-heads-tiled.gguf   convert_hf_to_gguf.py with K/V heads expanded to one per query head, tiled
+#                                        (planted_kv_heads_expanded.py tiled: the mistake)
+#   tiny-llama-f32-kv-heads-repeat-kv.gguf  the same expansion in transformers' repeat_kv order (the control: the same
+#                                        attention as multi-head, a different model shape than the reference's)
 #   tiny-llama-float32-rope-traditional/ mlx_lm convert + mlx_lm save_config with rope_traditional true
 # then tools/llama/record_planted_fixtures.py writes Tests/ParityTests/Fixtures/llama/planted.json: bytes and SHA-256 of
 # every file, and the logits metrics of llama.cpp / mlx-lm themselves on each (they all load).
@@ -32,6 +36,11 @@ for plant in rope_freq_base:rope-freq-base rms_eps:rms-eps no_output:no-output; 
     script="${plant%%:*}" suffix="${plant##*:}"
     echo "planted_$script.py"
     "$PY_LLAMA" "tools/llama/planted_$script.py" "$SRC" -- "$MODEL" --outtype f32 --outfile "$OUT/$NAME-f32-$suffix.gguf" > "$OUT/$suffix.log" 2>&1
+done
+for order in tiled repeat_kv; do
+    echo "planted_kv_heads_expanded.py $order"
+    "$PY_LLAMA" tools/llama/planted_kv_heads_expanded.py "$order" "$SRC" -- "$MODEL" --outtype f32 \
+        --outfile "$OUT/$NAME-f32-kv-heads-${order//_/-}.gguf" > "$OUT/kv-heads-$order.log" 2>&1
 done
 echo "planted_mlx_rope_traditional.py"
 "$PY_MLX" tools/llama/planted_mlx_rope_traditional.py "$MODEL" "$OUT/$NAME-float32-rope-traditional" > "$OUT/rope-traditional.log" 2>&1

@@ -26,9 +26,11 @@ import gguf  # llama.cpp's own gguf-py (PYTHONPATH)
 def gguf_facts(path):
     reader = gguf.GGUFReader(path)
     fields = {}
-    for key in ("llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon"):
+    for key in ("llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon", "llama.attention.head_count_kv"):
         field = reader.fields[key]
-        fields[key] = float(field.parts[field.data[0]][0])
+        fields[key] = field.parts[field.data[0]][0].item()
+    field = reader.fields["general.size_label"]
+    fields["general.size_label"] = bytes(field.parts[field.data[0]]).decode()
     return {"metadata": fields, "has_output_weight": any(t.name == "output.weight" for t in reader.tensors),
             "tensor_count": len(reader.tensors)}
 
@@ -53,6 +55,10 @@ def main():
         (f"{name}-f32-rope-freq-base.gguf", "planted_rope_freq_base.py", "llama.rope.freq_base 500000 instead of the config's rope_theta"),
         (f"{name}-f32-rms-eps.gguf", "planted_rms_eps.py", "llama.attention.layer_norm_rms_epsilon 1e-6 instead of the config's rms_norm_eps"),
         (f"{name}-f32-no-output.gguf", "planted_no_output.py", "no output.weight (lm_head.weight dropped) for an untied checkpoint"),
+        (f"{name}-f32-kv-heads-tiled.gguf", "planted_kv_heads_expanded.py tiled",
+         "K/V heads expanded to one per query head by tiling (torch.Tensor.repeat), head_count_kv = head_count"),
+        (f"{name}-f32-kv-heads-repeat-kv.gguf", "planted_kv_heads_expanded.py repeat_kv",
+         "K/V heads expanded to one per query head in transformers' repeat_kv order, head_count_kv = head_count"),
         (f"{name}-float32-rope-traditional", "planted_mlx_rope_traditional.py", "config.json rope_traditional true"),
     ]
     files = {}
