@@ -41,6 +41,8 @@ struct LlamaDiagnosisTests {
              says: ["k_proj.weight has 8 heads where the reference has 4", "in transformers' repeat_kv order", "computes the same attention"]),
         Case(file: "tiny-llama-float32-rope-traditional", node: "attention/model.layers.0.self_attn/q_rope", diagnosis: "rope-convention",
              says: ["rotates adjacent pairs (2i, 2i+1)", "config.json rope_traditional: true", "laid out for rotate-half pairs (i, i+D/2)"]),
+        Case(file: "tiny-llama-float32-tied", node: "lm_head", diagnosis: "output-tied",
+             says: ["config.json tie_word_embeddings is true or absent, and mlx-lm then drops lm_head.weight", "own lm_head.weight"]),
     ]
 
     static func recorded(_ file: String) throws -> JSONValue {
@@ -94,15 +96,16 @@ struct LlamaDiagnosisTests {
                 let expanded = tiled ? heads + heads : heads.flatMap { [$0, $0] }
                 return ([256, 256], expanded.flatMap { $0 })
             }
-        case "tiny-llama-float32-rope-traditional":
+        case "tiny-llama-float32-rope-traditional", "tiny-llama-float32-tied":
             try MLXLlamaConverter.convert(directory: model, dtype: "float32", quantization: nil, to: path)
             // mlx_lm's save_config: keys sorted, 4-space indent; rope_traditional sorts right after rope_theta.
             let config = path + "/config.json"
             let text = String(decoding: try readBytes(config), as: UTF8.self)
-            let thetaLine = "    \"rope_theta\": 10000.0,\n"
-            #expect(text.contains(thetaLine) && !text.contains("rope_traditional"), "mlx_lm convert's config.json")
-            try Data(text.replacingOccurrences(of: thetaLine, with: thetaLine + "    \"rope_traditional\": true,\n").utf8)
-                .write(to: URL(fileURLWithPath: config))
+            let (line, planted) = name.hasSuffix("-tied")
+                ? ("    \"tie_word_embeddings\": false,\n", "    \"tie_word_embeddings\": true,\n")
+                : ("    \"rope_theta\": 10000.0,\n", "    \"rope_theta\": 10000.0,\n    \"rope_traditional\": true,\n")
+            #expect(text.contains(line) && !text.contains("rope_traditional"), "mlx_lm convert's config.json")
+            try Data(text.replacingOccurrences(of: line, with: planted).utf8).write(to: URL(fileURLWithPath: config))
             let files = try required(entry, "files", in: planted)
             for file in try nonEmpty(["config.json", "model.safetensors.index.json"], "MLX files") {
                 let sha = try #require(try required(files, file, in: planted)["sha256"]?.stringValue)

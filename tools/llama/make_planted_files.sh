@@ -13,7 +13,8 @@
 #                                        (planted_kv_heads_expanded.py tiled: the mistake)
 #   tiny-llama-f32-kv-heads-repeat-kv.gguf  the same expansion in transformers' repeat_kv order (the control: the same
 #                                        attention as multi-head, a different model shape than the reference's)
-#   tiny-llama-float32-rope-traditional/ mlx_lm convert + mlx_lm save_config with rope_traditional true
+#   tiny-llama-float32-rope-traditional/ mlx_lm convert + mlx_lm save_config with rope_traditional true (planted_mlx_config.py)
+#   tiny-llama-float32-tied/             mlx_lm convert + mlx_lm save_config with tie_word_embeddings true
 # then tools/llama/record_planted_fixtures.py writes Tests/ParityTests/Fixtures/llama/planted.json: bytes and SHA-256 of
 # every file, and the logits metrics of llama.cpp / mlx-lm themselves on each (they all load).
 set -euo pipefail
@@ -42,7 +43,10 @@ for order in tiled repeat_kv; do
     "$PY_LLAMA" tools/llama/planted_kv_heads_expanded.py "$order" "$SRC" -- "$MODEL" --outtype f32 \
         --outfile "$OUT/$NAME-f32-kv-heads-${order//_/-}.gguf" > "$OUT/kv-heads-$order.log" 2>&1
 done
-echo "planted_mlx_rope_traditional.py"
-"$PY_MLX" tools/llama/planted_mlx_rope_traditional.py "$MODEL" "$OUT/$NAME-float32-rope-traditional" > "$OUT/rope-traditional.log" 2>&1
+for setting in rope_traditional:rope-traditional tie_word_embeddings:tied; do
+    key="${setting%%:*}" suffix="${setting##*:}"
+    echo "planted_mlx_config.py $key=true"
+    "$PY_MLX" tools/llama/planted_mlx_config.py "$MODEL" "$OUT/$NAME-float32-$suffix" "$key=true" > "$OUT/$suffix.log" 2>&1
+done
 PYTHONPATH="$SRC/gguf-py" "$PY_LLAMA" tools/llama/record_planted_fixtures.py "$MODEL" "$OUT" --llama-logits "$LOGITS" \
     --mlx-python "$PY_MLX" --fixtures Tests/ParityTests/Fixtures/llama/planted.json

@@ -3,7 +3,7 @@
 
 Per file: what was planted and by which script, bytes and SHA-256 (for an MLX directory, of each file in it), what
 llama.cpp / mlx-lm read from it (gguf-py's GGUFReader: the changed key or the missing tensor; the MLX config's
-rope_traditional), and the logit metrics of the runtime itself on it against the goldens (llama.cpp through
+rope_traditional and tie_word_embeddings), and the logit metrics of the runtime itself on it against the goldens (llama.cpp through
 llama_logits with an F32 KV cache and flash attention off, mlx-lm through mlx_logits.py), as record_ecosystem_fixtures.py
 computes them: every planted file loads in its runtime, and its logits are far from the reference.
 """
@@ -59,7 +59,9 @@ def main():
          "K/V heads expanded to one per query head by tiling (torch.Tensor.repeat), head_count_kv = head_count"),
         (f"{name}-f32-kv-heads-repeat-kv.gguf", "planted_kv_heads_expanded.py repeat_kv",
          "K/V heads expanded to one per query head in transformers' repeat_kv order, head_count_kv = head_count"),
-        (f"{name}-float32-rope-traditional", "planted_mlx_rope_traditional.py", "config.json rope_traditional true"),
+        (f"{name}-float32-rope-traditional", "planted_mlx_config.py rope_traditional=true", "config.json rope_traditional true"),
+        (f"{name}-float32-tied", "planted_mlx_config.py tie_word_embeddings=true",
+         "config.json tie_word_embeddings true for an untied checkpoint (lm_head.weight stays in the file; mlx-lm drops it)"),
     ]
     files = {}
     for file, script, what in plants:
@@ -73,7 +75,8 @@ def main():
             entry = {"files": {f: {"bytes": os.path.getsize(os.path.join(path, f)), "sha256": sha256_file(os.path.join(path, f))}
                                for f in sorted(os.listdir(path))}}
             with open(os.path.join(path, "config.json")) as f:
-                entry["rope_traditional"] = json.load(f).get("rope_traditional")
+                config = json.load(f)
+            entry["config"] = {key: config.get(key) for key in ("rope_traditional", "tie_word_embeddings")}
             cmd = [args.mlx_python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "mlx_logits.py"), path, tokens, out]
             runtime = "mlx-lm (mlx_lm.load, tools/llama/mlx_logits.py, CPU)"
         subprocess.run(cmd, check=True, capture_output=True)
