@@ -71,23 +71,7 @@ extension LlamaGraphEngine: ConventionOverridingEngine {
         return RuntimeConventions(ropeStyle: source.ropeStyle, ropeTheta: hp.ropeTheta, rmsNormEpsilon: hp.rmsNormEpsilon, tiedOutput: hp.tiedEmbeddings)
     }
 
-    public var conventionOrigins: RuntimeConventionOrigins {
-        if ops is GGMLLlamaOps {
-            return RuntimeConventionOrigins(
-                ropeStyle: "llama.cpp's RoPE mode for general.architecture llama: NORMAL, on rows convert_hf_to_gguf permuted",
-                ropeTheta: "GGUF key llama.rope.freq_base", rmsNormEpsilon: "GGUF key llama.attention.layer_norm_rms_epsilon",
-                tiedOutput: "the GGUF has no output.weight, and llama.cpp then uses token_embd.weight")
-        }
-        if ops is MLXLlamaOps {
-            let traditional = source.ropeStyle == .adjacentPairs
-            return RuntimeConventionOrigins(
-                ropeStyle: "config.json rope_traditional: \(traditional), so mlx-lm builds nn.RoPE(traditional=\(traditional ? "True" : "False"))",
-                ropeTheta: "config.json rope_theta", rmsNormEpsilon: "config.json rms_norm_eps",
-                tiedOutput: "config.json tie_word_embeddings is true or absent, and mlx-lm then drops lm_head.weight and uses embed_tokens.as_linear")
-        }
-        return RuntimeConventionOrigins(ropeStyle: "transformers' rotate_half", ropeTheta: "config.json rope_theta",
-                                        rmsNormEpsilon: "config.json rms_norm_eps", tiedOutput: "config.json tie_word_embeddings true")
-    }
+    public var conventionOrigins: RuntimeConventionOrigins { ops.conventionOrigins }
 
     public func overridingConventions(_ conventions: RuntimeConventions) -> LlamaGraphEngine {
         var changed = OverriddenLlamaWeights(base: source, overrides: [:], roles: roles)

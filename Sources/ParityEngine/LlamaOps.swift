@@ -35,6 +35,8 @@ public protocol LlamaOps: Sendable {
     /// The same runtime's ops for another source of the same file (other conventions: its RoPE style), keeping the
     /// runtime's own settings (ggml's KV cache and flash attention, MLX's compute dtype).
     func adapted(to source: any LlamaWeightSource) -> any LlamaOps
+    /// Where this runtime reads each of its `RuntimeConventions`, in its file format's words (diagnosis messages).
+    var conventionOrigins: RuntimeConventionOrigins { get }
 }
 
 extension LlamaOps {

@@ -28,6 +28,13 @@ public struct RuntimeConventionOrigins: Sendable {
     public let ropeTheta: String
     public let rmsNormEpsilon: String
     public let tiedOutput: String
+
+    public init(ropeStyle: String, ropeTheta: String, rmsNormEpsilon: String, tiedOutput: String) {
+        self.ropeStyle = ropeStyle
+        self.ropeTheta = ropeTheta
+        self.rmsNormEpsilon = rmsNormEpsilon
+        self.tiedOutput = tiedOutput
+    }
 }
 
 /// A graph engine that can compute the same file under other conventions: `layer-diff` tests "would this node pass
