@@ -174,7 +174,7 @@ public enum Comparator {
                 if case .layer = node.op { continue }
                 progress("diagnosing \(result.name)")
                 report.setDiagnosis(i, Diagnoser.diagnose(node: node, graph: graph, engine: overriding, golden: golden, tolerance: tolerance,
-                                                          reference: { name in try? referenceWeights?.tensor(named: name) }))
+                                                          reference: { name in try? referenceWeights?.tensor(named: name) }))  // checked: absent → not tried
             }
         }
         guard let diagnosable = engine as? DiagnosableEngine else { return report }

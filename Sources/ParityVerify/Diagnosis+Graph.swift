@@ -5,7 +5,7 @@ import ParityModels
 
 /// Conversion mistakes of transformer checkpoints, tested on a graph node that fails on its golden inputs: each
 /// hypothesis changes one thing — a stored parameter rearranged (Q/K RoPE permutation, Q and K exchanged, RMSNorm
-/// w − 1 / 1 + w, a transpose, a global scale), or how the runtime computes the file (`ConventionOverridingEngine`:
+/// w − 1 / 1 + w, a transpose, a global scale, K/V heads expanded to one per query head), or how the runtime computes the file (`ConventionOverridingEngine`:
 /// RoPE convention, RoPE θ, RMSNorm ε, an output tied to the embedding) — the node runs again alone
 /// (`GraphExecutor.runIsolated`, all its golden inputs) on the changed engine, and the hypothesis is reported only
 /// if the node then passes its tolerance.
