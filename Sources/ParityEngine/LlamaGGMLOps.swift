@@ -66,6 +66,19 @@ public struct GGMLLlamaOps: LlamaOps {
                   flashAttention: flashAttention)
     }
 
+    public func adapted(to source: any LlamaWeightSource) -> any LlamaOps {
+        GGMLLlamaOps(source: source, kvCache: kvCache, flashAttention: flashAttention)
+    }
+
+    /// llama.cpp's loader (llama-model.cpp) reads θ and ε from these GGUF keys, picks the RoPE mode from the
+    /// architecture (LLAMA_ROPE_TYPE_NORM for `llama`), and duplicates token_embd when output.weight is absent.
+    public var conventionOrigins: RuntimeConventionOrigins {
+        RuntimeConventionOrigins(
+            ropeStyle: "llama.cpp's RoPE mode for general.architecture llama: NORMAL, on rows convert_hf_to_gguf permuted",
+            ropeTheta: "GGUF key llama.rope.freq_base", rmsNormEpsilon: "GGUF key llama.attention.layer_norm_rms_epsilon",
+            tiedOutput: "the GGUF has no output.weight, and llama.cpp then uses token_embd.weight")
+    }
+
     public var semantics: String {
         "ggml CPU backend, llama.cpp's llama graph (rope \(ropeStyle == .adjacentPairs ? "NORMAL (adjacent pairs)" : "NEOX (halves)"), KV cache \(kvCache.rawValue.uppercased()), flash attention \(flashAttention ? "on" : "off"); mul_mat converts activations to the weight's vec_dot_type)"
     }

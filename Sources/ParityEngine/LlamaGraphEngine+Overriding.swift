@@ -2,21 +2,31 @@ import ParityCore
 import ParityFormats
 
 /// A Llama weight source with some matrices replaced by float32 values in the file's own row order (what
-/// `layer-diff`'s diagnoses try: "would the node pass if the file held these rows?"). Norms and every other
-/// matrix come from the file as the runtime reads it.
+/// `layer-diff`'s diagnoses try: "would the node pass if the file held these rows?"), and optionally computed under
+/// other conventions (hyperparameters, RoPE style: "would it pass if the runtime used the reference's θ?"). Norms
+/// and every other matrix come from the file as the runtime reads it.
 struct OverriddenLlamaWeights: LlamaWeightSource {
     let base: any LlamaWeightSource
     let overrides: [String: Tensor]
     let roles: [String: (role: LlamaTensorRole, layer: Int)]
+    var hyperparameters: LlamaHyperparameters
+    var ropeStyle: RopeStyle
+
+    init(base: any LlamaWeightSource, overrides: [String: Tensor], roles: [String: (role: LlamaTensorRole, layer: Int)]) {
+        self.base = base
+        self.overrides = overrides
+        self.roles = roles
+        self.hyperparameters = base.hyperparameters
+        self.ropeStyle = base.ropeStyle
+    }
 
     var path: String { base.path }
-    var hyperparameters: LlamaHyperparameters { base.hyperparameters }
-    var ropeStyle: RopeStyle { base.ropeStyle }
 
     func matrix(_ role: LlamaTensorRole, layer: Int) throws(ParityError) -> StoredMatrix {
         let stored = try base.matrix(role, layer: layer)
-        guard let replacement = overrides[role.referenceName(layer: layer)], replacement.shape == [stored.rows, stored.columns] else { return stored }
-        return StoredMatrix(rows: stored.rows, columns: stored.columns, storage: .dense(values: replacement.data, dtype: .f32), fileName: stored.fileName)
+        // Rows may differ (a hypothesis taking a K/V matrix's original heads out of an expanded one); the inputs may not.
+        guard let replacement = overrides[role.referenceName(layer: layer)], replacement.rank == 2, replacement.shape[1] == stored.columns else { return stored }
+        return StoredMatrix(rows: replacement.shape[0], columns: stored.columns, storage: .dense(values: replacement.data, dtype: .f32), fileName: stored.fileName)
     }
 
     func vector(_ role: LlamaTensorRole, layer: Int) throws(ParityError) -> [Float] {
@@ -49,5 +59,26 @@ extension LlamaGraphEngine: ParameterOverridingEngine {
 
     public func overridingParameters(_ overrides: [String: Tensor]) -> LlamaGraphEngine {
         LlamaGraphEngine(source: OverriddenLlamaWeights(base: source, overrides: overrides, roles: roles), ops: ops)
+    }
+}
+
+/// The conventions a Llama runtime reads from its file (the source's hyperparameters and RoPE style); overriding them
+/// re-derives the runtime's ops from the changed source (`LlamaOps.adapted(to:)`), so a changed RoPE style is
+/// applied as that runtime applies it (ggml's NORMAL vs NEOX mode, mlx's `traditional`).
+extension LlamaGraphEngine: ConventionOverridingEngine {
+    public var conventions: RuntimeConventions {
+        let hp = source.hyperparameters
+        return RuntimeConventions(ropeStyle: source.ropeStyle, ropeTheta: hp.ropeTheta, rmsNormEpsilon: hp.rmsNormEpsilon, tiedOutput: hp.tiedEmbeddings)
+    }
+
+    public var conventionOrigins: RuntimeConventionOrigins { ops.conventionOrigins }
+
+    public func overridingConventions(_ conventions: RuntimeConventions) -> LlamaGraphEngine {
+        var changed = OverriddenLlamaWeights(base: source, overrides: [:], roles: roles)
+        changed.ropeStyle = conventions.ropeStyle
+        changed.hyperparameters.ropeTheta = conventions.ropeTheta
+        changed.hyperparameters.rmsNormEpsilon = conventions.rmsNormEpsilon
+        changed.hyperparameters.tiedEmbeddings = conventions.tiedOutput
+        return LlamaGraphEngine(source: changed, ops: ops.adapted(to: changed))
     }
 }

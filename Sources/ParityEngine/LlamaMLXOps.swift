@@ -49,6 +49,20 @@ public struct MLXLlamaOps: LlamaOps {
         self.init(ropeStyle: source.ropeStyle, computeType: type)
     }
 
+    public func adapted(to source: any LlamaWeightSource) -> any LlamaOps {
+        MLXLlamaOps(ropeStyle: source.ropeStyle, computeType: computeType)
+    }
+
+    /// mlx-lm's ModelArgs (models/llama.py) take these config.json keys; its `sanitize` drops lm_head.weight when
+    /// tie_word_embeddings is true (its default when the key is absent).
+    public var conventionOrigins: RuntimeConventionOrigins {
+        let traditional = ropeStyle == .adjacentPairs
+        return RuntimeConventionOrigins(
+            ropeStyle: "config.json rope_traditional: \(traditional), so mlx-lm builds nn.RoPE(traditional=\(traditional ? "True" : "False"))",
+            ropeTheta: "config.json rope_theta", rmsNormEpsilon: "config.json rms_norm_eps",
+            tiedOutput: "config.json tie_word_embeddings is true or absent, and mlx-lm then drops lm_head.weight and uses embed_tokens.as_linear")
+    }
+
     public var semantics: String {
         "MLX (mlx-lm llama.py on the CPU stream: mx.fast fallbacks, rope traditional=\(ropeStyle == .adjacentPairs ? "True" : "False"), \(computeType.rawValue) compute, QuantizedLinear → quantized_matmul)"
     }

@@ -32,11 +32,18 @@ public protocol LlamaOps: Sendable {
     /// another dtype.
     func add(_ a: Tensor, _ b: Tensor) -> Tensor
     func mul(_ a: Tensor, _ b: Tensor) -> Tensor
+    /// The same runtime's ops for another source of the same file (other conventions: its RoPE style), keeping the
+    /// runtime's own settings (ggml's KV cache and flash attention, MLX's compute dtype).
+    func adapted(to source: any LlamaWeightSource) -> any LlamaOps
+    /// Where this runtime reads each of its `RuntimeConventions`, in its file format's words (diagnosis messages).
+    var conventionOrigins: RuntimeConventionOrigins { get }
 }
 
 extension LlamaOps {
     public func add(_ a: Tensor, _ b: Tensor) -> Tensor { TransformerTensors.add(a, b) }
     public func mul(_ a: Tensor, _ b: Tensor) -> Tensor { TransformerTensors.mul(a, b) }
+    /// Ops that read nothing from the source (PyTorch's: transformers always rotates halves).
+    public func adapted(to source: any LlamaWeightSource) -> any LlamaOps { self }
 }
 
 extension StoredMatrix {

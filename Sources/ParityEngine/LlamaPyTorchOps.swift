@@ -23,6 +23,11 @@ public struct PyTorchLlamaOps: LlamaOps {
 
     public var semantics: String { "PyTorch (transformers LlamaForCausalLM, eager attention, float32)" }
 
+    public var conventionOrigins: RuntimeConventionOrigins {
+        RuntimeConventionOrigins(ropeStyle: "transformers' rotate_half", ropeTheta: "config.json rope_theta",
+                                 rmsNormEpsilon: "config.json rms_norm_eps", tiedOutput: "config.json tie_word_embeddings true")
+    }
+
     public func embedding(ids: [Int32], shape: [Int], table: StoredMatrix) throws(LayerExecutionError) -> Tensor {
         try table.checkIds(ids, node: "model.embed_tokens")
         guard let dense = table.denseValues else {

@@ -159,21 +159,22 @@ public enum Comparator {
             guard let node = graph.node(named: result.name) else { continue }
             if case .layer = node.op {
                 report.setDiagnosesTried(i, Diagnoser.imageMistakes)
-            } else if engine is ParameterOverridingEngine, node.hasParameters, case .linear = node.op {
-                report.setDiagnosesTried(i, Diagnoser.transformerMistakes)
-            } else if engine is ParameterOverridingEngine, node.hasParameters, case .rmsNorm = node.op {
-                report.setDiagnosesTried(i, Diagnoser.transformerMistakes)
+            } else if let tried = Diagnoser.mistakesTried(at: node, engine: engine) {
+                report.setDiagnosesTried(i, tried)
             }
         }
         guard diagnose else { return report }
         if let overriding = engine as? ParameterOverridingEngine {
-            // Graph nodes beyond the image layers (a Llama's projections and norms): the transformer mistakes.
+            // Graph nodes beyond the image layers (a Llama's projections, norms, RoPE): the transformer mistakes. The
+            // reference's own weights serve one hypothesis (the output matrix a file without one should have had).
+            let referenceWeights = try? model.weights()  // checked: without them that one hypothesis is not tried
             for (i, result) in report.layers.enumerated() {
                 guard let status = result.isolatedStatus, !status.isPass, status != .unjudged, let tolerance = result.tolerance,
-                      let node = graph.node(named: result.name), node.hasParameters else { continue }
+                      let node = graph.node(named: result.name), Diagnoser.mistakesTried(at: node, engine: engine) != nil else { continue }
                 if case .layer = node.op { continue }
                 progress("diagnosing \(result.name)")
-                report.setDiagnosis(i, Diagnoser.diagnose(node: node, graph: graph, engine: overriding, golden: golden, tolerance: tolerance))
+                report.setDiagnosis(i, Diagnoser.diagnose(node: node, graph: graph, engine: overriding, golden: golden, tolerance: tolerance,
+                                                          reference: { name in try? referenceWeights?.tensor(named: name) }))  // checked: absent → not tried
             }
         }
         guard let diagnosable = engine as? DiagnosableEngine else { return report }

@@ -8,7 +8,8 @@ import ParityModels
 public struct Diagnosis: Sendable {
     /// Stable identifier: transposed, flatten-order, kernel-swapped-hw, kernel-flipped, conv-layout,
     /// dtype-f16-as-bf16, dtype-bf16-as-f16, bias-missing, bias-doubled, scale; for transformer nodes also
-    /// qk-rope-permuted, qk-rope-unpermuted, qk-swapped, norm-one-plus (Diagnosis+Graph.swift).
+    /// qk-rope-permuted, qk-rope-unpermuted, qk-swapped, norm-one-plus, kv-heads-tiled, kv-heads-expanded, and for how
+    /// the runtime computes the file rope-convention, rope-theta, rms-epsilon, output-tied (Diagnosis+Graph.swift).
     public let id: String
     public let layer: String
     public let parameter: String
@@ -26,7 +27,7 @@ public enum Diagnoser {
     /// What `diagnose(layer:…)` tests, for reports.
     public static let imageMistakes = "transposed, flatten order, kernel axes or flip, conv layout, 16-bit dtype, bias missing or doubled, scale"
     /// What `diagnose(node:…)` tests on a transformer's projections and norms, for reports.
-    public static let transformerMistakes = "transposed, Q/K rows in llama.cpp's RoPE order or un-permuted twice, Q and K exchanged, RMSNorm weight stored as w − 1 or 1 + w, a projection's global scale"
+    public static let transformerMistakes = "transposed, Q/K rows in llama.cpp's RoPE order or un-permuted twice, Q and K exchanged, RMSNorm weight stored as w − 1 or 1 + w, a projection's global scale, K/V heads expanded to one per query head (tiled or in repeat_kv order)"
     struct Candidate {
         let id: String
         let parameter: String

@@ -14,7 +14,9 @@ struct LayerDiff: ParsableCommand {
             inherits. The first divergence is the earliest layer, in forward order, that fails on its golden input (see
             README "Reading a report"). For each layer that fails on its golden input, Parity tries the conversion mistakes
             people make (transposed matrix, flatten order, swapped or flipped kernel, conv layout, f16/bf16 mix-up,
-            missing or doubled bias, wrong scale) and reports the one that makes it pass.
+            missing or doubled bias, wrong scale; for a Llama also Q/K RoPE permutation missing or doubled, Q and K
+            exchanged, RMSNorm w − 1 / 1 + w, K/V heads expanded tiled, and how the file makes the runtime compute:
+            RoPE convention, RoPE θ, RMSNorm ε, an output tied to the embedding) and reports the one that makes it pass.
             Exit status: 0 pass, 1 a layer failed, 2 bad input or usage, 3 nothing failed but some layer could not be judged (verdict UNJUDGED: no tolerance policy).
             """)
 
