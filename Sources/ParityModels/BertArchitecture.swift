@@ -63,6 +63,11 @@ public struct BertArchitecture: Equatable, Sendable {
         (pooling, normalizes) = try BertArchitecture.sentenceTransformerModules(directory: directory)
     }
 
+    /// Reads a `config.json` (and the sentence-transformers modules beside it).
+    public static func load(path: String) throws(ParityError) -> BertArchitecture {
+        try BertArchitecture(config: readJSON(path), path: path)
+    }
+
     /// The pooling mode and whether embeddings are normalised, from `modules.json` and the pooling module's
     /// `config.json`; (nil, false) when the directory has no `modules.json` (a plain transformers checkpoint).
     static func sentenceTransformerModules(directory: String) throws(ParityError) -> (pooling: String?, normalizes: Bool) {
