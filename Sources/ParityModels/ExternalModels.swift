@@ -14,6 +14,14 @@ public struct ExternalModel: Sendable {
     public let packagePath: String
     public let setupScript: String
 
+    public init(name: String, environmentVariable: String, venv: String, packagePath: String, setupScript: String) {
+        self.name = name
+        self.environmentVariable = environmentVariable
+        self.venv = venv
+        self.packagePath = packagePath
+        self.setupScript = setupScript
+    }
+
     /// The checkpoint directory, or a bad-input error saying how to install it.
     public func directory() throws(ParityError) -> String {
         let fm = FileManager.default
