@@ -91,6 +91,33 @@ struct MiniLMTests {
         print("tanh GELU at layer 0: rel L2 \(act.relL2), max abs \(act.maxAbs)")
     }
 
+    @Test("all 8 reference sentences: embeddings within 1e-6 in cosine of PyTorch's, nearest neighbours unchanged")
+    func sentenceAgreement() throws {
+        let (model, golden) = try MiniLMTests.reference()
+        let agreement = try SentenceAgreement.compute(graph: model.config.graph, engine: BertGraphEngine.pytorch(try MiniLMTests.reader(model)),
+                                                      golden: golden)
+        #expect(agreement.count == 8)
+        // f32 against PyTorch f32: the golden's own f32-vs-f64 embeddings agree to 1 − 1e-9; 1e-6 is float32 summation-order slack.
+        #expect(agreement.minimumCosine > 1 - 1e-6, "\(agreement.summary)")
+        #expect(agreement.sameNearestNeighbour == 8)
+    }
+
+    @Test("Parity's WordPiece gives the golden's token ids (recorded with transformers' tokenizer) for every reference sentence")
+    func tokenizerMatchesGoldenIds() throws {
+        let (model, golden) = try MiniLMTests.reference()
+        let tokenizer = try WordPieceTokenizer(directory: model.directory)
+        let file = try HDF5Snapshot.read(golden.path)
+        let (shape, ids) = try file.readIntegers("/reference/input_ids")
+        let mask = try file.readIntegers("/reference/attention_mask").values
+        let listed = try #require(try file.attribute("reference_sentences")?.stringValue)
+        let sentences = try #require(try JSONParser.parse(Array(listed.utf8)).arrayValue).compactMap(\.stringValue)
+        #expect(sentences.count == shape[0])
+        for (i, sentence) in sentences.enumerated() {
+            let row = (0..<shape[1]).filter { mask[i * shape[1] + $0] != 0 }.map { Int32(ids[i * shape[1] + $0]) }
+            #expect(tokenizer.encode(sentence, maxLength: 256) == row, "\(sentence)")
+        }
+    }
+
     @Test("a missing checkpoint is bad input naming the set-up script")
     func missingCheckpoint() throws {
         let external = ExternalModel(name: "minilm-l6", environmentVariable: "PARITY_TEST_NO_SUCH_VARIABLE", venv: ".build-venv-absent",
