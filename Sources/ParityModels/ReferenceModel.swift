@@ -14,9 +14,11 @@ public struct ReferenceModel: Sendable {
     public var weightsPath: String { isSharded ? directory + "/" + SafetensorsCheckpoint.indexFileName : directory + "/" + config.weightsFile }
     /// A transformer checkpoint stored as shards listed by model.safetensors.index.json.
     public var isSharded: Bool { config.isTransformer && SafetensorsCheckpoint.isSharded(directory: directory) }
-    public var goldenPath: String { directory + "/golden.h5" }
+    /// `directory/golden.h5`, or the bundled golden of a model whose weights live elsewhere (`ExternalModels`).
+    public let goldenPath: String
 
-    public init(directory: String) throws(ParityError) {
+    public init(directory: String, name: String? = nil, goldenPath: String? = nil) throws(ParityError) {
+        self.goldenPath = goldenPath ?? directory + "/golden.h5"
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw .notFound(path: directory, what: "model directory")
@@ -25,7 +27,7 @@ public struct ReferenceModel: Sendable {
         let configPath = directory + "/config.json"
         // A Hugging Face checkpoint's config.json has no name: the model is named after its directory.
         let directoryName = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
-        config = try ModelConfig.load(path: configPath, name: directoryName)
+        config = try ModelConfig.load(path: configPath, name: name ?? directoryName)
         // A transformer checkpoint's weights are found as transformers finds them: model.safetensors, else the
         // shards of model.safetensors.index.json (SafetensorsCheckpoint states what is refused).
         let weights = config.isTransformer ? try SafetensorsCheckpoint.open(directory: directory)
@@ -110,6 +112,7 @@ public enum ModelRepository {
         if fm.fileExists(atPath: nameOrPath + "/config.json") || nameOrPath.contains("/") {
             return try ReferenceModel(directory: nameOrPath)
         }
+        if let external = ExternalModels.known[nameOrPath] { return try external.locate() }
         guard let dir = bundledDirectory(), fm.fileExists(atPath: "\(dir)/\(nameOrPath)/config.json") else {
             let known = bundledNames()
             throw .notFound(path: nameOrPath, what: "model (neither a directory with config.json nor a bundled model; bundled: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")

@@ -25,6 +25,12 @@ struct Models: ParsableCommand {
                 print("      \(graph.nodes.map(\.name).joined(separator: " → "))")
             }
         }
+        for (name, external) in ExternalModels.known.sorted(by: { $0.key < $1.key }) {
+            // Weights installed by a set-up script, goldens in golden/<name>/.
+            do { print("  \(name)  [weights installed at \(try external.directory())]") } catch {
+                print("  \(name)  [not installed: run \(external.setupScript)]")
+            }
+        }
         print("formats: " + FormatRegistry.all.map { "\($0.name) (\($0.variants.map(\.label).joined(separator: ", ")))" }.joined(separator: "; "))
     }
 }

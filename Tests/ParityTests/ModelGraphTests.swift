@@ -98,7 +98,7 @@ struct ModelGraphTests {
 
     @Test("an unknown model_type is refused naming the known architectures; RoPE scaling is refused")
     func registryRefusals() throws {
-        #expect(throws: ParityError.unsupported(file: "c.json", reason: "model_type \"gpt2\" has no architecture in Parity (known: llama)")) {
+        #expect(throws: ParityError.unsupported(file: "c.json", reason: "model_type \"gpt2\" has no architecture in Parity (known: bert, llama)")) {
             _ = try ModelConfig(json: JSONValue.object([("model_type", .string("gpt2"))]), path: "c.json")
         }
         let scaled = JSONValue.object([("model_type", .string("llama")), ("rope_scaling", .object([("type", .string("linear"))]))])
