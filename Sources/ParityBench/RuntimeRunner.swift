@@ -9,15 +9,27 @@ public struct RuntimeRunner: Sendable {
     /// The repository root (tools/bench/, .build-* directories).
     public let root: String
     /// Debian's interpreter: the only one with PyTorch (torch 1.13).
-    public var systemPython = "/usr/bin/python3"
+    public var systemPython: String
+    public var mlxPython: String
+    public var mlxLMPython: String
+    public var llamaPython: String
+    public var llamaBench: String
+    public var mnistEval: String
     public var timeoutSeconds: Double = 600
 
-    public init(root: String) { self.root = root }
+    /// Each runtime's path defaults to where this repository's scripts put it; an environment variable
+    /// (PARITY_BENCH_TORCH_PYTHON, _MLX_PYTHON, _MLXLM_PYTHON, _LLAMA_PYTHON, _LLAMA_BENCH, _MNIST_EVAL) overrides it.
+    public init(root: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.root = root
+        func path(_ key: String, _ fallback: String) -> String { environment["PARITY_BENCH_" + key] ?? fallback }
+        systemPython = path("TORCH_PYTHON", "/usr/bin/python3")
+        mlxPython = path("MLX_PYTHON", root + "/.build-venv-mlx/bin/python")
+        mlxLMPython = path("MLXLM_PYTHON", root + "/.build-venv-mlxlm/bin/python")
+        llamaPython = path("LLAMA_PYTHON", root + "/.build-venv-llama/bin/python")
+        llamaBench = path("LLAMA_BENCH", root + "/.build-llama/build-native/bin/llama-bench")
+        mnistEval = path("MNIST_EVAL", root + "/.build-mnist/build-native/bin/mnist-eval")
+    }
 
-    public var mlxPython: String { root + "/.build-venv-mlx/bin/python" }
-    public var mlxLMPython: String { root + "/.build-venv-mlxlm/bin/python" }
-    public var llamaBench: String { root + "/.build-llama/build-native/bin/llama-bench" }
-    public var mnistEval: String { root + "/.build-mnist/build-native/bin/mnist-eval" }
     public func script(_ name: String) -> String { root + "/tools/bench/" + name }
 
     /// Runs a command with /usr/bin/time measuring its peak RSS; returns (status, stdout, stderr, peak RSS bytes).
