@@ -40,12 +40,20 @@ public enum BenchRendering {
     /// over the runtime's on the same test (> 1: Parity is faster). Absent runtimes are rows saying why.
     public static func timingTable(_ rows: [BenchRow]) -> String {
         var lines: [[String]] = []
+        var notes: [String] = []
+        /// A long reason would widen the whole column: it becomes a numbered note under the table.
+        func note(_ text: String?) -> String {
+            guard let text else { return "-" }
+            if let i = notes.firstIndex(of: text) { return "note \(i + 1)" }
+            notes.append(text)
+            return "note \(notes.count)"
+        }
         for r in rows {
             let parity = r.measurements.first
             for m in r.measurements {
                 let head = [r.model, "\(r.format) \(r.variant)", m.runtime, f(m.accuracy, 4)]
                 guard m.status == .measured else {
-                    lines.append(head + ["-", "-", m.status.rawValue.uppercased(), m.reason ?? "-", "-", "-"])
+                    lines.append(head + ["-", "-", m.status.rawValue.uppercased(), note(m.reason), "-", "-"])
                     continue
                 }
                 if let l = m.latency {
@@ -60,12 +68,13 @@ public enum BenchRendering {
                                          ratio(mine, t.rate.mean, same: m.runtime == parity?.runtime)])
                 }
                 if m.latency == nil && m.throughput.isEmpty {
-                    lines.append(head + [f(m.loadSeconds.map { $0 * 1000 }), mib(m.peakRSSBytes), "-", m.reason ?? "-", "-", "-"])
+                    lines.append(head + [f(m.loadSeconds.map { $0 * 1000 }), mib(m.peakRSSBytes), "-", note(m.reason), "-", "-"])
                 }
             }
         }
         return table(["model", "file", "runtime", "accuracy", "load ms", "peak RSS MiB", "test", "result", "unit", "Parity ÷ runtime"], lines,
                      rightAligned: [3, 4, 5, 9])
+            + notes.enumerated().map { "\n\nnote \($0.offset + 1): \($0.element)" }.joined()
     }
 
     static func ratio(_ parity: Double?, _ runtime: Double, same: Bool) -> String {

@@ -93,6 +93,7 @@ struct BenchTests {
         #expect(pytorch["runtime"]?.stringValue == "PyTorch" && pytorch["status"]?.stringValue == "absent")
         #expect(pytorch["reason"]?.stringValue?.contains("/nonexistent/parity-bench-torch_python") == true)
         #expect(result.stdout.contains("| PyTorch") && result.stdout.contains("ABSENT"))
+        #expect(result.stdout.contains("/nonexistent/parity-bench-torch_python"), "the table says which runtime path is missing")
     }
 
     @Test("statistics on a known sample: mean, sample standard deviation and HdrHistogram percentiles")

@@ -28,7 +28,11 @@ torch.set_num_threads(1)
 t0 = now_ns()
 model = LlamaForCausalLM.from_pretrained(args.reference, torch_dtype=torch.float32)
 weights, dtypes = read_safetensors(args.weights)
-model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+# strict=False only for buffers transformers recomputes (rotary inv_freq); any other missing or extra tensor is an error.
+result = model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+missing = [k for k in result.missing_keys if not k.endswith("rotary_emb.inv_freq")]
+if missing or result.unexpected_keys:
+    raise SystemExit(f"{args.weights}: missing {missing}, unexpected {result.unexpected_keys}")
 model.eval()
 load_seconds = (now_ns() - t0) / 1e9
 vocab = model.config.vocab_size

@@ -28,7 +28,10 @@ x_nchw, y = test_set(args.test_set)
 x = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))  # NHWC, prepared before any timing
 
 t0 = now_ns()
-weights = mx.load(args.file)
+# mx.load picks the format from the extension; Parity's converted files may have any name, so read the magic.
+with open(args.file, "rb") as f:
+    magic = f.read(2)
+weights = mx.load(args.file, format="npz" if magic == b"PK" else "safetensors")
 mx.eval(weights)
 steps = []
 dtypes = set()
