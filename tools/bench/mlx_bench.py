@@ -3,7 +3,9 @@ runs it: NHWC input, Conv2d weights [out, kh, kw, in], MaxPool2d, flatten in (h,
 a quantized Linear (`.scales` present) runs mx.quantized_matmul with the mode/bits/group the tensors imply. Times
 compute only (mx.eval of the output) and prints one JSON object (docs/bench.md, "helper output")."""
 import argparse
+import glob
 import json
+import os
 import sys
 
 from bench_common import add_common_arguments, emit, now_ns, peak_rss_bytes, test_set, time_images
@@ -28,10 +30,21 @@ x_nchw, y = test_set(args.test_set)
 x = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))  # NHWC, prepared before any timing
 
 t0 = now_ns()
-# mx.load picks the format from the extension; Parity's converted files may have any name, so read the magic.
-with open(args.file, "rb") as f:
-    magic = f.read(2)
-weights = mx.load(args.file, format="npz" if magic == b"PK" else "safetensors")
+
+def load(path):
+    # mx.load picks the format from the extension; Parity's converted files may have any name, so read the magic.
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return mx.load(path, format="npz" if magic == b"PK" else "safetensors")
+
+
+if os.path.isdir(args.file):
+    # An MLX directory: every model*.safetensors in it, merged (as mlx-lm's load_model globs them).
+    weights = {}
+    for name in sorted(glob.glob(os.path.join(args.file, "model*.safetensors"))):
+        weights.update(load(name))
+else:
+    weights = load(args.file)
 mx.eval(weights)
 steps = []
 dtypes = set()
