@@ -154,7 +154,9 @@ public struct RuntimeRunner: Sendable {
                 let result = try run(mnistEval, [file, images, labels, "CPU"])
                 let log = result.stdout + "\n" + result.stderr
                 guard result.status == 0 else {
-                    let assertion = log.split(separator: "\n").first { $0.contains("GGML_ASSERT") }.map(String.init)
+                    // The source path relative to the checkout: the table goes into the README.
+                    let assertion = log.split(separator: "\n").first { $0.contains("GGML_ASSERT") }
+                        .map { String($0).replacingOccurrences(of: root + "/", with: "") }
                     return RuntimeMeasurement(runtime: runtime, status: .failed,
                                               reason: "mnist-eval refuses the file: " + (assertion ?? "exit \(result.status)")
                                                 + " (mnist-eval's loader takes only the layout and types of ggml's own mnist GGUFs)")
