@@ -10,6 +10,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Latency percentiles for `parity bench` (HdrHistogram: fixed memory, no allocation while recording).
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // C bridges: system libraries from Debian, with static-inline getters for the macros Swift cannot import.
@@ -25,15 +27,20 @@ let package = Package(
         .target(name: "ParityModels", dependencies: ["ParityCore", "ParityFormats"]),
         .target(name: "ParityEngine", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "CBLAS"]),
         .target(name: "ParityVerify", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine"]),
+        // The benchmark: times compute only, and only for a file whose verification passed (`parity bench`).
+        .target(name: "ParityBench", dependencies: [
+            "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "CZlib",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
         .executableTarget(name: "parity", dependencies: [
-            "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify",
+            "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // libFuzzer harnesses (tools/fuzz.sh builds them with -sanitize=fuzzer,address -DPARITY_LIBFUZZER); a
         // normal build makes a replay tool that runs seed/crash files through the same entry point.
         .executableTarget(name: "parity-fuzz", dependencies: ["ParityCore", "ParityFormats", "ParityModels"]),
         // Fixtures are read by path (tools/ regenerates them); they are not bundle resources.
-        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify"],
+        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench"],
                     exclude: ["Fixtures"]),
     ]
 )
