@@ -131,6 +131,8 @@ public protocol BertWeightSource {
 /// `[batch, tokens, features]` in the reference layout; `padding` marks real tokens (1) and padding (0) per
 /// `[batch, tokens]`, as Hugging Face's `attention_mask`.
 public protocol BertOps: Sendable {
+    /// What is emulated, for reports (default: the type's name).
+    var semantics: String { get }
     /// Rows of an embedding table (word, position or token type), `shape` = `[batch, tokens]`.
     func embedding(ids: [Int32], shape: [Int], table: StoredMatrix) throws(LayerExecutionError) -> Tensor
     func layerNorm(_ x: Tensor, weight: [Float], bias: [Float], epsilon: Double) -> Tensor
@@ -144,4 +146,9 @@ public protocol BertOps: Sendable {
     /// The sentence embedding `[batch, hidden]` from token states and the padding mask.
     func pool(_ x: Tensor, padding: [Float], pooling: BertPooling) -> Tensor
     func l2Normalize(_ x: Tensor) -> Tensor
+}
+
+extension BertOps {
+    /// What is emulated, for reports (an ops type may say more).
+    public var semantics: String { "\(Self.self)" }
 }

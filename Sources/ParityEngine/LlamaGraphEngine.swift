@@ -135,7 +135,7 @@ public struct LlamaGraphEngine: GraphEngine {
             return .floats(ops.mul(a, b))
         case .silu:
             return .floats(ops.silu(try floats(0)))
-        case .layer, .module:
+        case .layer, .module, .layerNorm, .gelu, .extendedAttentionMask, .sentencePooling, .l2Normalize:
             throw LayerExecutionError(layer: node.name, reason: "op \(node.op.label) is not computed by \(semantics)")
         }
     }

@@ -8,6 +8,7 @@ public enum ArchitectureRegistry {
     /// The architectures Parity can build, by `model_type`.
     public static let builders: [String: Builder] = [
         "llama": { config, path throws(ParityError) in try LlamaArchitecture(config: config, path: path).graph() },
+        "bert": { config, path throws(ParityError) in try BertArchitecture(config: config, path: path).graph() },
     ]
 
     public static var modelTypes: [String] { builders.keys.sorted() }

@@ -19,6 +19,9 @@ public struct ModelGraph: Equatable, Sendable {
     public let output: String
 
     private let index: [String: Int]
+    /// Tensors a checkpoint may hold that the graph does not read, with the reason (BERT's `pooler.*`, whose output
+    /// sentence-transformers discards, and the `embeddings.position_ids` buffer): not an unexpected extra tensor.
+    public var unreadTensors: [String: String] = [:]
 
     public init(architecture: String, inputs: [GraphInput], nodes: [GraphNode], output: String) {
         self.architecture = architecture
@@ -163,6 +166,19 @@ public enum GraphOp: Equatable, Sendable {
     /// A composite module (a decoder layer, an attention block, the model body): its inputs are the module's
     /// arguments as the golden records them; its value is the value of node `output`, computed by its members.
     case module(className: String, output: String)
+    /// `nn.LayerNorm` over the last axis: (x − mean) / sqrt(var + ε) · weight + bias (BERT; computed in float32).
+    case layerNorm(width: Int, epsilon: Double)
+    /// GELU (BERT's feed-forward activation), in the form the architecture's config names: erf (`"gelu"`) or the
+    /// tanh approximation (`"gelu_new"`, `"gelu_pytorch_tanh"`).
+    case gelu(tanhApproximation: Bool)
+    /// The additive padding mask BERT builds from the int32 attention_mask [B, S] (`get_extended_attention_mask`):
+    /// float32 [B, 1, 1, S], (1 − mask) · float32's lowest value (so 0 for real tokens, the lowest value for padding).
+    case extendedAttentionMask
+    /// sentence-transformers' `Pooling` (mean over the real tokens, or the first token): (token states [B, T, C],
+    /// int32 attention_mask [B, T]) → [B, C].
+    case sentencePooling(mode: String)
+    /// sentence-transformers' `Normalize`: x / max(‖x‖₂, 1e-12) over the last axis.
+    case l2Normalize
 
     /// The name reports show: the PyTorch module class, or the golden's op name for inline computations.
     public var label: String {
@@ -181,6 +197,11 @@ public enum GraphOp: Equatable, Sendable {
         case .causalMask: return "causal_mask"
         case .positions: return "arange"
         case let .module(className, _): return className
+        case .layerNorm: return "LayerNorm"
+        case .gelu: return "GELUActivation"
+        case .extendedAttentionMask: return "extended_attention_mask"
+        case .sentencePooling: return "Pooling"
+        case .l2Normalize: return "Normalize"
         }
     }
 }

@@ -178,7 +178,7 @@ enum ReferenceConsistency {
             }
         }
         let expected = Set(graph.parameters.map(\.name))
-        let extra = weights.entries.map(\.name).filter { !expected.contains($0) }.sorted()
+        let extra = weights.entries.map(\.name).filter { !expected.contains($0) && graph.unreadTensors[$0] == nil }.sorted()
         guard extra.isEmpty else {
             throw .mismatch(file: weights.path, reason: "holds tensor\(extra.count == 1 ? "" : "s") \(extra.map { "\"\($0)\"" }.joined(separator: ", ")) "
                 + "that the \(graph.architecture) graph of \(configPath) does not use")

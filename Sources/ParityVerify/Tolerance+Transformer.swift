@@ -59,7 +59,7 @@ extension TolerancePolicy {
         for node in graph.recordedNodes {
             let tolerance: Tolerance
             switch node.op {
-            case .causalMask, .positions: tolerance = exactFromIntegers
+            case .causalMask, .positions, .extendedAttentionMask: tolerance = exactFromIntegers
             case .embedding: tolerance = float == .f32 ? exactLookup : roundedLookup(float)
             case .rotaryEmbedding: tolerance = rotaryTables
             default: tolerance = propagated
