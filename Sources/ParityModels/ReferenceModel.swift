@@ -11,9 +11,11 @@ public struct ReferenceModel: Sendable {
     public let config: ModelConfig
     public var name: String { config.name }
     public var weightsPath: String { directory + "/" + config.weightsFile }
-    public var goldenPath: String { directory + "/golden.h5" }
+    /// `directory/golden.h5`, or the bundled golden of a model whose weights live elsewhere (`ExternalModels`).
+    public let goldenPath: String
 
-    public init(directory: String) throws(ParityError) {
+    public init(directory: String, name: String? = nil, goldenPath: String? = nil) throws(ParityError) {
+        self.goldenPath = goldenPath ?? directory + "/golden.h5"
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw .notFound(path: directory, what: "model directory")
@@ -22,7 +24,7 @@ public struct ReferenceModel: Sendable {
         let configPath = directory + "/config.json"
         // A Hugging Face checkpoint's config.json has no name: the model is named after its directory.
         let directoryName = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
-        config = try ModelConfig.load(path: configPath, name: directoryName)
+        config = try ModelConfig.load(path: configPath, name: name ?? directoryName)
         if config.isTransformer, !FileManager.default.fileExists(atPath: directory + "/" + config.weightsFile),
            FileManager.default.fileExists(atPath: directory + "/model.safetensors.index.json") {
             throw .unsupported(file: directory + "/model.safetensors.index.json", reason: "a sharded checkpoint: Parity reads a reference "
@@ -91,6 +93,7 @@ public enum ModelRepository {
         if fm.fileExists(atPath: nameOrPath + "/config.json") || nameOrPath.contains("/") {
             return try ReferenceModel(directory: nameOrPath)
         }
+        if let external = ExternalModels.known[nameOrPath] { return try external.locate() }
         guard let dir = bundledDirectory(), fm.fileExists(atPath: "\(dir)/\(nameOrPath)/config.json") else {
             let known = bundledNames()
             throw .notFound(path: nameOrPath, what: "model (neither a directory with config.json nor a bundled model; bundled: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")

@@ -14,8 +14,13 @@ public enum SafetensorsConverter {
         var writer = SafetensorsWriter(metadata: [("format", "pt"), ("parity.model", model.name), ("parity.dtype", dtype)])
         var notes: [String] = []
         for entry in source.entries {
+            // An integer buffer (BERT's `embeddings.position_ids`, an arange transformers rebuilds) is no parameter.
+            guard entry.dtype.isFloatingPoint else {
+                notes.append("\(entry.name) \(entry.shape) \(entry.dtype.rawValue): an integer buffer, not written")
+                continue
+            }
             let tensor = try source.tensor(entry)
-            try writer.add(name: entry.name, tensor: tensor, as: entry.dtype.isFloatingPoint ? target : entry.dtype)
+            try writer.add(name: entry.name, tensor: tensor, as: target)
             notes.append("\(entry.name) \(entry.shape) \(entry.dtype.rawValue) -> \(target.rawValue)")
         }
         try writer.write(to: output)

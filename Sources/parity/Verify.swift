@@ -87,6 +87,10 @@ struct Verify: ParsableCommand {
                 errors.append(CellError(model: name, format: "-", variant: "-", message: "\(error)"))
                 continue
             }
+            if BertCells.isBert(model) {
+                verifyBert(model, golden: golden, workDir: workDir, reports: &reports, errors: &errors, skipped: &skipped)
+                continue
+            }
             if model.config.llama != nil {
                 verifyLlama(model, golden: golden, workDir: workDir, reports: &reports, errors: &errors, wallTimes: &wallTimes)
                 continue

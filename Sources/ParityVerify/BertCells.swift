@@ -1,0 +1,101 @@
+import Foundation
+import ParityCore
+import ParityEngine
+import ParityFormats
+import ParityModels
+
+/// The BERT cells of `verify` (minilm-l6): safetensors files in float32/16 read as PyTorch loads them
+/// (PyTorchBertWeights) and run through `BertGraphEngine` with PyTorch's ops. GGUF and MLX BERT cells are added by
+/// their readers (`BertGraphEngine` over another `BertWeightSource` and `BertOps`).
+public enum BertCells {
+    public static func isBert(_ model: ReferenceModel) -> Bool { model.config.modelType == "bert" }
+
+    public static func defaultCells(_ format: Variant.Format) -> [String] {
+        format == .safetensors ? FloatType.allCases.map(\.rawValue) : []
+    }
+
+    /// The engine PyTorch would be for a safetensors file of this model (hyperparameters from the reference's config).
+    public static func pytorchEngine(_ file: String, model: ReferenceModel) throws(ParityError) -> BertGraphEngine {
+        let config = try BertArchitecture.load(path: model.configPath)
+        return BertGraphEngine.pytorch(PyTorchBertWeights(weights: try SafetensorsFile(path: file), config: config))
+    }
+
+    /// Runs a safetensors file through the graph and compares every recorded node with the goldens.
+    public static func verify(_ file: String, format: Variant.Format, model: ReferenceModel, golden: GoldenFile) throws(ParityError) -> VerificationReport {
+        guard format == .safetensors else {
+            throw .unsupported(file: file, reason: "a BERT in \(format.rawValue): Parity verifies BERT in safetensors so far")
+        }
+        let engine = try pytorchEngine(file, model: model)
+        let weights = try SafetensorsFile(path: file)
+        let dtypes = Set(weights.entries.filter { $0.dtype.isFloatingPoint }.map(\.dtype))
+        let variant = dtypes.count == 1 ? (FloatType(dtypes.first!)?.rawValue ?? dtypes.first!.rawValue) : "mixed"
+        var report = try Comparator.verify(model: model, golden: golden, engine: engine, format: format.rawValue, variant: variant, file: file)
+        if golden.kind == "sentence-embedding" {
+            report.notes.append(try SentenceAgreement.compute(graph: model.config.graph, engine: engine, golden: golden).summary)
+        }
+        if !golden.omittedModules.isEmpty {
+            report.notes.append("the golden omits \(golden.omittedModules.joined(separator: ", ")) to stay small: those layers ran, their nodes were not compared")
+        }
+        return report
+    }
+}
+
+/// The end metric of a sentence-embedding model: every reference sentence of the golden (`/reference/*`, more than
+/// the node-by-node batch) through the engine, its embedding against PyTorch's, and retrieval: is each sentence's
+/// nearest neighbour among the others the same as with PyTorch's embeddings?
+public struct SentenceAgreement: Sendable {
+    /// Cosine similarity of each sentence's embedding to PyTorch's float32 one.
+    public let cosines: [Double]
+    /// Sentences whose nearest neighbour (by cosine, among the other sentences) is the one PyTorch's embeddings give.
+    public let sameNearestNeighbour: Int
+    public var count: Int { cosines.count }
+    public var minimumCosine: Double { cosines.min() ?? 1 }
+
+    public var summary: String {
+        "the \(count) reference sentences' embeddings: min cosine \(String(format: "%.7f", minimumCosine)) to PyTorch's; "
+            + "nearest neighbour unchanged for \(sameNearestNeighbour)/\(count)"
+    }
+
+    /// Runs `engine` on the golden's reference sentences.
+    public static func compute(graph: ModelGraph, engine: GraphEngine, golden: GoldenFile) throws(ParityError) -> SentenceAgreement {
+        let file = try HDF5Snapshot.read(golden.path)
+        func integers(_ name: String) throws(ParityError) -> IntegerTensor {
+            let (shape, values) = try file.readIntegers("/reference/" + name)
+            return IntegerTensor(shape: shape, data: values.map { Int32(truncatingIfNeeded: $0) })
+        }
+        let ids = try integers("input_ids"), mask = try integers("attention_mask"), types = try integers("token_type_ids")
+        let expected = try file.readFloats("/reference/embeddings")
+        guard ids.rank == 2, mask.shape == ids.shape, types.shape == ids.shape, expected.shape.first == ids.shape[0] else {
+            throw .malformed(file: golden.path, at: "/reference", reason: "input_ids \(ids.shape), attention_mask \(mask.shape), token_type_ids \(types.shape) "
+                + "and embeddings \(expected.shape) do not describe one batch")
+        }
+        let (b, t) = (ids.shape[0], ids.shape[1])
+        let positions = IntegerTensor(shape: [b, t], data: (0..<b).flatMap { _ in (0..<t).map { Int32($0) } })
+        let values: [String: GraphValue] = ["/inputs/input_ids": .integers(ids), "/inputs/token_type_ids": .integers(types),
+                                            "/inputs/position_ids": .integers(positions), "/inputs/attention_mask": .integers(mask)]
+        let outputs: [String: GraphValue]
+        do { outputs = try GraphExecutor.run(graph, engine: engine, inputs: values) } catch {
+            throw .mismatch(file: golden.path, reason: "the reference sentences could not run: \(error.layer): \(error.reason)")
+        }
+        guard let actual = outputs[graph.output]?.floats, actual.shape == expected.shape else {
+            throw .mismatch(file: golden.path, reason: "/reference/embeddings has shape \(expected.shape); the graph's output does not")
+        }
+        return SentenceAgreement(actual: actual, expected: expected)
+    }
+
+    init(actual: Tensor, expected: Tensor) {
+        let (b, c) = (expected.shape[0], expected.shape[1])
+        func row(_ x: Tensor, _ i: Int) -> [Double] { (0..<c).map { Double(x.data[i * c + $0]) } }
+        func cosine(_ a: [Double], _ b: [Double]) -> Double {
+            let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+            let na = a.reduce(0) { $0 + $1 * $1 }.squareRoot(), nb = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return na > 0 && nb > 0 ? dot / (na * nb) : 0
+        }
+        let a = (0..<b).map { row(actual, $0) }, e = (0..<b).map { row(expected, $0) }
+        cosines = (0..<b).map { cosine(a[$0], e[$0]) }
+        func nearest(_ set: [[Double]], _ i: Int) -> Int? {
+            (0..<b).filter { $0 != i }.max { cosine(set[i], set[$0]) < cosine(set[i], set[$1]) }
+        }
+        sameNearestNeighbour = (0..<b).filter { nearest(a, $0) == nearest(e, $0) }.count
+    }
+}

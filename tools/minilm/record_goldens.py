@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""Record golden activations (format_version 2, kind "sentence-embedding") for a sentence-transformers BERT
+directory (all-MiniLM-L6-v2), from transformers' own `BertModel` (eager attention) in float32 with a float64 re-run
+as the noise floor, followed by sentence-transformers' Pooling (mean) and Normalize computed as that library does.
+
+    tools/llama/setup-venvs.sh llama   # once: .build-venv-llama (Debian's torch 1.13 + transformers 4.46.3)
+    tools/minilm/setup.sh              # once: the model package
+    .build-venv-llama/bin/python tools/minilm/record_goldens.py "$(tools/minilm/model-dir.sh)" \
+        --sentences golden/minilm-l6/sentences.txt --batch 3 --layers 0,5 --out golden/minilm-l6/golden.h5
+
+The first --batch sentences (padded to the longest of them: padding is exercised) are recorded node by node; only
+the layers in --layers are stored (every layer runs; the others are omitted to keep the file small, and the root
+attribute `omitted_layers` says which). Every sentence of the file goes through the model too, and its token ids,
+mask and sentence embedding (float32 and float64) are stored under /reference. Never replaces an existing file
+silently (per-dataset diff; exit 1 if it differs, unless --replace). Exit 2 on bad input.
+"""
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import re
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tools", "llama"))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+from llama_capture import Capture  # noqa: E402
+from regen_goldens import add_dataset, diff_goldens  # noqa: E402
+from record_goldens import is_mask, noise_floor, sha256_file, storable, topological_order  # noqa: E402
+import parity_models  # noqa: E402
+
+FORMAT_VERSION = 2
+LAYER = re.compile(r"encoder\.layer\.(\d+)(?=[./@:]|$)")
+
+
+def fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def load(model_dir):
+    config_path = os.path.join(model_dir, "config.json")
+    try:
+        with open(config_path) as f:
+            config = json.load(f)
+        with open(os.path.join(model_dir, "modules.json")) as f:
+            modules = json.load(f)
+        pooling_dir = next(m["path"] for m in modules if m["type"] == "sentence_transformers.models.Pooling")
+        with open(os.path.join(model_dir, pooling_dir, "config.json")) as f:
+            pooling = json.load(f)
+    except (OSError, ValueError, StopIteration) as e:
+        fail(f"{model_dir}: not a sentence-transformers BERT directory ({e})")
+    if config.get("model_type") != "bert":
+        fail(f"{config_path}: model_type is {config.get('model_type')!r}; this recorder handles \"bert\"")
+    if not pooling.get("pooling_mode_mean_tokens") or any(
+            pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens")):
+        fail(f"{model_dir}/{pooling_dir}/config.json: this recorder computes mean pooling only")
+    normalizes = any(m["type"] == "sentence_transformers.models.Normalize" for m in modules)
+    from transformers import AutoTokenizer, BertModel
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    # sentence-transformers' Transformer module loads AutoModel (a BertModel with its pooler) and discards the
+    # pooler's output; the pooler is left out here so every recorded module is one the embedding depends on.
+    model = BertModel.from_pretrained(model_dir, torch_dtype=torch.float32, attn_implementation="eager", add_pooling_layer=False)
+    model.eval()
+    return config, tokenizer, model, normalizes
+
+
+def tokenize(tokenizer, sentences):
+    batch = tokenizer(sentences, padding=True, truncation=True, max_length=256, return_tensors="np")
+    ids = batch["input_ids"].astype(np.int64)
+    mask = batch["attention_mask"].astype(np.int64)
+    types = batch["token_type_ids"].astype(np.int64)
+    return ids, mask, types
+
+
+def mean_pool(tokens, mask):
+    """sentence-transformers Pooling, pooling_mode_mean_tokens (models/Pooling.py)."""
+    expanded = mask.unsqueeze(-1).expand(tokens.size()).to(tokens.dtype)
+    summed = torch.sum(tokens * expanded, 1)
+    counts = torch.clamp(expanded.sum(1), min=1e-9)
+    return summed / counts
+
+
+def normalize(x):
+    """sentence-transformers Normalize: torch.nn.functional.normalize(x, p=2, dim=1)."""
+    return torch.nn.functional.normalize(x, p=2, dim=1)
+
+
+def capture(model, ids, mask, types, normalizes):
+    input_ids, attention_mask, token_type_ids = torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types)
+    position_ids = torch.arange(ids.shape[1], dtype=torch.long).unsqueeze(0).repeat(ids.shape[0], 1)
+    given = [("/inputs/input_ids", input_ids), ("/inputs/token_type_ids", token_type_ids),
+             ("/inputs/position_ids", position_ids), ("/inputs/attention_mask", attention_mask)]
+    out = {}
+
+    def call():
+        out["model"] = model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                             position_ids=position_ids, output_attentions=True, return_dict=True)
+    cap = Capture(model).run(given, call)
+    last = out["model"].last_hidden_state
+    producer = cap.resolve(last)
+    with torch.no_grad():
+        pooled = mean_pool(last, attention_mask)
+        cap.register("/activations/pooling", pooled, kind="module", op="Pooling", module="pooling", call=0,
+                     inputs=[producer, "/inputs/attention_mask"], input_args=["token_embeddings", "attention_mask"],
+                     note="sentence-transformers Pooling (mean): sum(x * mask) / clamp(sum(mask), 1e-9)")
+        if normalizes:
+            cap.register("/activations/normalize", normalize(pooled), kind="module", op="Normalize", module="normalize", call=0,
+                         inputs=["/activations/pooling"], input_args=["sentence_embedding"],
+                         note="sentence-transformers Normalize: F.normalize(x, p=2, dim=1)")
+    return cap
+
+
+def describe_inline_ops(records):
+    """Name the inline tensors of BertModel (computed between modules) by what they are computed from, and give the
+    attention probabilities (first seen as the input of the attention dropout) their /attention name."""
+    renames = {}
+    for path, rec in list(records.items()):
+        if rec["kind"] != "intermediate":
+            continue
+        reader, argument = rec["first_read_by"], rec["argument"]
+        if reader == "embeddings.LayerNorm":
+            rec.update(op="add", note="inputs_embeds + token_type_embeddings, then += position_embeddings",
+                       inputs=["/activations/embeddings.word_embeddings", "/activations/embeddings.token_type_embeddings",
+                               "/activations/embeddings.position_embeddings"],
+                       input_args=["inputs_embeds", "token_type_embeddings", "position_embeddings"])
+        elif reader == "encoder" and argument == "attention_mask":
+            rec.update(op="extended_attention_mask", inputs=["/inputs/attention_mask"], input_args=["attention_mask"],
+                       note="get_extended_attention_mask: (1.0 - mask[:, None, None, :]) * torch.finfo(float32).min")
+        elif reader.endswith(".attention.self.dropout"):
+            attention = reader[: -len(".dropout")]
+            rec.update(kind="attention", op="attention_probs", module=attention, layout="BHTS",
+                       note="softmax(query @ key^T / sqrt(head_dim) + extended mask, dim=-1), heads split from the projections",
+                       inputs=[f"/activations/{attention}.query", f"/activations/{attention}.key",
+                               "/intermediates/encoder.attention_mask"],
+                       input_args=["q", "k", "attention_mask"])
+            for key in ("first_read_by", "argument"):
+                rec.pop(key)
+            renames[path] = f"/attention/{attention}/probs"
+        elif reader.endswith(".output.LayerNorm"):
+            block = reader[: -len(".LayerNorm")]  # encoder.layer.N.attention.output or encoder.layer.N.output
+            rec.update(op="add", note="residual: dropout(dense(hidden_states)) + input_tensor",
+                       inputs=[f"/activations/{block}.dense", records[f"/activations/{block}"]["inputs"][1]],
+                       input_args=["hidden_states", "input_tensor"])
+        else:
+            raise RuntimeError(f"{path}: an inline tensor this recorder cannot describe")
+    for old, new in renames.items():
+        records[new] = records.pop(old)
+    for rec in records.values():
+        rec["inputs"] = [renames.get(p, p) for p in rec.get("inputs", [])]
+        if rec.get("same_as"):
+            rec["same_as"] = renames.get(rec["same_as"], rec["same_as"])
+        if rec.get("outputs"):
+            rec["outputs"] = [renames.get(p, p) for p in rec["outputs"]]
+
+
+def layout(path, array):
+    if path.endswith("/probs"):
+        return "BHTS"
+    if path == "/intermediates/encoder.attention_mask":
+        return "B11S"
+    return {3: "BTC", 2: "BT" if array.dtype.kind == "i" else "BC", 1: "T"}.get(array.ndim, "")
+
+
+def write(path, *, config, model_dir, sentences, batch, layers, f32, f64, everything, generator):
+    describe_inline_ops(f32.records)
+    describe_inline_ops(f64.records)
+    if list(f32.records) != list(f64.records):
+        raise RuntimeError("the float32 and float64 runs recorded different datasets")
+    topological_order(f32.records)
+    omitted = sorted(set(range(config["num_hidden_layers"])) - set(layers))
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "parity-golden"
+        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+        f.attrs["kind"] = "sentence-embedding"
+        f.attrs["model"] = "minilm-l6"
+        f.attrs["architecture"] = "bert"
+        f.attrs["reference_framework"] = parity_models.reference_framework()
+        import transformers
+        f.attrs["reference_library"] = f"transformers {transformers.__version__} (BertModel); sentence-transformers Pooling/Normalize recomputed"
+        f.attrs["reference_class"] = "BertModel"
+        f.attrs["attn_implementation"] = "eager"
+        f.attrs["weights_sha256"] = sha256_file(os.path.join(model_dir, "model.safetensors"))
+        f.attrs["weights_files"] = json.dumps({"model.safetensors": f.attrs["weights_sha256"]})
+        f.attrs["generator"] = generator
+        f.attrs["seed"] = np.int64(-1)
+        f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        f.attrs["prompts"] = json.dumps(sentences[:batch], ensure_ascii=False)
+        f.attrs["modules_not_run"] = json.dumps(f32.not_run)
+        f.attrs["modules_called_more_than_once"] = json.dumps({k: v for k, v in f32.calls.items() if v > 1})
+        f.attrs["reference_sentences"] = json.dumps(sentences, ensure_ascii=False)
+        f.attrs["omitted_modules"] = json.dumps([f"encoder.layer.{n}" for n in omitted])
+        kept = [p for p in f32.records if not (LAYER.search(p) and int(LAYER.search(p).group(1)) in omitted)]
+        order = {p: i for i, p in enumerate(sorted(kept, key=lambda p: f32.records[p]["order"]))}
+        for path_ in kept:
+            rec = f32.records[path_]
+            rec["order"] = order[path_]
+            group_path, leaf = path_.rsplit("/", 1)
+            group = f.require_group(group_path or "/")
+            array = storable(rec["array"])
+            attrs = {"order": np.int64(rec["order"]), "layout": rec.get("layout") or layout(path_, array), "kind": rec["kind"]}
+            for key in ("op", "module", "first_read_by", "argument", "same_as", "note"):
+                if rec.get(key):
+                    attrs[key] = rec[key]
+            if rec["kind"] != "input":
+                attrs["inputs"] = np.array(rec["inputs"], dtype=h5py.string_dtype())
+                attrs["input_args"] = np.array(rec["input_args"], dtype=h5py.string_dtype())
+            if "call" in rec:
+                attrs["call"] = np.int64(rec["call"])
+            if rec.get("options"):
+                attrs["options"] = json.dumps(rec["options"], sort_keys=True)
+            if rec.get("outputs"):
+                attrs["outputs"] = np.array(rec["outputs"], dtype=h5py.string_dtype())
+            if array.dtype.kind == "f" and not is_mask(rec["array"]):
+                max_abs, rel = noise_floor(rec["array"], f64.records[path_]["array"])
+                attrs["noise_floor_max_abs"] = np.float64(max_abs)
+                attrs["noise_floor_rel_l2"] = np.float64(rel)
+            add_dataset(group, leaf, array, **attrs)
+        ids, mask, types, e32, e64 = everything
+        reference = f.require_group("reference")
+        add_dataset(reference, "input_ids", ids.astype(np.int32), layout="BT", source="the tokenizer's ids, padded to the longest")
+        add_dataset(reference, "attention_mask", mask.astype(np.int32), layout="BT", source="1 = token, 0 = padding")
+        add_dataset(reference, "token_type_ids", types.astype(np.int32), layout="BT", source="all 0 (one segment)")
+        add_dataset(reference, "embeddings", e32, layout="BC", source="float32 sentence embeddings (BertModel + Pooling + Normalize)")
+        add_dataset(reference, "embeddings_f64", e64, layout="BC", source="float64 re-run of the same")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir")
+    parser.add_argument("--sentences", required=True)
+    parser.add_argument("--batch", type=int, default=3, help="sentences recorded node by node (the first N)")
+    parser.add_argument("--layers", default="0,5", help="encoder layers whose nodes are stored (all run)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--replace", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    model_dir = os.path.abspath(args.model_dir)
+    if not os.path.isdir(model_dir):
+        fail(f"{args.model_dir}: not a directory")
+    try:
+        with open(args.sentences, encoding="utf-8") as f:
+            sentences = [line.rstrip("\n") for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"{args.sentences}: {e}")
+    if not 1 <= args.batch <= len(sentences):
+        fail(f"--batch {args.batch}: the sentence file has {len(sentences)} sentences")
+    config, tokenizer, model, normalizes = load(model_dir)
+    try:
+        layers = sorted({int(x) for x in args.layers.split(",")})
+    except ValueError:
+        fail(f"--layers {args.layers!r}: give comma-separated layer numbers")
+    if not layers or layers[0] < 0 or layers[-1] >= config["num_hidden_layers"]:
+        fail(f"--layers {args.layers}: the model has layers 0..{config['num_hidden_layers'] - 1}")
+
+    ids, mask, types = tokenize(tokenizer, sentences[: args.batch])
+    f32 = capture(model, ids, mask, types, normalizes)
+    model64 = copy.deepcopy(model).double()
+    f64 = capture(model64, ids, mask, types, normalizes)
+    all_ids, all_mask, all_types = tokenize(tokenizer, sentences)
+    with torch.no_grad():
+        def embed(m):
+            position_ids = torch.arange(all_ids.shape[1]).unsqueeze(0).repeat(all_ids.shape[0], 1)
+            hidden = m(input_ids=torch.from_numpy(all_ids), attention_mask=torch.from_numpy(all_mask),
+                       token_type_ids=torch.from_numpy(all_types), position_ids=position_ids).last_hidden_state
+            pooled = mean_pool(hidden, torch.from_numpy(all_mask))
+            return (normalize(pooled) if normalizes else pooled).numpy()
+        e32, e64 = embed(model), embed(model64)
+
+    shown = lambda p: os.path.relpath(p, REPO) if os.path.abspath(p).startswith(REPO + os.sep) else p  # noqa: E731
+    generator = (f"tools/minilm/record_goldens.py \"$(tools/minilm/model-dir.sh)\" --sentences {shown(os.path.abspath(args.sentences))} "
+                 f"--batch {args.batch} --layers {','.join(map(str, layers))}")
+    out = os.path.abspath(args.out)
+    fd, temp = tempfile.mkstemp(prefix=".golden-", suffix=".h5.tmp", dir=os.path.dirname(out))
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)
+    try:
+        write(temp, config=config, model_dir=model_dir, sentences=sentences, batch=args.batch, layers=layers,
+              f32=f32, f64=f64, everything=(all_ids, all_mask, all_types, e32, e64), generator=generator)
+        with h5py.File(temp, "r") as f:
+            count = sum(1 for _ in f["activations"]) + sum(1 for _ in f["intermediates"])
+        print(f"batch {ids.shape[0]} x {ids.shape[1]} tokens (mask row sums {mask.sum(1).tolist()}), layers {layers}; "
+              f"{os.path.getsize(temp)} bytes; modules that never ran: {f32.not_run}")
+        if not os.path.exists(out):
+            os.replace(temp, out)
+            print(f"wrote {out}")
+            return 0
+        print(f"comparing with existing {out}:")
+        if not diff_goldens(out, temp):
+            print("data identical to the existing golden; kept the existing file")
+            return 0
+        if args.replace:
+            os.replace(temp, out)
+            print(f"REPLACED {out}")
+            return 0
+        print("golden differs; NOT replaced (rerun with --replace to accept the new data)")
+        return 1
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
