@@ -302,3 +302,25 @@ struct GGUFModelCardMetadata {
         return s
     }
 }
+
+extension GGUFBertConverter {
+    /// gguf-py's reading of a model card: the keys it uses from README.md's front matter (refusing forms Parity does
+    /// not read), as scalars or lists.
+    public static func modelCardKeys(_ path: String) throws -> [String: [String]] {
+        try GGUFModelCardMetadata.frontMatter(path).mapValues { value in
+            switch value {
+            case let .scalar(s): return [s]
+            case let .list(l): return l
+            }
+        }
+    }
+
+    /// gguf-py's `get_model_id_components` and `id_to_title`, for reports and tests.
+    public static func modelIDComponents(_ id: String, parameterCount: Int)
+        -> (fullName: String?, organization: String?, basename: String?, finetune: String?, version: String?, sizeLabel: String?) {
+        let c = GGUFModelCardMetadata.modelIDComponents(id, parameterCount: parameterCount)
+        return (c.fullName, c.organization, c.basename, c.finetune, c.version, c.sizeLabel)
+    }
+
+    public static func titleFromID(_ id: String) -> String { GGUFLlamaConverter.titleFromID(id) }
+}

@@ -60,15 +60,14 @@ public enum GGUFBertConverter {
 
     /// Converts `directory` to GGUF. Returns one note per tensor (name, ne, type).
     @discardableResult
-    public static func convert(directory: String, type: GGMLType, to path: String, tokenize: CheckTokenizer) throws -> [String] {
-        let (writer, notes) = try build(directory: directory, type: type, tokenize: tokenize)
+    public static func convert(directory: String, type: GGMLType, to path: String) throws -> [String] {
+        let (writer, notes) = try build(directory: directory, type: type)
         try writer.write(to: path)
         return notes
     }
 
     /// The file `convert` writes, in memory.
-    /// `tokenize` is the model's WordPiece tokenizer, for convert_hf_to_gguf's pre-tokenizer check.
-    public static func build(directory: String, type: GGMLType, tokenize: CheckTokenizer) throws -> (GGUFWriter, [String]) {
+    public static func build(directory: String, type: GGMLType) throws -> (GGUFWriter, [String]) {
         guard types.contains(type) else {
             throw ParityError.usage("a BERT GGUF is written as convert_hf_to_gguf writes it: --type \(types.map(\.name).joined(separator: ", ")); got \(type.name)")
         }
@@ -135,7 +134,7 @@ public enum GGUFBertConverter {
         try w.set("bert.attention.causal", .bool(false))
         if let pooling = try poolingType(directory: directory) { try w.set("bert.pooling_type", .uint32(pooling)) }
         try w.set("general.quantization_version", .uint32(GGUFWriter.quantizationVersion))
-        try writeVocabulary(&w, directory: directory, config: config, configPath: configPath, tokenize: tokenize)
+        try writeVocabulary(&w, directory: directory, config: config, configPath: configPath)
 
         var notes: [String] = []
         for t in prepared {
@@ -197,15 +196,11 @@ public enum GGUFBertConverter {
         return name
     }
 
-    /// The model's tokenizer as the pre-tokenizer check runs it: the ids `tokenizer.encode(text)` gives, special
-    /// tokens included.
-    public typealias CheckTokenizer = (_ text: String) throws -> [Int]
-
     /// `BertModel.set_vocab`: the vocabulary as transformers' tokenizer lists it (tokenizer.json's WordPiece vocab and
     /// added tokens; vocab.txt without a tokenizer.json), padded to vocab_size with [PADi] (UNUSED); special added
     /// tokens CONTROL; then "phantom space" — every non-CONTROL token gets "▁" unless it is a "##" continuation,
     /// which loses its "##" — and gguf-py's `SpecialVocab` (special ids, add_bos/eos/sep, the normalizer's lowercase).
-    static func writeVocabulary(_ w: inout GGUFWriter, directory: String, config: JSONValue, configPath: String, tokenize: CheckTokenizer) throws {
+    static func writeVocabulary(_ w: inout GGUFWriter, directory: String, config: JSONValue, configPath: String) throws {
         let tokenizerPath = directory + "/tokenizer.json"
         let tokenizerJSON = FileManager.default.fileExists(atPath: tokenizerPath) ? try GGUFLlamaConverter.readJSON(tokenizerPath) : nil
         let tokenizerConfigPath = directory + "/tokenizer_config.json"
@@ -252,11 +247,17 @@ public enum GGUFBertConverter {
                 tokens.append(token)
             }
         }
+        // On UTF-8 bytes, as Python slices code points: a "##" followed by a combining mark is one Swift Character,
+        // which hasPrefix/dropFirst would not see as "##".
         let phantom = zip(tokens, types).map { token, type -> String in
             if type == .control { return token }
-            return token.hasPrefix("##") ? String(token.dropFirst(2)) : "\u{2581}" + token
+            let bytes = Array(token.utf8)
+            return bytes.starts(with: [0x23, 0x23]) ? String(decoding: bytes.dropFirst(2), as: UTF8.self) : "\u{2581}" + token
         }
-        let pre = try preTokenizerName(checkTokenIDs: try tokenize(checkText), directory: directory)
+        // convert_hf_to_gguf runs transformers' tokenizer on its check text; Parity's WordPiece tokenizer (the same
+        // BERT normalisation and WordPiece, checked against `tokenizers`) gives the ids it hashes.
+        let checkIDs = try WordPieceTokenizer(directory: directory).encode(checkText, maxLength: Int.max).map(Int.init)
+        let pre = try preTokenizerName(checkTokenIDs: checkIDs, directory: directory)
 
         try w.set("tokenizer.ggml.token_type_count", .uint32(UInt32(config["type_vocab_size"]?.intValue ?? 1)))
         try w.set("tokenizer.ggml.model", .string("bert"))
