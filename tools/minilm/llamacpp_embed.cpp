@@ -1,13 +1,14 @@
 // Sentence embeddings through llama.cpp's public C API, as llama-embedding computes them but printed in full
 // float precision (llama-embedding prints 7 decimals and its asynchronous logger can cut its output at exit).
 //
-//   llamacpp_embed MODEL.gguf SENTENCES.txt [--flash-attn auto|on|off] [--threads N]
+//   llamacpp_embed MODEL.gguf SENTENCES.txt [--flash-attn auto|on|off] [--threads N] [--dump NODE]
 //
 // One sentence per line. Like llama-embedding: every sentence tokenized with add_special + parse_special, all
 // sentences decoded in one batch (sequence i = line i, positions 0..n-1), pooling MEAN, then common's
 // `common_embd_normalize(…, 2)`: Σ x·x (float products) in double, sqrt, float(1/norm), x·norm. Prints one JSON
 // object: token ids, the pooled vectors and the normalised ones ("%.9g": float32 round-trips).
 #include "llama.h"
+#include "ggml-backend.h"
 
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,20 @@
 
 static void quiet(enum ggml_log_level level, const char * text, void *) {
     if (level >= GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
+}
+
+// --dump NAME: write the first node of that name (ggml's eval callback) to stderr as "%.9g" values, ggml order.
+static std::string dump_name;
+static bool dumped = false;
+static bool dump_node(struct ggml_tensor * t, bool ask, void *) {
+    if (ask) return !dumped && dump_name == t->name;
+    if (dumped || dump_name != t->name || t->type != GGML_TYPE_F32 || !ggml_is_contiguous(t)) return true;
+    std::vector<float> data(ggml_nelements(t));
+    ggml_backend_tensor_get(t, data.data(), 0, ggml_nbytes(t));
+    fprintf(stderr, "%s %lld %lld %lld %lld\n", t->name, (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2], (long long) t->ne[3]);
+    for (size_t i = 0; i < data.size(); ++i) fprintf(stderr, "%.9g\n", data[i]);
+    dumped = true;
+    return true;
 }
 
 static void print_vector(const float * v, int n) {
@@ -39,6 +54,7 @@ int main(int argc, char ** argv) {
         else if (key == "--flash-attn" && value == "on") flash = LLAMA_FLASH_ATTN_TYPE_ENABLED;
         else if (key == "--flash-attn" && value == "off") flash = LLAMA_FLASH_ATTN_TYPE_DISABLED;
         else if (key == "--threads") threads = atoi(value.c_str());
+        else if (key == "--dump") dump_name = value;
         else { fprintf(stderr, "bad option %s %s\n", key.c_str(), value.c_str()); return 2; }
     }
     std::vector<std::string> sentences;
@@ -69,6 +85,7 @@ int main(int argc, char ** argv) {
     cp.n_ctx = 512; cp.n_batch = 512; cp.n_ubatch = 512; cp.n_seq_max = (uint32_t) llama_max_parallel_sequences(); cp.kv_unified = true;  // as llama-embedding (n_parallel 1)
     cp.n_threads = threads; cp.n_threads_batch = threads;
     cp.embeddings = true; cp.pooling_type = LLAMA_POOLING_TYPE_MEAN; cp.flash_attn_type = flash;
+    if (!dump_name.empty()) cp.cb_eval = dump_node;
     llama_context * ctx = llama_init_from_model(model, cp);
     if (!ctx) { fprintf(stderr, "cannot create a context\n"); return 1; }
 
