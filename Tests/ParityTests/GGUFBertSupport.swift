@@ -27,7 +27,10 @@ enum MiniLMGGUF {
     /// llama.cpp's token ids of the held-out sentences (each with [CLS] … [SEP]).
     static func tokenIDs() throws -> [[Int32]] {
         let ids = try #require(try required(try embeddings(), "llama_cpp_token_ids", in: embeddingsPath).arrayValue)
-        return try nonEmpty(ids.map { ($0.arrayValue ?? []).compactMap { $0.intValue.map(Int32.init) } }, "token id lists")
+        return try nonEmpty(try ids.map { list in
+            let items = try #require(list.arrayValue, "a token id list is not an array")
+            return try items.map { try #require($0.intValue.map(Int32.init), "token id \($0) is not an integer") }
+        }, "token id lists")
     }
 
     /// The graph's inputs for sequences padded to the longest: ids, token types 0, positions 0..n-1, mask.
