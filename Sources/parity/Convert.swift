@@ -8,7 +8,7 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a reference model to another format.",
         discussion: """
-            gguf: --type (ggml's mnist layouts). A matrix whose rows fit no block of the type stays F16; biases stay F32.
+            gguf: --type (ggml's mnist layouts). A matrix whose rows fit no block of the type stays F16; biases stay F32. A Hugging Face Llama or BERT directory (minilm-l6) is written as llama.cpp's convert_hf_to_gguf.py writes it (BERT: --type f32, f16, bf16 or q8_0).
 
             mlx: --dtype and optionally --mode [--bits B --group-size G]; a Linear whose last dimension no group divides stays in --dtype. -o DIR writes config.json + model.safetensors, -o FILE.safetensors or FILE.npz the weights only.
 
@@ -55,6 +55,13 @@ struct Convert: ParsableCommand {
             print("wrote \(self.output) (GGUF llama \(mix ?? type?.rawValue ?? "f32"))")
             return
         }
+        // A Hugging Face BERT (minilm-l6, or a directory): convert_hf_to_gguf's `bert` file, GGUFBertConverter.
+        if to == .gguf, dtype == nil, quantization.isEmpty, mix == nil, let directory = bertDirectory() {
+            let t = type?.type ?? .f32
+            for note in try GGUFBertConverter.convert(directory: directory, type: t, to: output) { print("  " + note) }
+            print("wrote \(output) (GGUF bert \(t.name), as convert_hf_to_gguf.py --outtype \(t.name) writes it)")
+            return
+        }
         guard mix == nil else { throw ValidationError("--mix applies to --to gguf of a Hugging Face Llama directory") }
         let variant = try requested()
         if to == .mlx, let llama = MLXLlamaConverter.llamaDirectory(for: model) { return try convertLlamaToMLX(llama) }
@@ -69,6 +76,13 @@ struct Convert: ParsableCommand {
         } else {
             print("wrote \(output) (\(format.name) \(written.label); asked for \(variant.label), see the notes above)")
         }
+    }
+
+    /// The Hugging Face BERT directory the model names: a directory, or a bundled model installed from a registry.
+    func bertDirectory() -> String? {
+        if let directory = GGUFBertConverter.bertDirectory(for: model) { return directory }
+        guard !model.contains("/"), let located = try? ModelRepository.locate(model) else { return nil }  // not found: the general path reports it
+        return GGUFBertConverter.bertDirectory(for: located.directory)
     }
 
     /// A Hugging Face Llama directory → the MLX directory `mlx_lm convert` writes (MLXLlamaConverter).
