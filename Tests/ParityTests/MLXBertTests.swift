@@ -194,8 +194,8 @@ struct MLXBertTests {
         print("MLX \(variant): vs mlx-embeddings worst cosine 1−\(1 - worstRuntime.cosine), max |Δ| \(worstRuntime.maxAbs); vs reference worst cosine \(worstReference)")
     }
 
-    @Test("every recorded node of every MLX variant passes against the PyTorch goldens",
-          arguments: try nonEmpty(MLXBertFixture.variants, "recorded variants"))
+    @Test("every recorded node of the f32 and f16 MLX directories passes against the PyTorch goldens",
+          arguments: try nonEmpty(["f32", "f16"], "float variants"))
     func everyNode(variant: String) throws {
         let (model, golden) = try MLXBertDirectories.shared.reference()
         let report = try MLXBertCells.verify(MLXBertDirectories.shared.directory(variant, model: model), model: model, golden: golden)
@@ -206,5 +206,23 @@ struct MLXBertTests {
         #expect(report.layers.count == golden.activations.count)
         #expect(embedding.status == .pass)
         #expect(report.loadRefusals.isEmpty)
+    }
+
+    /// Quantized BERT has no per-node tolerance policy yet (the quantized policies are Llama's), so its nodes are
+    /// reported unjudged; what is checked here: every golden node ran and was measured, and the sentence embedding of
+    /// the golden batch keeps the cosine floors of `heldOutSentences` (8-bit ≥ 0.999, 4-bit ≥ 0.93, same reasons).
+    @Test("every recorded node of each quantized MLX directory runs and is measured; the golden batch's embedding keeps its cosine floor",
+          arguments: try nonEmpty(MLXBertFixture.variants.filter { $0.hasPrefix("affine") }, "quantized variants"))
+    func quantizedNodes(variant: String) throws {
+        let (model, golden) = try MLXBertDirectories.shared.reference()
+        let report = try MLXBertCells.verify(MLXBertDirectories.shared.directory(variant, model: model), model: model, golden: golden)
+        #expect(report.layers.count == golden.activations.count)
+        for layer in report.layers { #expect(layer.metrics != nil, "\(variant) \(layer.name): not measured (\(layer.status))") }
+        #expect(report.loadRefusals.isEmpty)
+        let cosine = try #require(report.layers.first { $0.name == "normalize" }?.metrics?.cosine)
+        let floor = variant.hasPrefix("affine-b8") ? 0.999 : 0.93
+        let worst = report.layers.compactMap { layer in layer.metrics.map { (layer.name, $0.relL2) } }.max { $0.1 < $1.1 }
+        print("MLX \(variant) goldens: \(report.verdict), worst node \(worst?.0 ?? "-") rel L2 \(worst?.1 ?? .nan), normalize cosine \(cosine)")
+        #expect(cosine >= floor, "\(variant): normalize cosine to the golden \(cosine), limit \(floor)")
     }
 }
