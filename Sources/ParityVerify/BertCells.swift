@@ -11,7 +11,11 @@ public enum BertCells {
     public static func isBert(_ model: ReferenceModel) -> Bool { model.config.modelType == "bert" }
 
     public static func defaultCells(_ format: Variant.Format) -> [String] {
-        format == .safetensors ? FloatType.allCases.map(\.rawValue) : []
+        switch format {
+        case .safetensors: return FloatType.allCases.map(\.rawValue)
+        case .mlx: return MLXBertCells.defaultCells
+        case .gguf: return []
+        }
     }
 
     /// The engine PyTorch would be for a safetensors file of this model (hyperparameters from the reference's config).
@@ -22,6 +26,7 @@ public enum BertCells {
 
     /// Runs a safetensors file through the graph and compares every recorded node with the goldens.
     public static func verify(_ file: String, format: Variant.Format, model: ReferenceModel, golden: GoldenFile) throws(ParityError) -> VerificationReport {
+        if format == .mlx { return try MLXBertCells.verify(file, model: model, golden: golden) }
         guard format == .safetensors else {
             throw .unsupported(file: file, reason: "a BERT in \(format.rawValue): Parity verifies BERT in safetensors so far")
         }

@@ -29,6 +29,11 @@ extension Verify {
             for cell in cells {
                 let path = "\(workDir)/\(model.name)-\(cell).\(kind.rawValue)"
                 do {
+                    if kind == .mlx {
+                        _ = try MLXBertCells.convert(model, cell: cell, to: path)
+                        reports.append(try BertCells.verify(path, format: kind, model: model, golden: golden))
+                        continue
+                    }
                     guard kind == .safetensors, FloatType(rawValue: cell) != nil else {
                         throw ParityError.usage("BERT variant \"\(cell)\" of \(kind.rawValue): give safetensors f32, f16 or bf16")
                     }
