@@ -183,3 +183,24 @@ public final class AtomicFileWriter {
         try? fm.removeItem(atPath: staging)  // after an exchange this holds the old contents
     }
 }
+
+/// SHA-256 of whole files, remembered for the life of the process per file identity (device, inode, size,
+/// modification time in ns): a reference checkpoint is hashed once however many goldens and cells open it
+/// (all-MiniLM's 90 MB took seconds per open in debug builds). Any rewrite — Parity's atomic writes make a new
+/// inode, an in-place edit moves the mtime — gives a new key, so a changed file is always hashed again.
+public enum FileDigest {
+    private struct Identity: Hashable { let device: UInt64, inode: UInt64, size: Int64, seconds: Int, nanoseconds: Int }
+    nonisolated(unsafe) private static var memo: [Identity: String] = [:]
+    private static let lock = NSLock()
+
+    public static func sha256(path: String) throws(ParityError) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .notFound(path: path, what: "file") }
+        let identity = Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                                seconds: info.st_mtim.tv_sec, nanoseconds: info.st_mtim.tv_nsec)
+        if let known = lock.withLock({ memo[identity] }) { return known }
+        let digest = try MappedFile(path: path).data.withUnsafeBytes { SHA256.hex($0) }
+        lock.withLock { memo[identity] = digest }
+        return digest
+    }
+}

@@ -58,7 +58,7 @@ public struct ReferenceModel: Sendable {
             // A sharded checkpoint's golden lists every shard it read (`weights_files`); the shards must be exactly those.
             var actual: [String: String] = [:]
             for path in try weights().files {
-                actual[String(path.dropFirst(directory.count + 1))] = try MappedFile(path: path).data.withUnsafeBytes { SHA256.hex($0) }
+                actual[String(path.dropFirst(directory.count + 1))] = try FileDigest.sha256(path: path)
             }
             guard let recorded = golden.weightsFiles, recorded == actual else {
                 let recordedText = golden.weightsFiles.map { $0.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") }
@@ -67,7 +67,7 @@ public struct ReferenceModel: Sendable {
                     + "\(weightsPath) are \(actual.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")). \(regenerate)")
             }
         } else {
-            let actual = try MappedFile(path: weightsPath).data.withUnsafeBytes { SHA256.hex($0) }
+            let actual = try FileDigest.sha256(path: weightsPath)
             guard actual == golden.weightsSHA256 else {
                 throw .mismatch(file: goldenPath, reason: "stale golden: it was recorded from weights with sha256 \(golden.weightsSHA256 ?? "(none: a sharded checkpoint's)"), "
                     + "but \(weightsPath) has sha256 \(actual). \(regenerate)")
