@@ -315,16 +315,3 @@ void pk_decode_f16(const void *halves, int64_t count, float *out) {
 #endif
     for (int64_t i = 0; i < count; i++) out[i] = half_to_float(load_u16((const uint8_t *)halves + 2 * i));
 }
-
-// MARK: - Read bandwidth
-
-float pk_stream_sum(const float *data, int64_t count) {
-    float lanes[16] = {0};
-    int64_t i = 0;
-    for (; i + 16 <= count; i += 16)
-        for (int l = 0; l < 16; l++) lanes[l] += data[i + l];
-    float sum = 0;
-    for (int l = 0; l < 16; l++) sum += lanes[l];
-    for (; i < count; i++) sum += data[i];
-    return sum;
-}

@@ -29,7 +29,5 @@ void pk_mlx_affine_matmul_f32(const uint32_t *packed, const float *scales, const
 /// Little-endian IEEE halves → floats, exactly (a NaN gets the quiet bit, as Swift's Float(Float16) gives it).
 void pk_decode_f16(const void *halves, int64_t count, float *out);
 
-/// Σ of `count` floats read in order, 16 lanes wide: a streaming read to measure the core's read bandwidth.
-float pk_stream_sum(const float *data, int64_t count);
 
 #endif
