@@ -20,10 +20,12 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "CParitySys"),
+        // Quantized matrix-vector kernels (AVX2 chosen at run time, portable C otherwise; no unsafe flags).
+        .target(name: "CParityKernels"),
         // The HDF5 reader process for goldens (untrusted input: libhdf5 runs only there; see HDF5Snapshot.swift).
         .target(name: "CGoldenReader", dependencies: ["CHDF5"]),
         .target(name: "ParityCore", dependencies: ["CParitySys"]),
-        .target(name: "ParityFormats", dependencies: ["ParityCore", "CHDF5", "CZlib", "CGoldenReader"]),
+        .target(name: "ParityFormats", dependencies: ["ParityCore", "CHDF5", "CZlib", "CGoldenReader", "CParityKernels"]),
         .target(name: "ParityModels", dependencies: ["ParityCore", "ParityFormats"]),
         .target(name: "ParityEngine", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "CBLAS"]),
         .target(name: "ParityVerify", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine"]),
@@ -40,7 +42,7 @@ let package = Package(
         // normal build makes a replay tool that runs seed/crash files through the same entry point.
         .executableTarget(name: "parity-fuzz", dependencies: ["ParityCore", "ParityFormats", "ParityModels"]),
         // Fixtures are read by path (tools/ regenerates them); they are not bundle resources.
-        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench"],
+        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench", "CParityKernels"],
                     exclude: ["Fixtures"]),
     ]
 )

@@ -34,6 +34,8 @@ public struct GGMLEngine: DiagnosableEngine, StrictLoadingEngine {
     /// The reference architecture's layers: only their hyperparameters (kernel sizes, channels) are used, to
     /// know the shapes ggml's loader asserts and the feature map the dense layer flattens.
     public let layers: [LayerSpec]
+    /// Tensors decoded from the file (F16 → float32), once per engine (shared by `overriding` copies).
+    public let decoded = DecodedWeightCache()
 
     public var semantics: String {
         let rule: String
@@ -155,7 +157,9 @@ public struct GGMLEngine: DiagnosableEngine, StrictLoadingEngine {
     }
 
     func values(_ t: GGUFTensorInfo, layer: String) throws(LayerExecutionError) -> [Float] {
-        do { return try file.values(t) } catch { throw LayerExecutionError(layer: layer, reason: "cannot read '\(t.name)': \(error)") }
+        try decoded.value("values:" + t.name) { () throws(LayerExecutionError) -> [Float] in
+            do { return try file.values(t) } catch { throw LayerExecutionError(layer: layer, reason: "cannot read '\(t.name)': \(error)") }
+        }
     }
 
     public func apply(_ layer: LayerSpec, to input: Tensor) throws(LayerExecutionError) -> Tensor {
@@ -208,12 +212,10 @@ public struct GGMLEngine: DiagnosableEngine, StrictLoadingEngine {
                 let w = try weightValues("\(name).weight", ne: [inF, outF], layer: name)
                 y = Kernels.linear(x, weight: Tensor(shape: [outF, inF], data: w.values), bias: nil)
             } else {
-                y = try GGMLNumerics.mulMat(file: file, weight: try weight("\(name).weight", ne: [inF, outF], layer: name), x: x, layer: name)
+                y = try GGMLNumerics.mulMat(file: file, weight: try weight("\(name).weight", ne: [inF, outF], layer: name), x: x, layer: name,
+                                            decoded: decoded)
             }
-            if bias {
-                let bv = try weightValues("\(name).bias", ne: [outF], layer: name).values
-                for i in 0..<y.shape[0] { for o in 0..<outF { y.data[i * outF + o] += bv[o] } }
-            }
+            if bias { GGMLNumerics.addRowBias(&y, try weightValues("\(name).bias", ne: [outF], layer: name).values) }
             return y
         }
     }
@@ -268,41 +270,61 @@ public enum GGMLNumerics {
     }
 
     /// ggml_relu: `x > 0 ? x : 0`, so NaN becomes 0 (unlike PyTorch, where NaN stays NaN).
-    public static func relu(_ t: Tensor) -> Tensor { Tensor(shape: t.shape, data: t.data.map { $0 > 0 ? $0 : 0 }) }
+    public static func relu(_ t: Tensor) -> Tensor {
+        var out = t
+        out.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = p[i] > 0 ? p[i] : 0 } }
+        return out
+    }
 
     /// ggml_add of a (1, 1, C, 1) bias to (W, H, C, N).
     public static func addChannelBias(_ t: Tensor, _ bias: [Float]) -> Tensor {
         var out = t
         let (n, c, plane) = (t.shape[0], t.shape[1], t.shape[2] * t.shape[3])
-        for i in 0..<n { for ch in 0..<c { for p in 0..<plane { out.data[(i * c + ch) * plane + p] += bias[ch] } } }
+        out.data.withUnsafeMutableBufferPointer { p in
+            for i in 0..<n { for ch in 0..<c { let b = bias[ch], row = p.baseAddress! + (i * c + ch) * plane; for q in 0..<plane { row[q] += b } } }
+        }
         return out
+    }
+
+    /// ggml_add of an (M) bias to each row of y [N, M].
+    static func addRowBias(_ y: inout Tensor, _ bias: [Float]) {
+        let m = y.shape[1]
+        precondition(bias.count == m, "bias of \(bias.count) for rows of \(m)")
+        y.data.withUnsafeMutableBufferPointer { p in
+            bias.withUnsafeBufferPointer { b in
+                for i in 0..<y.shape[0] { let row = p.baseAddress! + i * m; for o in 0..<m { row[o] += b[o] } }
+            }
+        }
     }
 
     /// ggml_mul_mat(weight, x) with weight ne [K, M] and x [N, K] (row-major): y [N, M].
     /// F32 weights: f32 dot products. F16/BF16 weights: activations rounded to that type (exact products, f32
     /// accumulation). Quantized weights: each activation row quantized to the type's vec_dot_type, then the
     /// block dot products (integer sums scaled per block) exactly as ggml's CPU kernels define them.
-    public static func mulMat(file: GGUFFile, weight: GGUFTensorInfo, x: Tensor, layer: String) throws(LayerExecutionError) -> Tensor {
+    /// `decoded`, when given, keeps F32/F16/BF16 weights decoded across calls (quantized weights are read in place).
+    public static func mulMat(file: GGUFFile, weight: GGUFTensorInfo, x: Tensor, layer: String,
+                              decoded: DecodedWeightCache? = nil) throws(LayerExecutionError) -> Tensor {
         let k = weight.ne[0], m = weight.elementCount / weight.ne[0], n = x.shape[0]
         func fail(_ error: Error) -> LayerExecutionError { LayerExecutionError(layer: layer, reason: "mul_mat with '\(weight.name)': \(error)") }
         switch weight.type {
         case .f32, .f16, .bf16:
             let w: [Float]
-            do { w = try file.values(weight) } catch { throw fail(error) }
+            do {
+                w = try decoded.map { cache in try cache.value("values:" + weight.name) { try file.values(weight) } } ?? file.values(weight)
+            } catch { throw fail(error) }
             let xr = round(x, to: weight.type)
             return Kernels.linear(xr, weight: Tensor(shape: [m, k], data: w), bias: nil)
         default:
             var y = [Float](repeating: 0, count: n * m)
-            let rowBytes = k / weight.type.blockSize * weight.type.typeSize
             do {
                 try file.withData(weight) { wbytes in
                     for i in 0..<n {
                         let row = Array(x.data[(i * k)..<((i + 1) * k)])
                         let q = try GGMLQuants.quantize(row, to: weight.type.vecDotType)
                         q.withUnsafeBytes { qb in
-                            for o in 0..<m {
-                                y[i * m + o] = GGMLQuants.vecDot(weights: UnsafeRawBufferPointer(rebasing: wbytes[(o * rowBytes)..<((o + 1) * rowBytes)]),
-                                                                 type: weight.type, activations: qb, count: k)
+                            y.withUnsafeMutableBufferPointer { yp in
+                                GGMLQuants.matVec(weights: wbytes, type: weight.type, rows: m, activations: qb, count: k,
+                                                  into: UnsafeMutableBufferPointer(rebasing: yp[(i * m)..<((i + 1) * m)]))
                             }
                         }
                     }

@@ -17,6 +17,8 @@ public struct MLXEngine: DiagnosableEngine, StrictLoadingEngine {
     public let layers: [LayerSpec]
     /// Parameters replaced for diagnosis, by name.
     public var overrides: [String: Tensor] = [:]
+    /// Parameters decoded from the files (16-bit floats widened, quantized matrices unpacked), once per engine.
+    public let decoded = DecodedWeightCache()
     public var semantics: String { "MLX (mlx.nn port: NHWC, Conv2d [out,kh,kw,in], Linear [out,in], QuantizedLinear → quantized_matmul; float32 compute)" }
 
     /// What `load_weights(strict=True)` would say about these files.
@@ -87,10 +89,12 @@ public struct MLXEngine: DiagnosableEngine, StrictLoadingEngine {
         guard raw.shape == shape else {
             throw LayerExecutionError(layer: layer, reason: "parameter '\(name)' has shape \(raw.shape); mlx.nn expects \(shape)")
         }
-        guard raw.dtype.isFloatingPoint, let values = raw.floats() else {
-            throw LayerExecutionError(layer: layer, reason: "parameter '\(name)' has dtype \(raw.dtype.rawValue), not a float type")
+        return try decoded.value("parameter:" + name) { () throws(LayerExecutionError) -> Tensor in
+            guard raw.dtype.isFloatingPoint, let values = raw.floats() else {
+                throw LayerExecutionError(layer: layer, reason: "parameter '\(name)' has dtype \(raw.dtype.rawValue), not a float type")
+            }
+            return Tensor(shape: shape, data: values)
         }
-        return Tensor(shape: shape, data: values)
     }
 
     public func apply(_ layer: LayerSpec, to input: Tensor) throws(LayerExecutionError) -> Tensor {
@@ -127,7 +131,7 @@ public struct MLXEngine: DiagnosableEngine, StrictLoadingEngine {
             } else {
                 y = Kernels.linear(x, weight: try parameter("\(name).weight", shape: [outF, inF], layer: name), bias: nil)
             }
-            if let b { for i in 0..<y.shape[0] { for o in 0..<outF { y.data[i * outF + o] += b.data[o] } } }
+            if let b { GGMLNumerics.addRowBias(&y, b.data) }  // y + b, row by row (the same float adds as MLX's broadcast)
             return y
         }
     }
@@ -140,8 +144,16 @@ public struct MLXEngine: DiagnosableEngine, StrictLoadingEngine {
         }
         let biases = files.tensor("\(name).biases")
         do {
-            let y = try MLXQuantization.quantizedMatmul(x: x.data, rows: x.shape[0], weight: w, scales: scales, biases: biases,
-                                                        outFeatures: outF, inFeatures: inF, mode: q.mode, groupSize: q.groupSize, bits: q.bits)
+            // The packed matrix unpacked once per engine (the same MLXQuantized every call would build).
+            let unpacked = try decoded.value("quantized:" + name) { () throws(ParityError) -> MLXQuantized in
+                let unpacked = try MLXQuantized(weight: w, scales: scales, biases: biases, mode: MLXQuantMode.parse(q.mode),
+                                                groupSize: q.groupSize, bits: q.bits)
+                guard unpacked.rows == outF, unpacked.cols == inF else {
+                    throw .mismatch(file: w.name, reason: "quantized weight \(w.shape) unpacks to [\(unpacked.rows), \(unpacked.cols)]; the layer is [\(outF), \(inF)]")
+                }
+                return unpacked
+            }
+            let y = try MLXQuantization.quantizedMatmul(x: x.data, rows: x.shape[0], weight: unpacked)
             return Tensor(shape: [x.shape[0], outF], data: y)
         } catch {
             throw LayerExecutionError(layer: name, reason: "quantized '\(name)' (\(q.mode), \(q.bits) bits, group \(q.groupSize)): \(error)")

@@ -9,6 +9,8 @@ public struct PyTorchEngine: DiagnosableEngine, StrictLoadingEngine {
     public let weights: SafetensorsFile
     /// Parameters replaced for diagnosis, by name.
     public var overrides: [String: Tensor] = [:]
+    /// Parameters read from the file (widened to float32), once per engine.
+    public let decoded = DecodedWeightCache()
     public var semantics: String {
         llama == nil ? "PyTorch (safetensors state_dict, NCHW, float32 compute)"
             : "PyTorch (safetensors state_dict into transformers' LlamaForCausalLM, eager attention, float32 compute)"
@@ -55,8 +57,10 @@ public struct PyTorchEngine: DiagnosableEngine, StrictLoadingEngine {
         guard entry.shape == shape else {
             throw LayerExecutionError(layer: layer, reason: "tensor \"\(name)\" has shape \(entry.shape), the module expects \(shape)")
         }
-        do { return try weights.tensor(entry) } catch {
-            throw LayerExecutionError(layer: layer, reason: "cannot read \"\(name)\": \(error)")
+        return try decoded.value("parameter:" + name) { () throws(LayerExecutionError) -> Tensor in
+            do { return try weights.tensor(entry) } catch {
+                throw LayerExecutionError(layer: layer, reason: "cannot read \"\(name)\": \(error)")
+            }
         }
     }
 

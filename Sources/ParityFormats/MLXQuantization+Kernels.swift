@@ -1,3 +1,4 @@
+import CParityKernels
 import ParityCore
 
 extension MLXQuantization {
@@ -144,12 +145,45 @@ extension MLXQuantization {
             return out
         }
 
+        /// The float32 affine product below (dequantize `scale·q + bias`, then `sum += x·w` in column order) for
+        /// 4- and 8-bit codes, computed by CParityKernels without materialising the dequantized matrix: the same
+        /// operations in the same order per output, several output rows in SIMD lanes (KernelEquivalenceTests).
+        static func affineMatmulF32(x: [Float], rows n: Int, weight q: MLXQuantized) -> [Float]? {
+            guard q.bits == 4 || q.bits == 8, q.mode == .affine, let biasBytes = q.biases, q.packed.count == q.rows * q.packedCols,
+                  x.count == n * q.cols else { return nil }
+            // The scales and biases as floats (half → float is exact; the F16C decode equals `scaleValues`).
+            func decoded(_ bytes: [UInt8]) -> [Float] {
+                guard q.scaleType == .f16 else { return q.scaleType.decode(bytes) }
+                return [Float](unsafeUninitializedCapacity: bytes.count / 2) { out, initialized in
+                    bytes.withUnsafeBytes { pk_decode_f16($0.baseAddress, Int64(bytes.count / 2), out.baseAddress) }
+                    initialized = bytes.count / 2
+                }
+            }
+            let scales = decoded(q.scales), biases = decoded(biasBytes)
+            guard scales.count == q.rows * q.groupsPerRow, biases.count == scales.count else { return nil }
+            var out = [Float](repeating: 0, count: n * q.rows)
+            q.packed.withUnsafeBufferPointer { wp in
+                scales.withUnsafeBufferPointer { sp in
+                    biases.withUnsafeBufferPointer { bp in
+                        x.withUnsafeBufferPointer { xp in
+                            out.withUnsafeMutableBufferPointer { op in
+                                pk_mlx_affine_matmul_f32(wp.baseAddress, sp.baseAddress, bp.baseAddress, Int64(q.rows), Int64(q.cols),
+                                                         Int64(q.groupSize), Int32(q.bits), xp.baseAddress, Int64(n), op.baseAddress)
+                            }
+                        }
+                    }
+                }
+            }
+            return out
+        }
+
         /// `quantized_matmul(x, w, …, transpose=True)` with `x` already rounded to `xType`.
         static func quantizedMatmul(x: [Float], rows n: Int, weight q: MLXQuantized, xType: MLXFloatType) -> [Float] {
             let outF = q.rows, k = q.cols, g = q.groupSize
             var out = [Float](repeating: 0, count: n * outF)
             if q.mode == .affine {
                 let t = MLXFloatType.promote(xType, q.scaleType)
+                if t == .f32, let fast = affineMatmulF32(x: x, rows: n, weight: q) { return fast }
                 let s = q.scaleValues, b = q.biasValues ?? []
                 // scale·q + bias per weight element: the same two ops, in the same type, as inside MLX's loop.
                 var w = [Float](repeating: 0, count: outF * k)

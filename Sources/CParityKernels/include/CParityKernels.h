@@ -1,0 +1,33 @@
+#ifndef CPARITY_KERNELS_H
+#define CPARITY_KERNELS_H
+
+#include <stdint.h>
+
+/// Matrix-vector kernels for the engines' quantized products. Each output row is computed with exactly the
+/// float operations, in exactly the order, of Parity's scalar reference kernels (GGMLQuants / MLXQuantization);
+/// only the integer block sums (exact, order-independent) and independent rows/lanes run in SIMD. An AVX2 path
+/// is chosen at run time when the CPU has it; otherwise a portable C path computes the same numbers.
+
+/// 1 when the AVX2+F16C path is in use on this CPU (for reports and benchmarks).
+int pk_has_avx2(void);
+/// Forces the portable path (nonzero) or restores run-time selection (0); for tests comparing the two.
+void pk_force_portable(int portable);
+
+/// ggml_vec_dot_q8_0_q8_0 (generic order) for `rows` weight rows of `blocks` Q8_0 blocks each, against one
+/// Q8_0 activation row: out[r] = Σ_b (float)sumi_b · (d_w · d_a), summed block by block (Q4_0: (sumi_b · d_w) · d_a).
+void pk_matvec_q8_0(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out);
+
+/// ggml_vec_dot_q4_0_q8_0 (generic order), as above with Q4_0 weight rows.
+void pk_matvec_q4_0(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out);
+
+/// MLX's affine quantized_matmul (transpose=True) in float32: out[m·rows + r] = Σ_c x[m·cols + c] ·
+/// (scale·q + bias), each product and sum rounded in float32 in column order, without fused multiply-adds.
+/// `packed` is the LSB-first bitstream of `bits`-bit codes (bits 4 or 8), `scales`/`biases` [rows, cols/group].
+void pk_mlx_affine_matmul_f32(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
+                              int64_t group_size, int bits, const float *x, int64_t n, float *out);
+
+/// Little-endian IEEE halves → floats, exactly (a NaN gets the quiet bit, as Swift's Float(Float16) gives it).
+void pk_decode_f16(const void *halves, int64_t count, float *out);
+
+
+#endif

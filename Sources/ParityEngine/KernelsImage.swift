@@ -1,0 +1,207 @@
+import ParityCore
+
+/// The image kernels on raw pointers: the same float operations in the same order as `Kernels.Reference`
+/// (same im2col columns, the same sgemm calls with the same shapes, bias added the same way), without the
+/// bounds-checked element loops, so they are bit-identical to it (KernelEquivalenceTests) and much faster.
+extension Kernels {
+    /// PyTorch Conv2d (cross-correlation, zero padding), NCHW input [N, C, H, W], weight [OC, C, KH, KW],
+    /// via im2col: per image, columns [C·KH·KW, OH·OW] then W[OC, C·KH·KW] · columns, then the bias added.
+    public static func conv2dNCHW(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oc, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        let (sy, sx, py, px) = (stride[0], stride[1], padding[0], padding[1])
+        let oh = (h + 2 * py - kh) / sy + 1
+        let ow = (w + 2 * px - kw) / sx + 1
+        let k = c * kh * kw, spatial = oh * ow
+        var out = [Float](repeating: 0, count: n * oc * spatial)
+        let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(k * spatial, 1))
+        defer { columns.deallocate() }
+        x.data.withUnsafeBufferPointer { inputBuffer in
+            weight.data.withUnsafeBufferPointer { wp in
+                out.withUnsafeMutableBufferPointer { op in
+                    let input = inputBuffer.baseAddress!
+                    for image in 0..<n {
+                        let base = input + image * c * h * w
+                        for ci in 0..<c {
+                            let plane = base + ci * h * w
+                            for ky in 0..<kh {
+                                for kx in 0..<kw {
+                                    let row = columns + ((ci * kh + ky) * kw + kx) * spatial
+                                    // Output columns whose input column ix = ox·sx − px + kx is inside [0, w).
+                                    let oxLo = min(ow, max(0, (px - kx + sx - 1) / sx))
+                                    let oxHi = max(oxLo, min(ow, (w - 1 + px - kx) >= 0 ? (w - 1 + px - kx) / sx + 1 : 0))
+                                    for oy in 0..<oh {
+                                        let iy = oy * sy - py + ky
+                                        let dst = row + oy * ow
+                                        guard iy >= 0 && iy < h else { dst.update(repeating: 0, count: ow); continue }
+                                        let src = plane + iy * w - px + kx
+                                        for ox in 0..<oxLo { dst[ox] = 0 }
+                                        if sx == 1 {
+                                            (dst + oxLo).update(from: src + oxLo, count: oxHi - oxLo)
+                                        } else {
+                                            for ox in oxLo..<oxHi { dst[ox] = src[ox * sx] }
+                                        }
+                                        for ox in oxHi..<ow { dst[ox] = 0 }
+                                    }
+                                }
+                            }
+                        }
+                        sgemm(m: oc, n: spatial, k: k, a: wp.baseAddress!, b: columns, transposeB: false,
+                              c: op.baseAddress! + image * oc * spatial)
+                    }
+                    if let bias {
+                        bias.data.withUnsafeBufferPointer { bp in
+                            for image in 0..<n {
+                                for o in 0..<oc {
+                                    let dst = op.baseAddress! + (image * oc + o) * spatial, b = bp[o]
+                                    for s in 0..<spatial { dst[s] += b }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [n, oc, oh, ow], data: out)
+    }
+
+    /// Channels-last convolution (MLX's Conv2d): x [N, H, W, C], weight [OC, KH, KW, C] → [N, OH, OW, OC].
+    /// Columns are built with one row per output pixel in (kh, kw, c) order — the weight's own memory order —
+    /// so the product is columns [N·OH·OW, K] · Wᵀ (+ the bias the output starts from), landing in NHWC.
+    public static func conv2dNHWC(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) -> Tensor {
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oc, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2])
+        let (sy, sx, py, px) = (stride[0], stride[1], padding[0], padding[1])
+        let oh = (h + 2 * py - kh) / sy + 1
+        let ow = (w + 2 * px - kw) / sx + 1
+        let k = kh * kw * c, pixels = n * oh * ow
+        let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(pixels * k, 1))
+        defer { columns.deallocate() }
+        columns.initialize(repeating: 0, count: pixels * k)
+        x.data.withUnsafeBufferPointer { inputBuffer in
+            let input = inputBuffer.baseAddress!
+            for image in 0..<n {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        let row = columns + ((image * oh + oy) * ow + ox) * k
+                        for ky in 0..<kh {
+                            let iy = oy * sy - py + ky
+                            guard iy >= 0 && iy < h else { continue }
+                            for kx in 0..<kw {
+                                let ix = ox * sx - px + kx
+                                guard ix >= 0 && ix < w else { continue }
+                                (row + (ky * kw + kx) * c).update(from: input + ((image * h + iy) * w + ix) * c, count: c)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var out = [Float](repeating: 0, count: pixels * oc)
+        out.withUnsafeMutableBufferPointer { op in
+            if let bias {
+                bias.data.withUnsafeBufferPointer { bp in
+                    for p in 0..<pixels { (op.baseAddress! + p * oc).update(from: bp.baseAddress!, count: oc) }
+                }
+            }
+            weight.data.withUnsafeBufferPointer { wp in
+                sgemm(m: pixels, n: oc, k: k, a: columns, b: wp.baseAddress!, transposeB: true, c: op.baseAddress!, accumulate: bias != nil)
+            }
+        }
+        return Tensor(shape: [n, oh, ow, oc], data: out)
+    }
+
+    /// Channels-last max pooling (MLX's MaxPool2d, no padding) on [N, H, W, C]; NaN propagates.
+    public static func maxPool2dNHWC(_ x: Tensor, kernel: [Int], stride: [Int]) -> Tensor {
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let oh = (h - kernel[0]) / stride[0] + 1, ow = (w - kernel[1]) / stride[1] + 1
+        var out = [Float](repeating: -.infinity, count: n * oh * ow * c)
+        x.data.withUnsafeBufferPointer { xb in
+            out.withUnsafeMutableBufferPointer { ob in
+                let input = xb.baseAddress!, output = ob.baseAddress!
+                for image in 0..<n {
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            let dst = output + ((image * oh + oy) * ow + ox) * c
+                            for ky in 0..<kernel[0] {
+                                for kx in 0..<kernel[1] {
+                                    let src = input + ((image * h + oy * stride[0] + ky) * w + ox * stride[1] + kx) * c
+                                    for ci in 0..<c { maxPoolStep(&dst[ci], src[ci], true) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [n, oh, ow, c], data: out)
+    }
+
+    /// MaxPool2d (no padding, floor mode) on NCHW, with PyTorch's NaN rule unless told otherwise.
+    public static func maxPool2dNCHW(_ x: Tensor, kernel: [Int], stride: [Int], nan: MaxPoolNaN = .propagate) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (kh, kw, sy, sx) = (kernel[0], kernel[1], stride[0], stride[1])
+        let oh = (h - kh) / sy + 1, ow = (w - kw) / sx + 1
+        let propagate = nan == .propagate
+        let start = propagate ? -Float.infinity : -Float.greatestFiniteMagnitude
+        var out = [Float](repeating: 0, count: n * c * oh * ow)
+        x.data.withUnsafeBufferPointer { xb in
+            out.withUnsafeMutableBufferPointer { ob in
+                let input = xb.baseAddress!, output = ob.baseAddress!
+                for plane in 0..<(n * c) {
+                    let src = input + plane * h * w, dst = output + plane * oh * ow
+                    if kh == 2 && kw == 2 {
+                        // The same four steps as the general loop below, unrolled.
+                        for oy in 0..<oh {
+                            let line0 = src + (oy * sy) * w, line1 = line0 + w
+                            for ox in 0..<ow {
+                                let x0 = ox * sx
+                                var best = start
+                                maxPoolStep(&best, line0[x0], propagate)
+                                if !best.isNaN { maxPoolStep(&best, line0[x0 + 1], propagate) }
+                                maxPoolStep(&best, line1[x0], propagate)
+                                if !best.isNaN { maxPoolStep(&best, line1[x0 + 1], propagate) }
+                                dst[oy * ow + ox] = best
+                            }
+                        }
+                        continue
+                    }
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var best = start
+                            for ky in 0..<kh {
+                                let line = src + (oy * sy + ky) * w + ox * sx
+                                for kx in 0..<kw {
+                                    let v = line[kx]
+                                    if v > best || (propagate && v.isNaN) { best = v }
+                                    if best.isNaN { break }  // leaves this kernel row only, as the reference does
+                                }
+                            }
+                            dst[oy * ow + ox] = best
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [n, c, oh, ow], data: out)
+    }
+
+    /// One element of a max-pool window: taken when larger, or when NaN under PyTorch's rule.
+    /// Written as a select, not a branch: which element wins depends on the data, and a mispredicted branch per
+    /// element made pooling the slowest layer.
+    @inline(__always) static func maxPoolStep(_ best: inout Float, _ v: Float, _ propagate: Bool) {
+        let larger: UInt8 = v > best ? 1 : 0
+        let nan: UInt8 = v.isNaN ? 1 : 0
+        let take = larger | (propagate ? nan : 0)
+        best = take != 0 ? v : best
+    }
+
+    /// ReLU; NaN stays NaN (PyTorch's relu propagates NaN).
+    public static func relu(_ x: Tensor) -> Tensor {
+        var out = x
+        out.data.withUnsafeMutableBufferPointer { p in
+            for i in p.indices { let v = p[i]; p[i] = v.isNaN ? v : max(v, 0) }
+        }
+        return out
+    }
+}
