@@ -24,6 +24,20 @@ public struct LlamaRuntimeRefusal: Error, Equatable, Sendable, CustomStringConve
     public var description: String { "\(runtime) refuses \(file): \(reason)" + (detail.map { " (\($0))" } ?? "") }
 }
 
+/// A metadata key llama.cpp computes with, whose value in the file is not the one the reference implies
+/// ("llama.attention.causal is false in the file; a causal Llama reference implies true").
+public struct GGUFReferenceDeparture: Equatable, Sendable, CustomStringConvertible {
+    public let key: String
+    public let fileValue: String
+    public let impliedValue: String
+    /// What llama.cpp does with the file's value.
+    public let effect: String
+
+    public var description: String {
+        "\(key) is \(fileValue) in the file, \(impliedValue) for the reference (a Hugging Face causal Llama): \(effect)"
+    }
+}
+
 /// A GGUF `llama` file read as llama.cpp's loader reads it (src/llama-model.cpp `load_hparams`,
 /// src/models/llama.cpp `load_arch_hparams` / `load_arch_tensors`, src/llama-vocab.cpp `load`,
 /// src/llama-model-loader.cpp `check_tensor_dims` / `done_getting_tensors`), in the same order, so the first
@@ -41,8 +55,11 @@ public struct LlamaRuntimeRefusal: Error, Equatable, Sendable, CustomStringConve
 ///   attn_norm, attn_q [n_embd, head_dim·heads], attn_k/attn_v [n_embd, head_dim·kv_heads], attn_output,
 ///   ffn_norm, ffn_gate/ffn_up [n_embd, n_ff], ffn_down [n_ff, n_embd]; then the file's tensor count must equal the
 ///   number of tensors created ("wrong number of tensors"), `StrictLoadingRule.llamaCpp`.
-/// Files llama.cpp loads but whose extra parts Parity's Llama engine does not compute (fused attn_qkv, biases,
-/// rope_freqs, RoPE scaling, experts) are refused as unsupported (exit 2), never silently dropped.
+/// Every other key llama.cpp reads for a `llama` file is classified in docs/llama-verify.md ("GGUF keys llama.cpp
+/// computes with"): computed by Parity (above), implied by the reference (`referenceDepartures`: a different value
+/// fails the hyperparameter check), or not computable (refused as unsupported, exit 2). Files llama.cpp loads but
+/// whose extra parts Parity's Llama engine does not compute (fused attn_qkv, biases, rope_freqs, experts) are refused
+/// as unsupported (exit 2), never silently dropped.
 public struct GGUFLlamaWeights: LlamaWeightSource {
     public let path: String
     public let file: GGUFFile
@@ -54,6 +71,9 @@ public struct GGUFLlamaWeights: LlamaWeightSource {
     /// The tokenizer the file declares (`tokenizer.ggml.model`).
     public let tokenizerModel: String
     private let tensorsByName: [String: GGUFTensorInfo]
+    /// Keys llama.cpp computes with whose value differs from the one a causal Llama reference implies
+    /// (`LlamaHyperparameterCheck` fails the file for each). Parity's engine computes the implied value.
+    public let referenceDepartures: [GGUFReferenceDeparture]
 
     /// The largest layer count llama.cpp accepts (LLAMA_MAX_LAYERS).
     static let maxLayers = 512
@@ -159,13 +179,67 @@ public struct GGUFLlamaWeights: LlamaWeightSource {
         let feedForward = try u32("llama.feed_forward_length", required: false, orArray: true, layers: layers) ?? 0
         let heads = try u32("llama.attention.head_count", required: false, orArray: true, layers: layers) ?? 0
         let kvHeads = try u32("llama.attention.head_count_kv", required: false, orArray: true, layers: layers) ?? heads
-        if let type = file["llama.rope.scaling.type"], type != .string("none") {
-            throw ParityError.unsupported(file: path, reason: "llama.rope.scaling.type = \(type); Parity's Llama engine computes unscaled RoPE")
+        // Keys llama.cpp reads that have one value a Hugging Face Llama reference implies (class (b) of the table in
+        // docs/llama-verify.md): any other value computes another model, so it is recorded here and the hyperparameter
+        // check fails the file naming it. Parity's engine computes the implied value.
+        var departures: [GGUFReferenceDeparture] = []
+        func depart(_ key: String, _ fileValue: String, _ implied: String, _ effect: String) {
+            departures.append(GGUFReferenceDeparture(key: key, fileValue: fileValue, impliedValue: implied, effect: effect))
         }
-        for key in ["llama.rope.scaling.factor", "llama.rope.scale_linear"] {
-            if let factor = try f32(key, required: false), factor != 0, factor != 1 {
-                throw ParityError.unsupported(file: path, reason: "\(key) = \(factor); Parity's Llama engine computes unscaled RoPE")
-            }
+        func bool(_ key: String) throws -> Bool? {
+            guard let v = try value(key, required: false) else { return nil }
+            guard case let .bool(x) = v else { throw refuse("load_hparams", "key \(key) has wrong type \(typeName(v.type)) but expected type bool") }
+            return x
+        }
+        func string(_ key: String) throws -> String? {
+            guard let v = try value(key, required: false) else { return nil }
+            guard case let .string(x) = v else { throw refuse("load_hparams", "key \(key) has wrong type \(typeName(v.type)) but expected type str") }
+            return x
+        }
+        // hparams.causal_attn → cparams.causal_attn (llama-context.cpp): false drops the causal mask.
+        if let causal = try bool("llama.attention.causal"), !causal {
+            depart("llama.attention.causal", "false", "true", "llama.cpp attends every position to every other (no causal mask); a causal LM masks the future")
+        }
+        // n_layer() = block_count − nextn_predict_layers: the last layers would not run in the main graph.
+        if let nextn = try u32("llama.nextn_predict_layers", required: false), nextn != 0 {
+            guard nextn <= layers else { throw refuse("load_hparams", "GGML_ASSERT(hparams.n_layer_nextn <= hparams.n_layer_all) failed: llama.nextn_predict_layers = \(nextn)") }
+            depart("llama.nextn_predict_layers", "\(nextn)", "0", "llama.cpp runs only the first \(layers - nextn) of \(layers) blocks")
+        }
+        // With n_expert = 0 llama.cpp asserts no experts are used or grouped (it aborts otherwise).
+        let expertsUsed: Int?
+        if case let .array(_, items)? = file["llama.expert_used_count"] {
+            expertsUsed = items.compactMap(\.intValue).max()
+        } else {
+            expertsUsed = try u32("llama.expert_used_count", required: false)
+        }
+        if let used = expertsUsed, used != 0 { throw refuse("load_hparams", "GGML_ASSERT(n_expert_used_max == 0) failed: llama.expert_used_count = \(used) without experts") }
+        if let groups = try u32("llama.expert_group_count", required: false), groups != 0 {
+            throw refuse("load_hparams", "GGML_ASSERT(hparams.n_expert_groups == 0) failed: llama.expert_group_count = \(groups) without experts")
+        }
+        // RoPE scaling (load_hparams, llama-context.cpp): the type defaults to "linear"; "none" forces the frequency
+        // scale to 1; "linear" scales positions by 1/factor (factor 0 or absent: 1). The reference's config has no
+        // rope_scaling (Parity refuses one that does), so it implies unscaled RoPE: "none", or "linear" with factor 1.
+        let scalingType = try string("llama.rope.scaling.type") ?? "linear"
+        guard ["none", "linear", "yarn", "longrope"].contains(scalingType) else {
+            throw refuse("load_hparams", "GGML_ASSERT(hparams.rope_scaling_type_train != LLAMA_ROPE_SCALING_TYPE_UNSPECIFIED) failed: llama.rope.scaling.type = '\(scalingType)'")
+        }
+        var scalingFactor: (key: String, value: Float)?
+        if let factor = try f32("llama.rope.scaling.factor", required: false) {
+            scalingFactor = ("llama.rope.scaling.factor", factor)
+        } else if let factor = try f32("llama.rope.scale_linear", required: false) {
+            scalingFactor = ("llama.rope.scale_linear", factor)  // the old key, read only when the new one is absent
+        }
+        if scalingType == "yarn" || scalingType == "longrope" {
+            // Parity computes neither YaRN's ramp and attention factor nor LongRoPE's factor tensors, and
+            // convert_hf_to_gguf writes them only for a config with rope_scaling.
+            depart("llama.rope.scaling.type", "\"\(scalingType)\"", "\"none\" (or \"linear\" with factor 1)", "llama.cpp applies \(scalingType) RoPE scaling")
+        } else if scalingType == "linear", let factor = scalingFactor, factor.value != 0, factor.value != 1 {
+            depart(factor.key, "\(factor.value)", "1 (or absent)", "llama.rope.scaling.type is linear, so llama.cpp divides every RoPE position by \(factor.value)")
+        }
+        // cparams.yarn_attn_factor *= hparams.rope_attn_factor (llama-context.cpp), for every scaling type: ggml_rope_ext
+        // multiplies the rotated Q and K by it, so the attention scores scale by its square.
+        if let attnFactor = try f32("llama.rope.scaling.attn_factor", required: false), attnFactor != 1 {
+            depart("llama.rope.scaling.attn_factor", "\(attnFactor)", "1 (or absent)", "llama.cpp multiplies RoPE's output (Q and K) by \(attnFactor)")
         }
         let theta = try f32("llama.rope.freq_base", required: false) ?? 10000
         var headDimension = 0, valueDimension = 0, ropeDimensions = 0
@@ -276,6 +350,7 @@ public struct GGUFLlamaWeights: LlamaWeightSource {
             vocabularySize: vocabulary, hiddenSize: embedding, layerCount: layers, headCount: heads, keyValueHeadCount: kvHeads,
             headDimension: headDimension, intermediateSize: feedForward, rmsNormEpsilon: Double(epsilon), ropeTheta: Double(theta),
             ropeDimensions: ropeDimensions, tiedEmbeddings: !untied)
+        referenceDepartures = departures
     }
 
     /// llama.cpp's tensor name for a role (the reader's own table, independent of Parity's converter).

@@ -165,7 +165,7 @@ public enum LlamaCells {
                                        diagnose: diagnose, progress: progress)
             : try Comparator.verify(model: model, golden: golden, engine: engine, format: format.rawValue, variant: variant, file: path)
         if let architecture = model.config.llama, let source = (engine as? LlamaGraphEngine)?.source {
-            report.hyperparameterMismatches = LlamaHyperparameterCheck.mismatches(file: source.hyperparameters, reference: architecture)
+            report.hyperparameterMismatches = LlamaHyperparameterCheck.mismatches(source: source, reference: architecture)
             report.notes += report.hyperparameterMismatches.map { "FAIL: hyperparameter: \($0)" }
         }
         if format == .gguf, let gguf = ((engine as? LlamaGraphEngine)?.source as? GGUFLlamaWeights)?.file,

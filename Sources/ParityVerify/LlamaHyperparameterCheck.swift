@@ -6,6 +6,14 @@ import ParityModels
 /// just as much, and a wrong one (an RMSNorm ε ten times too large, say) can hide inside the tolerance a quantized
 /// file's activations need — so it is judged here, not by its numerical effect.
 public enum LlamaHyperparameterCheck {
+    /// The mismatches of the source's hyperparameters, plus, for a GGUF, every key llama.cpp computes with whose value
+    /// is not the one the reference implies (`GGUFLlamaWeights.referenceDepartures`: `llama.attention.causal = false`,
+    /// `llama.rope.scaling.attn_factor ≠ 1`, …; docs/llama-verify.md lists the keys).
+    public static func mismatches(source: any LlamaWeightSource, reference architecture: LlamaArchitecture) -> [String] {
+        let departures = (source as? GGUFLlamaWeights)?.referenceDepartures ?? []
+        return mismatches(file: source.hyperparameters, reference: architecture) + departures.map(\.description)
+    }
+
     /// One line per mismatch (empty: the file computes the reference's model).
     public static func mismatches(file: LlamaHyperparameters, reference architecture: LlamaArchitecture) -> [String] {
         var found: [String] = []
