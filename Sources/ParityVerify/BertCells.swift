@@ -14,7 +14,7 @@ public enum BertCells {
         switch format {
         case .safetensors: return FloatType.allCases.map(\.rawValue)
         case .mlx: return MLXBertCells.defaultCells
-        case .gguf: return []
+        case .gguf: return GGUFBertCells.defaultCells
         }
     }
 
@@ -27,6 +27,7 @@ public enum BertCells {
     /// Runs a safetensors file through the graph and compares every recorded node with the goldens.
     public static func verify(_ file: String, format: Variant.Format, model: ReferenceModel, golden: GoldenFile) throws(ParityError) -> VerificationReport {
         if format == .mlx { return try MLXBertCells.verify(file, model: model, golden: golden) }
+        if format == .gguf { return try GGUFBertCells.verify(file, model: model, golden: golden) }
         guard format == .safetensors else {
             throw .unsupported(file: file, reason: "a BERT in \(format.rawValue): Parity verifies BERT in safetensors so far")
         }
