@@ -30,8 +30,9 @@ public enum GGUFBertCells {
         return types.count == 1 ? types.first! : "mixed"
     }
 
-    /// Opens a GGUF as llama.cpp's bert loader does and compares every recorded node with the goldens, the weights
-    /// tensor by tensor, and the sentence embeddings of the reference sentences. A file llama.cpp refuses fails
+    /// Opens a GGUF as llama.cpp's bert loader does and compares every recorded node with the goldens, every stored
+    /// tensor with the reference weights,
+    /// and the sentence embeddings of the reference sentences. A file llama.cpp refuses fails
     /// with llama.cpp's message; bad input throws ParityError.
     public static func verify(_ path: String, model: ReferenceModel, golden: GoldenFile) throws(ParityError) -> VerificationReport {
         let source: GGUFBertWeights
@@ -52,6 +53,8 @@ public enum GGUFBertCells {
         let engine = BertGraphEngine(source: source, ops: BertGGMLOps(source: source))
         var report = try Comparator.verify(model: model, golden: golden, engine: engine, format: Variant.Format.gguf.rawValue,
                                            variant: label(source), file: path, checkWeights: false)
+        // Every tensor llama.cpp reads, against the reference, with its ggml type's bound (WeightVerifier+Bert.swift).
+        report.weights = try WeightVerifier.verify(bert: source, reference: model.weights())
         report.loadRefusals += source.loading.refusals.filter { !report.loadRefusals.contains($0) }
         report.notes += source.loading.refusals.map { "FAIL: \($0)" } + source.loading.warnings.map { "warning: \($0)" }
         if golden.kind == "sentence-embedding" {

@@ -53,6 +53,9 @@ struct BertVerifyCellsTests {
         #expect(report.layers.count == golden.activations.count)
         #expect(report.layers.allSatisfy { $0.tolerance != nil }, "every node is judged")
         #expect(report.verdict == .pass, "\(report.layers.filter { !$0.status.isPass }.map { "\($0.name): \($0.status)" })")
+        // Weight level: all 101 tensors llama.cpp reads (5 embedding + 16 per layer), each within its type's bound.
+        let weights = try #require(report.weights, "no weight check")
+        #expect(weights.tensors.count == 5 + 16 * 6 && weights.passed, "\(weights.tensors.filter { !$0.passed }.map(\.fileName))")
         let engine = BertGraphEngine(source: try GGUFBertWeights.load(path: path).get(), ops: BertGGMLOps())
         let agreement = try SentenceAgreement.compute(graph: model.config.graph, engine: engine, golden: golden)
         #expect(agreement.minimumCosine >= 0.9999, "\(type.name): \(agreement.summary)")
@@ -60,21 +63,21 @@ struct BertVerifyCellsTests {
     }
 
     /// Mistakes written by our converter + a byte edit of the f32 file, each with the node where it must show first.
-    static let planted: [(name: String, node: String, plant: @Sendable ([UInt8]) throws -> [UInt8])] = [
-        ("attn_q and attn_k weights swapped in layer 0", "encoder.layer.0.attention.self.query", { bytes in
+    static let planted: [(name: String, node: String, tensor: String, plant: @Sendable ([UInt8]) throws -> [UInt8])] = [
+        ("attn_q and attn_k weights swapped in layer 0", "encoder.layer.0.attention.self.query", "blk.0.attn_q.weight", { bytes in
             var out = bytes
             let q = try range(bytes, "blk.0.attn_q.weight"), k = try range(bytes, "blk.0.attn_k.weight")
             out.replaceSubrange(q, with: bytes[k])
             out.replaceSubrange(k, with: bytes[q])
             return out
         }),
-        ("token-type rows 0 and 1 swapped", "embeddings.token_type_embeddings", { bytes in
+        ("token-type rows 0 and 1 swapped", "embeddings.token_type_embeddings", "token_types.weight", { bytes in
             var out = bytes
             let r = try range(bytes, "token_types.weight"), row = r.count / 2
             out.replaceSubrange(r, with: bytes[(r.lowerBound + row)..<r.upperBound] + bytes[r.lowerBound..<(r.lowerBound + row)])
             return out
         }),
-        ("position rows shifted by one (row p holds p + 1)", "embeddings.position_embeddings", { bytes in
+        ("position rows shifted by one (row p holds p + 1)", "embeddings.position_embeddings", "position_embd.weight", { bytes in
             var out = bytes
             let r = try range(bytes, "position_embd.weight"), row = 384 * 4
             out.replaceSubrange(r, with: bytes[(r.lowerBound + row)..<r.upperBound] + bytes[r.lowerBound..<(r.lowerBound + row)])
@@ -93,5 +96,7 @@ struct BertVerifyCellsTests {
         print("planted \(c.name): \(report.verdict), first divergence \(first?.name ?? "-") \(first.map { "\($0.status)" } ?? "")")
         #expect(report.verdict == .fail, "\(c.name)")
         #expect(first?.name == c.node, "\(c.name): first divergence \(first?.name ?? "none"), expected \(c.node)")
+        let outOfBounds = try #require(report.weights, "no weight check").tensors.filter { $0.status == .outOfBounds }.map(\.fileName)
+        #expect(outOfBounds.contains(c.tensor), "\(c.name): tensors out of bounds \(outOfBounds), expected \(c.tensor) among them")
     }
 }
