@@ -43,12 +43,13 @@ extension WeightVerifier {
             bytes += storedBytes(stored.source)
         }
         var results: [TensorWeightResult] = []
+        let mlxFloat = LlamaRuntimeWeights.mlxFloatType(bindings)  // an MLX directory's float type (nil for other formats)
         for (binding, entry) in zip(bindings, entries) {
             let expected: [Float]
             do { expected = try reference.tensor(entry).data } catch {
                 throw .unsupported(file: reference.path, reason: "cannot read reference tensor \"\(binding.referenceName)\": \(error)")
             }
-            var result = check(binding, reference: expected, mlxFloat: nil, execution: .automatic)
+            var result = check(binding, reference: expected, mlxFloat: mlxFloat, execution: .automatic)
             if result.status == .outOfBounds || result.status == .refused {
                 result.diagnosis = WeightDiagnosis.diagnose(binding, reference: expected)
             }
