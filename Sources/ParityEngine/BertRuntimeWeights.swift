@@ -9,7 +9,7 @@ public protocol BertStoredTensors: BertWeightSource {
     /// to the reference parameter, and a refusal (nil when the runtime reads it).
     func storedTensor(_ role: BertTensorRole, layer: Int) -> (fileName: String, source: StoredWeightSource?, layout: StoredLayout, refusal: String?)
     /// Every tensor name the runtime's loader sees, and whether it refuses one no parameter reads (with why).
-    var storedTensorNames: (names: [String], refusesUnread: Bool, why: String) { get }
+    var loaderTensorNames: (names: [String], refusesUnread: Bool, why: String) { get }
 }
 
 extension PyTorchBertWeights: BertStoredTensors {
@@ -20,7 +20,7 @@ extension PyTorchBertWeights: BertStoredTensors {
         return (name, .safetensors(weights, entry), .identity(shape, "state_dict: same name, same shape"), refusal)
     }
 
-    public var storedTensorNames: (names: [String], refusesUnread: Bool, why: String) {
+    public var loaderTensorNames: (names: [String], refusesUnread: Bool, why: String) {
         // transformers loads a sentence-transformers checkpoint with from_pretrained, which warns about unused keys
         // (the pooler when it is left out, the position_ids buffer) instead of refusing them.
         (weights.entries.map(\.name), false, "from_pretrained warns about and ignores unused keys")

@@ -5,7 +5,7 @@ import ParityFormats
 import ParityModels
 
 /// The BERT cells of `verify` (minilm-l6): safetensors files in float32/16 read as PyTorch loads them
-/// (PyTorchBertWeights) and run through `BertGraphEngine` with PyTorch's ops. GGUF and MLX BERT cells are added by
+/// (PyTorchBertWeights) and run through `BertGraphEngine` with PyTorch's ops; GGUF (GGUFBertCells) and MLX (MLXBertCells) cells are added by
 /// their readers (`BertGraphEngine` over another `BertWeightSource` and `BertOps`).
 public enum BertCells {
     public static func isBert(_ model: ReferenceModel) -> Bool { model.config.modelType == "bert" }
@@ -14,7 +14,7 @@ public enum BertCells {
         switch format {
         case .safetensors: return FloatType.allCases.map(\.rawValue)
         case .mlx: return MLXBertCells.defaultCells
-        case .gguf: return []
+        case .gguf: return GGUFBertCells.defaultCells
         }
     }
 
@@ -27,8 +27,9 @@ public enum BertCells {
     /// Runs a safetensors file through the graph and compares every recorded node with the goldens.
     public static func verify(_ file: String, format: Variant.Format, model: ReferenceModel, golden: GoldenFile) throws(ParityError) -> VerificationReport {
         if format == .mlx { return try MLXBertCells.verify(file, model: model, golden: golden) }
+        if format == .gguf { return try GGUFBertCells.verify(file, model: model, golden: golden) }
         guard format == .safetensors else {
-            throw .unsupported(file: file, reason: "a BERT in \(format.rawValue): Parity verifies BERT in safetensors so far")
+            throw .unsupported(file: file, reason: "a BERT in \(format.rawValue): Parity verifies BERT in safetensors, GGUF and MLX")
         }
         let engine = try pytorchEngine(file, model: model)
         let weights = try SafetensorsFile(path: file)

@@ -38,6 +38,10 @@ public enum Comparator {
         if let llama = engine as? LlamaGraphEngine, kind != .safetensors {
             return TolerancePolicy.llama(graph: model.config.graph, engine: llama, format: kind, variant: variant, golden: golden)
         }
+        // A BERT read from GGUF: per node from the file's matrix type and llama.cpp's GELU (Tolerance+Bert.swift).
+        if let bert = engine as? BertGraphEngine, let gguf = bert.source as? GGUFBertWeights {
+            return TolerancePolicy.ggufBert(graph: model.config.graph, source: gguf, variant: variant)
+        }
         if model.config.isTransformer {
             return (try? Variant.parse(variant, format: kind)).flatMap { TolerancePolicy.transformer(graph: model.config.graph, variant: $0) }
         }

@@ -37,7 +37,9 @@ public enum MLXBertCells {
         let source = try MLXBertWeights.load(directory: path)
         let engine = BertGraphEngine(source: source, ops: BertMLXOps(source: source))
         var report = try Comparator.verify(model: model, golden: golden, engine: engine, format: Variant.Format.mlx.rawValue,
-                                           variant: label(source), file: path)
+                                           variant: label(source), file: path, checkWeights: false)
+        // Every parameter mlx-embeddings reads, against the reference, with its dtype's or quantization's bound.
+        report.weights = try WeightVerifier.verify(bert: source, reference: model.weights())
         report.loadRefusals += source.loading.refusals.filter { !report.loadRefusals.contains($0) }
         report.notes = source.notes + report.notes + source.loading.refusals.map { "FAIL: \($0)" } + source.loading.warnings.map { "warning: \($0)" }
         if !golden.omittedModules.isEmpty {

@@ -29,26 +29,33 @@ extension WeightVerifier {
             if stored.source != nil, refusal == nil, stored.layout.view.reduce(1, *) != entry.shape.reduce(1, *) {
                 refusal = "the file's hyperparameters make this tensor \(stored.layout.view); the reference's \(referenceName) is \(entry.shape)"
             }
+            // A quantized MLX module is read from its packed weight and its scales (and biases, for affine).
+            var names = [stored.fileName]
+            if case let .mlxQuantized(_, _, biases, _)? = stored.source, stored.fileName.hasSuffix(".weight") {
+                let prefix = String(stored.fileName.dropLast(".weight".count))
+                names += [prefix + ".scales"] + (biases == nil ? [] : [prefix + ".biases"])
+            }
             bindings.append(RuntimeWeight(layer: module, referenceName: referenceName, referenceShape: entry.shape, fileName: stored.fileName,
                                           requiredShape: entry.shape, layout: stored.layout, source: stored.source, refusal: refusal,
-                                          consumedNames: stored.source == nil ? [] : [stored.fileName]))
+                                          consumedNames: stored.source == nil ? [] : names))
             entries.append(entry)
-            consumed.insert(stored.fileName)
+            consumed.formUnion(names)
             bytes += storedBytes(stored.source)
         }
         var results: [TensorWeightResult] = []
+        let mlxFloat = LlamaRuntimeWeights.mlxFloatType(bindings)  // an MLX directory's float type (nil for other formats)
         for (binding, entry) in zip(bindings, entries) {
             let expected: [Float]
             do { expected = try reference.tensor(entry).data } catch {
                 throw .unsupported(file: reference.path, reason: "cannot read reference tensor \"\(binding.referenceName)\": \(error)")
             }
-            var result = check(binding, reference: expected, mlxFloat: nil, execution: .automatic)
+            var result = check(binding, reference: expected, mlxFloat: mlxFloat, execution: .automatic)
             if result.status == .outOfBounds || result.status == .refused {
                 result.diagnosis = WeightDiagnosis.diagnose(binding, reference: expected)
             }
             results.append(result)
         }
-        let stored = source.storedTensorNames
+        let stored = source.loaderTensorNames
         for name in stored.names where !consumed.contains(name) {
             var extra = TensorWeightResult(layer: nil, referenceName: nil, fileName: name, storedType: "-", storedShape: [], referenceShape: [],
                                            layout: "-", status: .extra, failsVerification: stored.refusesUnread)

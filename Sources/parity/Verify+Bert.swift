@@ -29,8 +29,8 @@ extension Verify {
             for cell in cells {
                 let path = "\(workDir)/\(model.name)-\(cell).\(kind.rawValue)"
                 do {
-                    if kind == .mlx {
-                        _ = try MLXBertCells.convert(model, cell: cell, to: path)
+                    if kind == .mlx || kind == .gguf {
+                        _ = kind == .mlx ? try MLXBertCells.convert(model, cell: cell, to: path) : try GGUFBertCells.convert(model, cell: cell, to: path)
                         reports.append(try BertCells.verify(path, format: kind, model: model, golden: golden))
                         continue
                     }
