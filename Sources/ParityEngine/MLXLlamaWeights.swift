@@ -20,8 +20,9 @@ import ParityFormats
 ///    `mlp_bias` true make q/k/v/o_proj / gate/down/up_proj carry a `bias` the strict load requires: a config
 ///    claiming biases its tensors lack is such a refusal; one whose biases are present loads in mlx-lm but is
 ///    unsupported here (Parity's Llama engines compute no projection bias).
-/// 6. `load_tokenizer`: the directory needs tokenizer.json or tokenizer.model (see `missingTokenizer`); without
-///    them mlx_lm.load raises, recorded in ``loading`` as a refusal like the strict load's.
+/// 6. `load_tokenizer` (`mlx_lm.load` only, not `load_model`): the directory needs tokenizer.json or tokenizer.model
+///    (see `missingTokenizer`); without them mlx_lm.load raises, recorded in ``loading`` as a refusal like the
+///    strict load's when read with `includingTokenizer`.
 /// Malformed input (unreadable JSON, a missing required key, a quantization entry mlx-lm cannot use) throws
 /// ``ParityError`` naming the file and the key. A well-formed directory that mlx-lm refuses to load is read: its
 /// ``loading`` outcome holds the refusal (an engine exposes it as `StrictLoadingEngine.loading`, which the verdict
@@ -44,7 +45,9 @@ public struct MLXLlamaWeights: LlamaWeightSource {
 
     // MARK: Reading
 
-    public static func load(directory: String) throws(ParityError) -> MLXLlamaWeights {
+    /// `includingTokenizer`: refuse, as `mlx_lm.load` does, a directory whose tokenizer cannot be built (step 6);
+    /// false reads it as `load_model` does (weights only: what the recorded weight fixtures were loaded with).
+    public static func load(directory: String, includingTokenizer: Bool = false) throws(ParityError) -> MLXLlamaWeights {
         let configPath = directory + "/config.json"
         let config = try MLXModelFiles.readJSON(configPath)
         guard config.objectValue != nil else { throw .malformed(file: configPath, at: "offset 0", reason: "config.json must be a JSON object") }
@@ -101,7 +104,7 @@ public struct MLXLlamaWeights: LlamaWeightSource {
         if !quantizationRefusals.isEmpty {
             loading = StrictLoadingOutcome(rule: loading.rule, refusals: quantizationRefusals + loading.refusals, warnings: loading.warnings)
         }
-        if let missing = missingTokenizer(directory: directory) {
+        if includingTokenizer, let missing = missingTokenizer(directory: directory) {
             loading = StrictLoadingOutcome(rule: loading.rule, refusals: loading.refusals + [missing], warnings: loading.warnings)
         }
         loading = loading.warning(plan.warnings)
