@@ -1,3 +1,4 @@
+import Foundation
 import ParityCore
 import ParityFormats
 
@@ -19,6 +20,9 @@ import ParityFormats
 ///    `mlp_bias` true make q/k/v/o_proj / gate/down/up_proj carry a `bias` the strict load requires: a config
 ///    claiming biases its tensors lack is such a refusal; one whose biases are present loads in mlx-lm but is
 ///    unsupported here (Parity's Llama engines compute no projection bias).
+/// 6. `load_tokenizer` (`mlx_lm.load` only, not `load_model`): the directory needs tokenizer.json or tokenizer.model
+///    (see `missingTokenizer`); without them mlx_lm.load raises, recorded in ``loading`` as a refusal like the
+///    strict load's when read with `includingTokenizer`.
 /// Malformed input (unreadable JSON, a missing required key, a quantization entry mlx-lm cannot use) throws
 /// ``ParityError`` naming the file and the key. A well-formed directory that mlx-lm refuses to load is read: its
 /// ``loading`` outcome holds the refusal (an engine exposes it as `StrictLoadingEngine.loading`, which the verdict
@@ -41,7 +45,9 @@ public struct MLXLlamaWeights: LlamaWeightSource {
 
     // MARK: Reading
 
-    public static func load(directory: String) throws(ParityError) -> MLXLlamaWeights {
+    /// `includingTokenizer`: refuse, as `mlx_lm.load` does, a directory whose tokenizer cannot be built (step 6);
+    /// false reads it as `load_model` does (weights only: what the recorded weight fixtures were loaded with).
+    public static func load(directory: String, includingTokenizer: Bool = false) throws(ParityError) -> MLXLlamaWeights {
         let configPath = directory + "/config.json"
         let config = try MLXModelFiles.readJSON(configPath)
         guard config.objectValue != nil else { throw .malformed(file: configPath, at: "offset 0", reason: "config.json must be a JSON object") }
@@ -98,6 +104,9 @@ public struct MLXLlamaWeights: LlamaWeightSource {
         if !quantizationRefusals.isEmpty {
             loading = StrictLoadingOutcome(rule: loading.rule, refusals: quantizationRefusals + loading.refusals, warnings: loading.warnings)
         }
+        if includingTokenizer, let missing = missingTokenizer(directory: directory) {
+            loading = StrictLoadingOutcome(rule: loading.rule, refusals: loading.refusals + [missing], warnings: loading.warnings)
+        }
         loading = loading.warning(plan.warnings)
         if !biases.isEmpty, !loading.refused {
             // mlx-lm loads and uses the biases; Parity's Llama engines compute no projection bias, so they cannot say
@@ -107,6 +116,18 @@ public struct MLXLlamaWeights: LlamaWeightSource {
         }
         return MLXLlamaWeights(path: directory, hyperparameters: args.hyper, ropeStyle: args.ropeTraditional ? .adjacentPairs : .halves,
                                loading: loading, quantizedModules: plan.decided, notes: notes, weights: weights)
+    }
+
+    /// `mlx_lm.load` loads the tokenizer after the weights (`load_tokenizer` → transformers' `AutoTokenizer.from_pretrained`
+    /// on the directory): a Llama tokenizer is built from `tokenizer.json`, or converted from sentencepiece's
+    /// `tokenizer.model`; with neither, transformers raises "Couldn't instantiate the backend tokenizer" and the
+    /// directory does not load. nil when one of them is there (tokenizer_config.json alone is optional: without it
+    /// transformers picks the class from config.json's model_type).
+    public static func missingTokenizer(directory: String) -> String? {
+        let files = ["tokenizer.json", "tokenizer.model"]
+        if files.contains(where: { FileManager.default.fileExists(atPath: directory + "/" + $0) }) { return nil }
+        return "mlx_lm.load's load_tokenizer refuses \(directory): it has neither tokenizer.json nor tokenizer.model, so transformers' "
+            + "AutoTokenizer cannot build the tokenizer (\"Couldn't instantiate the backend tokenizer\") and mlx-lm loads no model"
     }
 
     /// Whether `mx.quantize` (called by `to_quantized` on the module's initial weight) accepts the parameters for

@@ -151,7 +151,7 @@ public enum LlamaCells {
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw ParityError.unsupported(file: path, reason: "an MLX Llama is a directory (config.json + safetensors), as mlx_lm.load reads it")
             }
-            let source = try MLXLlamaWeights.load(directory: path)
+            let source = try MLXLlamaWeights.load(directory: path, includingTokenizer: true)  // verify judges what mlx_lm.load loads
             engine = LlamaGraphEngine.mlx(source)
             variant = mlxLabel(source)
             refusals = source.loading.refusals
