@@ -186,7 +186,7 @@ public enum WeightRendering {
 
 extension WeightVerifier {
     /// The start of a group-scale issue's rule (rendering tells it from an element's issue by it).
-    static let groupScalePrefix = "group scale"
+    static let groupScalePrefix = "scale of the group"
 
     /// The rule text of a group whose scale exceeds rule 3's bound: the scale, the bound, how the bound is made, and
     /// where the group lies in its row.
@@ -197,7 +197,7 @@ extension WeightVerifier {
         case let .amax(code): nominalText = "amax/\(formatNumber(Double(code)))"
         case let .range(levels, _): nominalText = "range/\(formatNumber(Double(levels)))"
         }
-        return "\(groupScalePrefix) \(formatNumber(Double(scale))) of columns \(column)…\(column + count - 1) > bound \(formatNumber(Double(limit))) "
+        return "\(groupScalePrefix) at columns \(column)…\(column + count - 1): \(formatNumber(Double(scale))) > bound \(formatNumber(Double(limit))) "
             + "(\(formatNumber(Double(ratio)))× \(nominalText) = \(formatNumber(Double(nominal))), + the sub-scale quantum)"
     }
 }

@@ -85,9 +85,9 @@ struct WeightBoundsImatrixQ3KTests {
         #expect(r.elementsOutOfBounds == 0, "the codes are nearest: only the scale rule may fail")
         #expect(r.blocksOutOfBounds == 1)
         let issue = try #require(r.issues.first)
-        #expect(issue.rule.hasPrefix("group scale"), "\(issue.rule)")
+        #expect(issue.rule.hasPrefix("scale of the group at columns ") && issue.rule.contains("> bound"), "\(issue.rule)")
         let cause = WeightRendering.summaryCause(r)
-        #expect(cause.contains("1 block(s): row 0, block 0, group scale") && cause.contains("> bound") && cause.contains("columns"), "\(cause)")
+        #expect(cause.contains("1 block(s): row 0, block 0, scale of the group at columns ") && cause.contains("> bound") && cause.contains("columns"), "\(cause)")
         #expect(!cause.contains("0 elements"))
     }
 
