@@ -137,7 +137,7 @@ public struct QuantBoundPolicy: Sendable {
             // (a clamped end code: 32.9/31), read per block from the stored sub-scales (`blockScaleRatio`). The
             // reference path (make_q3_quants: d = amax/4 refit with x²-weights after moving codes; then d = max/−32 and
             // nearest sub-scales, only d/2) has no such closed form: measured 1.34×, under the imatrix bound.
-            // Float sums: ×(1 + 2⁻¹⁶). Measured: reference path 1.34×, imatrix 1.51× (r = 1.02 there).
+            // Float sums: ×(1 + 2⁻¹⁶). Measured: reference path 1.34×, imatrix 1.51× = 0.74 of 1.935·r (r 1.03–1.06 in nearly every block: the largest group sits on an end code).
             var policy = imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 4), maxScaleRatio: q3KGroupRefitRatio, clipSteps: 2,
                                     derivation: "q3_K: each group's scale is a weighted least-squares refit Σw·x·l/Σw·l² (make_qx_quants, imatrix) — a convex combination of x/l — with codes from trial 1/d ≥ 3.1/amax: |x/l| ≤ 1.5·amax/3.1 (an l = ±1 at 1.5 steps) → ≤ 1.935× amax/4; the super-block's 6-bit sub-scales are refit the same way: × r = max (|Ls|+½)/|Ls| over the block's non-zero stored sub-scales (32.9/31 for a clamped end), + d/2; 2 steps of clipping"))
             policy.blockScaleRatio = q3KSubScaleRefitFactor

@@ -89,16 +89,30 @@ enum WeightOtherParameter {
             results[i].diagnosis = message
         }
 
-        /// When every parameter of layer A that has a counterpart in layer B fails and holds B's, and the other way
-        /// round, the diagnoses say the layers are exchanged whole.
+        /// When every parameter of layer A fails and holds layer B's, and the other way round, the diagnoses say the
+        /// layers are exchanged whole. A parameter that passes counts only when its reference is identical to its
+        /// counterpart's in the other layer (e.g. norms left at 1): then the exchange cannot show in it.
         func markWholeLayerExchanges() {
             var byLayer: [Int: [Int]] = [:]
             for i in entries.indices where i < results.count { if let n = layerIndex(of: entries[i].name)?.number { byLayer[n, default: []].append(i) } }
+            func counterpart(_ i: Int, in layer: Int) -> Int? {
+                guard let (_, component) = layerIndex(of: entries[i].name) else { return nil }
+                var parts = entries[i].name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+                parts[component] = String(layer)
+                return indexOfName[parts.joined(separator: ".")]
+            }
+            func covered(_ slots: [Int], holding other: Int) -> Bool {
+                slots.allSatisfy { i in
+                    if results[i].status != .pass { return heldLayer[i] == other }
+                    guard let j = counterpart(i, in: other), let mine = referenceValues(i), let theirs = referenceValues(j) else { return false }
+                    return mine == theirs
+                }
+            }
             for (a, slots) in byLayer {
-                // Parameters whose references agree across the two layers (e.g. norms left at 1) pass either way.
                 let failingA = slots.filter { results[$0].status != .pass }
-                guard let b = failingA.first.flatMap({ heldLayer[$0] }), a < b, let failingB = byLayer[b]?.filter({ results[$0].status != .pass }),
-                      !failingB.isEmpty, failingA.allSatisfy({ heldLayer[$0] == b }), failingB.allSatisfy({ heldLayer[$0] == a }) else { continue }
+                guard let b = failingA.first.flatMap({ heldLayer[$0] }), a < b, let slotsB = byLayer[b], slotsB.count == slots.count,
+                      covered(slots, holding: b), covered(slotsB, holding: a) else { continue }
+                let failingB = slotsB.filter { results[$0].status != .pass }
                 for i in failingA + failingB {
                     results[i].diagnosis? += "; every tensor of layers \(a) and \(b) holds the other layer's parameter: the two layers are exchanged whole"
                 }
