@@ -65,6 +65,9 @@ public struct QuantBoundPolicy: Sendable {
     /// rounding gives ≤ ½ (≈ 0.29 for spread data); a least-squares refit moves a few codes by one step, but
     /// not every one: a one-level shift of every code gives ≈ 1.04, a min moved by ½ step ≈ 0.58.
     public var maxRMSSteps: Float = 0
+    /// A per-block factor on `maxScaleRatio` read from the stored block (q3_K: the second-level refit of the
+    /// sub-scales, see `gguf(.q3_K)`); nil: 1.
+    public var blockScaleRatio: (@Sendable (UnsafeRawPointer) -> Float)?
 
     /// Relative rounding of a quantizer's input: bf16's unit roundoff 2⁻⁸ (8 significant bits), the coarsest dtype a
     /// pipeline casts to first (MLX also rounds amax/top and x/scale to the weight dtype).
@@ -120,15 +123,36 @@ public struct QuantBoundPolicy: Sendable {
             return imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: 3, includeZero: true), maxScaleRatio: 2.2, clipSteps: 2,
                                     derivation: "q2_K: make_qkx2_quants(nmax 3, rmin −0.5, 15 steps of 0.1, weighted by |x|) searches 1/d in (2.5…4)/range and refits scale and min by weighted least squares, which can push the min far below the data: measured up to 1.9× nominal; bound 2.2× (so only rule 1 catches a doubled q2_K scale), 2 steps of clipping; 4-bit sub-scales of d and dmin add d/2, dmin/2"))
         case .q3_K:
-            return imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 4), maxScaleRatio: 1.5, clipSteps: 2,
-                                    derivation: "q3_K: make_q3_quants(nmax 4) starts at d = amax/4 and moves codes to cut the squared error, refitting d → measured up to 1.34× nominal; bound 1.5×, 2 steps of clipping; 6-bit sub-scales add d/2"))
+            // Level 1 (per group of 16): the imatrix path's make_qx_quants(16, nmax 4, rmse_type 1, weights
+            // qw·√(σ²+x²) ≥ 0) codes l = clamp(nearest_int(iscale·x), −4, 3) for trial iscale = −(4 + 0.1·k)/max,
+            // k ∈ −9…9, and stores the refit Σw·x·l / Σw·l²: a convex combination of x/l over the elements with l ≠ 0,
+            // weighted by w·l² — whatever the importances. |x/l| is largest for an unclamped l = ±1 at
+            // |iscale·x| = 1.5 with the smallest |iscale| = 3.1/amax: 1.5·amax/3.1 = (6/3.1)× amax/4 = 1.935×
+            // (|l| = 2: 1.25·amax/3.1·…; clamped −4: amax/4; clamped +3: amax/3 — all smaller). An importance
+            // concentrated on such elements reaches it (tiny-llama's imatrix: 1.51×, blk.0.ffn_down row 23).
+            // Level 2 (the 16 group scales of a super-block): the imatrix path codes them Ls = clamp(nearest_int(t),
+            // −32, 31) with t = iscale₂·scale, iscale₂ = −(32 + 0.1·k)/max, and stores d = the refit Σ sw·scale·Ls /
+            // Σ sw·Ls², again a convex combination — of scale_k/Ls_k = (t_k/Ls_k)/iscale₂. So the stored group scale
+            // d·Ls_j ≤ r·|scale_j| + d/2 with r = max over the block's non-zero Ls_k of t_k/Ls_k ≤ (|Ls_k| + ½)/|Ls_k|
+            // (a clamped end code: 32.9/31), read per block from the stored sub-scales (`blockScaleRatio`). The
+            // reference path (make_q3_quants: d = amax/4 refit with x²-weights after moving codes; then d = max/−32 and
+            // nearest sub-scales, only d/2) has no such closed form: measured 1.34×, under the imatrix bound.
+            // Float sums: ×(1 + 2⁻¹⁶). Measured: reference path 1.34×, imatrix 1.51× = 0.74 of 1.935·r (r 1.03–1.06 in nearly every block: the largest group sits on an end code).
+            var policy = imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 4), maxScaleRatio: q3KGroupRefitRatio, clipSteps: 2,
+                                    derivation: "q3_K: each group's scale is a weighted least-squares refit Σw·x·l/Σw·l² (make_qx_quants, imatrix) — a convex combination of x/l — with codes from trial 1/d ≥ 3.1/amax: |x/l| ≤ 1.5·amax/3.1 (an l = ±1 at 1.5 steps) → ≤ 1.935× amax/4; the super-block's 6-bit sub-scales are refit the same way: × r = max (|Ls|+½)/|Ls| over the block's non-zero stored sub-scales (32.9/31 for a clamped end), + d/2; 2 steps of clipping"))
+            policy.blockScaleRatio = q3KSubScaleRefitFactor
+            return policy
         case .q4_K, .q5_K:
             let levels: Float = type == .q4_K ? 15 : 31
             return imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .range(levels: levels, includeZero: true), maxScaleRatio: 1.35, clipSteps: 2,
                                     derivation: "\(type.name): make_qkx2_quants(nmax \(Int(levels))) searches 1/d in (n ± 1)/range (min ≤ 0) and refits; imatrix make_qkx3_quants a similar range → measured up to 1.10× nominal (q4_K), 1.04× (q5_K); bound 1.35×, 2 steps of clipping; 6-bit sub-scales and mins add d/2, dmin/2"))
         case .q6_K:
-            return imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 32), maxScaleRatio: 1.25, clipSteps: 2,
-                                    derivation: "q6_K: make_qx_quants(nmax 32) tries 1/d = (32 ± 0.9)/max and refits → measured up to 1.03× nominal; bound 1.25×, 2 steps of clipping; 8-bit sub-scales add d/2"))
+            // make_qx_quants(16, nmax 32, rmse_type 1; weights the imatrix qw, or x² without one) refits
+            // Σw·x·l / Σw·l² — a convex combination of x/l — from codes of trial 1/d ≥ 31.1/amax: |x/l| ≤
+            // 1.5·amax/31.1 (an unclamped l = ±1 at 1.5 steps) = 1.543× amax/32. The 8-bit sub-scales are then
+            // nearest_int(−128·scale/max_scale) with d = max_scale/−128: only d/2. Float sums ×(1 + 2⁻¹⁶).
+            return imatrixClipping(QuantBoundPolicy(type: type.name, groupLength: length, grid: grid, nominal: .amax(code: 32), maxScaleRatio: 1.5 * 32 / 31.1 * (1 + 0x1p-16), clipSteps: 2,
+                                    derivation: "q6_K: make_qx_quants(nmax 32) stores the weighted refit Σw·x·l/Σw·l², a convex combination of x/l with codes from trial 1/d ≥ 31.1/amax → ≤ 1.5·32/31.1 = 1.543× nominal (measured 1.03×); 8-bit sub-scales add d/2; 2 steps of clipping"))
         case .mxfp4:
             // e = floor(log2 amax) − 2 + 127 → top value 12·2^(e−128) = 1.5·2^⌊log2 amax⌋ ∈ (0.75, 1.5]·amax: the
             // scale is ≤ 1.5× amax/12, and amax can be clipped to 0.75·amax: one top gap (8 → 12 is 4 scale units).
@@ -137,6 +161,27 @@ public struct QuantBoundPolicy: Sendable {
         default:
             return nil
         }
+    }
+
+    /// q3_K's level-1 bound (see `gguf(.q3_K)`): 1.5·4/3.1, with 2⁻¹⁶ for the float sums.
+    static let q3KGroupRefitRatio: Float = 1.5 * 4 / 3.1 * (1 + 0x1p-16)
+
+    /// q3_K's level-2 factor r for one stored block: the largest t/Ls a refit of the 16 group scales on their stored
+    /// 6-bit codes Ls = sc − 32 can weigh in — (|Ls| + ½)/|Ls| for a code nearest to t, 32.9/|Ls| for a clamped one
+    /// (|t| ≤ 32 + 0.9 at the block's largest group); 1 when every code is 0. Both ends are read as possibly clamped
+    /// (−32, 31) since the file does not say which group set the trial scale.
+    public static let q3KSubScaleRefitFactor: @Sendable (UnsafeRawPointer) -> Float = { x in
+        var r: Float = 1
+        for j in 0..<16 {
+            let low = j < 8 ? x.load(fromByteOffset: 96 + j, as: UInt8.self) & 0x0F : x.load(fromByteOffset: 96 + j - 8, as: UInt8.self) >> 4
+            let high = (x.load(fromByteOffset: 96 + 8 + j % 4, as: UInt8.self) >> UInt8(2 * (j / 4))) & 3
+            let code = abs(Float(Int(low | high << 4) - 32))
+            guard code > 0 else { continue }
+            var t = code + 0.5
+            if code >= 31 { t = max(t, 32.9) }
+            r = max(r, t / code)
+        }
+        return r * (1 + 0x1p-16)
     }
 
     /// The RMS bound of the aggregate rule for the refit types (Q4_0, Q4_1, Q5_0, Q5_1); see `maxRMSSteps`.

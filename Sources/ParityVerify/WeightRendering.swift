@@ -25,7 +25,18 @@ public enum WeightRendering {
     /// For a summary line: the weight tensors that fail, or nothing when all pass.
     public static func summary(_ report: VerificationReport) -> String {
         guard let w = report.weights, !w.passed else { return "" }
-        return "  weights out of bounds: " + w.failing.map { "\($0.fileName) (\($0.status == .outOfBounds ? "\($0.elementsOutOfBounds) elements" : $0.status.rawValue))" }.joined(separator: ", ")
+        return "  weights out of bounds: " + w.failing.map { "\($0.fileName) (\(summaryCause($0)))" }.joined(separator: ", ")
+    }
+
+    /// Why one tensor fails, for the summary line: its elements out of bounds, or — when every element is within the
+    /// element rules and only blocks fail (a group scale over its bound, a block RMS) — the first such block's rule.
+    public static func summaryCause(_ t: TensorWeightResult) -> String {
+        guard t.status == .outOfBounds else { return t.status.rawValue }
+        if t.elementsOutOfBounds == 0, t.blocksOutOfBounds > 0 {
+            let first = t.issues.first.map { ": row \($0.row)" + ($0.block.map { ", block \($0)" } ?? "") + ", " + $0.rule } ?? ""
+            return "\(t.blocksOutOfBounds) block(s)\(first)"
+        }
+        return "\(t.elementsOutOfBounds) elements"
     }
 
     static func position(_ i: WeightIssue) -> String {
@@ -37,7 +48,11 @@ public enum WeightRendering {
     }
 
     static func describe(_ i: WeightIssue) -> String {
-        "\(position(i)): stored \(formatNumber(i.stored)), reference \(formatNumber(i.reference)), expected \(formatNumber(i.expected))"
+        // A group scale over its bound is the group's finding, not an element's: its position and the scale rule only.
+        if i.rule.hasPrefix(WeightVerifier.groupScalePrefix) {
+            return "row \(i.row)" + (i.block.map { ", block \($0)" } ?? "") + ": " + i.rule
+        }
+        return "\(position(i)): stored \(formatNumber(i.stored)), reference \(formatNumber(i.reference)), expected \(formatNumber(i.expected))"
             + (i.bound > 0 ? " (bound \(formatNumber(i.bound)))" : "") + (i.rule.isEmpty ? "" : " — \(i.rule)")
     }
 
@@ -69,7 +84,9 @@ public enum WeightRendering {
             var head = "  \(name): \(t.status.rawValue)"
             if let d = t.detail { head += ": \(d)" }
             if t.status == .outOfBounds {
-                head += ": \(t.elementsOutOfBounds) of \(t.elements) elements" + (t.blocks > 0 ? " in \(t.blocksOutOfBounds) of \(t.blocks) blocks" : "") + " out of bounds; rule: \(t.rule)"
+                head += t.elementsOutOfBounds == 0 && t.blocksOutOfBounds > 0
+                    ? ": \(t.blocksOutOfBounds) of \(t.blocks) blocks out of bounds (every element within the element rules; the block's scale or RMS is not); rule: \(t.rule)"
+                    : ": \(t.elementsOutOfBounds) of \(t.elements) elements" + (t.blocks > 0 ? " in \(t.blocksOutOfBounds) of \(t.blocks) blocks" : "") + " out of bounds; rule: \(t.rule)"
             }
             lines.append(head)
             for i in t.issues { lines.append("    " + describe(i)) }
@@ -164,5 +181,23 @@ public enum WeightRendering {
             html += "</div>\n"
         }
         return html
+    }
+}
+
+extension WeightVerifier {
+    /// The start of a group-scale issue's rule (rendering tells it from an element's issue by it).
+    static let groupScalePrefix = "scale of the group"
+
+    /// The rule text of a group whose scale exceeds rule 3's bound: the scale, the bound, how the bound is made, and
+    /// where the group lies in its row.
+    static func groupScaleRule(scale: Float, limit: Float, ratio: Float, nominal: Float, policy: QuantBoundPolicy, first: Int, count: Int, rowLength: Int) -> String {
+        let column = first % max(rowLength, 1)
+        let nominalText: String
+        switch policy.nominal {
+        case let .amax(code): nominalText = "amax/\(formatNumber(Double(code)))"
+        case let .range(levels, _): nominalText = "range/\(formatNumber(Double(levels)))"
+        }
+        return "\(groupScalePrefix) at columns \(column)…\(column + count - 1): \(formatNumber(Double(scale))) > bound \(formatNumber(Double(limit))) "
+            + "(\(formatNumber(Double(ratio)))× \(nominalText) = \(formatNumber(Double(nominal))), + the sub-scale quantum)"
     }
 }

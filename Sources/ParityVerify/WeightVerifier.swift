@@ -465,6 +465,8 @@ public enum WeightVerifier {
         var tableFastPath = true
         /// Table grids: each stored code's index in `codes` (-1 when not on it), for the fast path's bracket.
         var codeIndex: [Int32]?
+        /// The current block's factor on `policy.maxScaleRatio` (`QuantBoundPolicy.blockScaleRatio`).
+        var scaleRatioFactor: Float = 1
 
         init(policy: QuantBoundPolicy) {
             self.policy = policy
@@ -519,7 +521,7 @@ public enum WeightVerifier {
                 nominal = ((zero ? max(hi, 0) : hi) - (zero ? min(lo, 0) : lo)) / levels
                 nominalSlack = (2 * u * max(abs(lo), abs(hi)) + 0x1p-24) / levels
             }
-            var scaleLimit = max(policy.maxScaleRatio * (nominal + nominalSlack + g.scaleQuantum) + eps * abs(s), policy.minimumScale)
+            var scaleLimit = max(policy.maxScaleRatio * scaleRatioFactor * (nominal + nominalSlack + g.scaleQuantum) + eps * abs(s), policy.minimumScale)
             if let u = policy.underflowScale, nominal < 0x1p-24 { scaleLimit = max(scaleLimit, u) }
             // A group beyond the format's largest scale is clipped however the quantizer works.
             let saturated = policy.maxScale.map { abs(s) >= $0 && nominal > $0 } ?? false
@@ -722,7 +724,8 @@ public enum WeightVerifier {
                 var k = 0
                 for i in 1..<max(count, 1) where abs(x[i]) > abs(x[k]) { k = i }
                 sink.consider(index: base + k, block: block, scale: Double(s), stored: y[k], reference: x[k], expected: x[k],
-                              bound: Double(scaleLimit), rule: "scale \(formatNumber(Double(abs(s)))) > bound \(formatNumber(Double(scaleLimit)))",
+                              bound: Double(scaleLimit), rule: WeightVerifier.groupScaleRule(scale: abs(s), limit: scaleLimit, ratio: policy.maxScaleRatio * scaleRatioFactor,
+                                                                                            nominal: nominal, policy: policy, first: base, count: count, rowLength: sink.rowLength),
                               score: 1e30, isIssue: true)
             }
             return (bad, scaleBad || rmsBad)
@@ -774,6 +777,7 @@ public enum WeightVerifier {
                         GGMLQuants.dequantize(raw, type: type, count: blockSize, into: yb)
                         guard let groups = GGMLQuants.groups(ofBlock: raw.baseAddress!, type: type) else { continue }
                         let length = blockSize / groups.count
+                        o.checker.scaleRatioFactor = policy.blockScaleRatio?(raw.baseAddress!) ?? 1
                         var blockBad = false, elementsBad = 0
                         // The refit types: the block's bookkeeping is kept until it is known whether the refit excuses it.
                         let before = refit == nil ? nil : (o.checker, o.sink)
