@@ -21,7 +21,6 @@ import copy
 import datetime
 import os
 import sys
-import tempfile
 
 import h5py
 import numpy as np
@@ -29,6 +28,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import parity_models as pm  # noqa: E402
+# diff_goldens is re-exported: tools/minilm/record_goldens.py imports it from here.
+from golden_file import diff_goldens, install_golden, temporary_golden  # noqa: E402,F401
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INPUT_PATH = "/inputs/images"
@@ -142,62 +143,6 @@ def write_golden(path, config, model, weights_sha256, generator, images, labels,
     return rows
 
 
-def read_all(path):
-    """(root attributes, {dataset path: (array, attributes)}) of an HDF5 file."""
-    datasets = {}
-    with h5py.File(path, "r") as f:
-        root = dict(f.attrs)
-
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                datasets["/" + name] = (obj[()], dict(obj.attrs))
-        f.visititems(visit)
-    return root, datasets
-
-
-def _same(a, b):
-    return type(a) is type(b) and np.array_equal(a, b)
-
-
-def _attr_changes(prefix, old, new, ignore=()):
-    changes = []
-    for key in sorted(set(old) | set(new)):
-        if key not in ignore and not (key in old and key in new and _same(old[key], new[key])):
-            changes.append(f"{prefix}@{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}")
-    return changes
-
-
-def diff_goldens(old_path, new_path):
-    """Print a per-dataset comparison; return True if anything but the root `created` differs."""
-    old_root, old_sets = read_all(old_path)
-    new_root, new_sets = read_all(new_path)
-    differs = False
-    print(f"{'dataset':<28} {'shape':<18} {'max abs diff':>13}  identical")
-    for name in sorted(set(old_sets) | set(new_sets)):
-        if name not in old_sets or name not in new_sets:
-            differs = True
-            print(f"{name:<28} {'added' if name in new_sets else 'removed'}")
-            continue
-        (old, old_attrs), (new, new_attrs) = old_sets[name], new_sets[name]
-        shape = "x".join(map(str, new.shape))
-        if old.shape != new.shape or old.dtype != new.dtype:
-            differs = True
-            print(f"{name:<28} {shape:<18} {'-':>13}  no (was {old.dtype} {list(old.shape)})")
-        else:
-            identical = old.tobytes() == new.tobytes()
-            max_abs = np.abs(new.astype(np.float64) - old.astype(np.float64)).max() if new.size else 0.0
-            differs |= not identical
-            print(f"{name:<28} {shape:<18} {max_abs:>13.3g}  {'yes' if identical else 'no'}")
-        for change in _attr_changes(name, old_attrs, new_attrs):
-            differs = True
-            print("  attribute changed:", change)
-    changes = _attr_changes("/", old_root, new_root, ignore=("created",))
-    for change in changes:
-        print("  attribute changed:", change)
-    print(f"  /@created: {old_root.get('created')!r} -> {new_root.get('created')!r} (always differs, ignored)")
-    return differs or bool(changes)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", help="reference directory with config.json and model.safetensors")
@@ -220,35 +165,13 @@ def main():
     generator = f"tools/regen_goldens.py {shown_dir} --count {args.count}"
 
     golden = os.path.join(model_dir, "golden.h5")
-    fd, temp = tempfile.mkstemp(prefix=".golden-", suffix=".h5.tmp", dir=model_dir)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)  # mkstemp makes the file 0600; give the golden normal permissions
-    try:
+    with temporary_golden(golden) as temp:
         rows = write_golden(temp, config, model, weights_sha256, generator, images, labels, args.count)
         print(f"{config['name']}: {len(rows)} hooked modules, {args.count} images")
         print(f"{'module':<10} {'op':<10} {'input':<22} {'noise max abs':>13} {'noise rel l2':>13}")
         for name, op, input_path, max_abs, rel_l2 in rows:
             print(f"{name:<10} {op:<10} {input_path:<22} {max_abs:>13.3e} {rel_l2:>13.3e}")
-
-        if not os.path.exists(golden):
-            os.replace(temp, golden)
-            print(f"wrote {golden} ({os.path.getsize(golden)} bytes)")
-            return 0
-        print(f"comparing with existing {golden}:")
-        if not diff_goldens(golden, temp):
-            print("data identical to the existing golden; kept the existing file")
-            return 0
-        if args.replace:
-            os.replace(temp, golden)
-            print(f"REPLACED {golden} ({os.path.getsize(golden)} bytes)")
-            return 0
-        print("golden differs; NOT replaced (rerun with --replace to accept the new data)")
-        return 1
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+        return install_golden(golden, temp, args.replace)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 
 import h5py
 import numpy as np
@@ -35,7 +34,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from llama_capture import Capture  # noqa: E402
-from regen_goldens import add_dataset, diff_goldens  # noqa: E402
+from golden_file import install_golden, temporary_golden  # noqa: E402
+from regen_goldens import add_dataset  # noqa: E402
 import parity_models  # noqa: E402
 
 FORMAT_VERSION = 2
@@ -377,34 +377,13 @@ def main():
     f64 = capture(copy.deepcopy(model).double(), ids)
 
     out = os.path.abspath(args.out) if args.out else os.path.join(model_dir, "golden.h5")
-    fd, temp = tempfile.mkstemp(prefix=".golden-", suffix=".h5.tmp", dir=os.path.dirname(out))
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)
-    try:
+    with temporary_golden(out) as temp:
         write_golden(temp, name=args.name or os.path.basename(model_dir), config=config, model_dir=model_dir,
                      files=files, prompts=prompts, ids=ids, f32=f32, f64=f64, generator=generator, seed=seed)
         print(f"{len(f32.records)} datasets, batch {ids.shape[0]} x {ids.shape[1]} tokens; "
               f"modules that never ran: {f32.not_run}")
         summarize(temp)
-        if not os.path.exists(out):
-            os.replace(temp, out)
-            print(f"wrote {out} ({os.path.getsize(out)} bytes)")
-            return 0
-        print(f"comparing with existing {out}:")
-        if not diff_goldens(out, temp):
-            print("data identical to the existing golden; kept the existing file")
-            return 0
-        if args.replace:
-            os.replace(temp, out)
-            print(f"REPLACED {out} ({os.path.getsize(out)} bytes)")
-            return 0
-        print("golden differs; NOT replaced (rerun with --replace to accept the new data)")
-        return 1
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+        return install_golden(out, temp, args.replace)
 
 
 if __name__ == "__main__":
