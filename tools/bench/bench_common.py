@@ -106,5 +106,30 @@ def add_common_arguments(parser):
     parser.add_argument("--images", type=int, default=500)
 
 
+def add_token_arguments(parser):
+    """The Llama helpers' options: prompt and generation lengths, timed repetitions, untimed warm-up runs."""
+    parser.add_argument("--prompt-tokens", type=int, required=True)
+    parser.add_argument("--gen-tokens", type=int, required=True)
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+
+
+def time_tokens(pp, tg, args):
+    """llama-bench's protocol for the Llama helpers: for pp N (`pp()`, one pass over the N-token prompt) and then
+    tg N (`tg()`, N single-token passes), `args.warmup` untimed runs and `args.repetitions` timed ones; each sample
+    is tokens per second of one run."""
+    throughput = []
+    for name, fn, n in (("pp", pp, args.prompt_tokens), ("tg", tg, args.gen_tokens)):
+        for _ in range(args.warmup):
+            fn()
+        samples = []
+        for _ in range(args.repetitions):
+            t = now_ns()
+            fn()
+            samples.append(n / ((now_ns() - t) / 1e9))
+        throughput.append({"test": f"{name}{n}", "batch": 1, "unit": "tokens/s", "samples": samples})
+    return throughput
+
+
 def emit(obj):
     print(json.dumps(obj))

@@ -6,15 +6,12 @@ Token ids do not change the compute; the prompt is 1, 2, ..., N (mod the vocabul
 import argparse
 import sys
 
-from bench_common import emit, now_ns, peak_rss_bytes, read_safetensors
+from bench_common import add_token_arguments, emit, now_ns, peak_rss_bytes, time_tokens, read_safetensors
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--reference", required=True)
 parser.add_argument("--weights", required=True)
-parser.add_argument("--prompt-tokens", type=int, required=True)
-parser.add_argument("--gen-tokens", type=int, required=True)
-parser.add_argument("--repetitions", type=int, default=5)
-parser.add_argument("--warmup", type=int, default=1)
+add_token_arguments(parser)
 args = parser.parse_args()
 
 try:
@@ -53,15 +50,6 @@ def tg():
             past = out.past_key_values
 
 
-throughput = []
-for name, fn, n in (("pp", pp, args.prompt_tokens), ("tg", tg, args.gen_tokens)):
-    for _ in range(args.warmup):
-        fn()
-    samples = []
-    for _ in range(args.repetitions):
-        t = now_ns()
-        fn()
-        samples.append(n / ((now_ns() - t) / 1e9))
-    throughput.append({"test": f"{name}{n}", "batch": 1, "unit": "tokens/s", "samples": samples})
+throughput = time_tokens(pp, tg, args)
 emit({"version": f"torch {torch.__version__}", "file": args.weights, "load_seconds": load_seconds, "throughput": throughput,
       "peak_rss_bytes": peak_rss_bytes(), "notes": f"1 thread, transformers LlamaForCausalLM; weights {'/'.join(dtypes)} in float32"})

@@ -5,14 +5,11 @@ JSON object (docs/bench.md, "helper output"). Token ids do not change the comput
 import argparse
 import sys
 
-from bench_common import emit, now_ns, peak_rss_bytes
+from bench_common import add_token_arguments, emit, now_ns, peak_rss_bytes, time_tokens
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--directory", required=True)
-parser.add_argument("--prompt-tokens", type=int, required=True)
-parser.add_argument("--gen-tokens", type=int, required=True)
-parser.add_argument("--repetitions", type=int, default=5)
-parser.add_argument("--warmup", type=int, default=1)
+add_token_arguments(parser)
 args = parser.parse_args()
 
 try:
@@ -42,16 +39,7 @@ def tg():
         mx.eval(model(token, cache=cache))
 
 
-throughput = []
-for name, fn, n in (("pp", pp, args.prompt_tokens), ("tg", tg, args.gen_tokens)):
-    for _ in range(args.warmup):
-        fn()
-    samples = []
-    for _ in range(args.repetitions):
-        t = now_ns()
-        fn()
-        samples.append(n / ((now_ns() - t) / 1e9))
-    throughput.append({"test": f"{name}{n}", "batch": 1, "unit": "tokens/s", "samples": samples})
+throughput = time_tokens(pp, tg, args)
 import mlx_lm
 emit({"version": f"mlx {mx.__version__}, mlx-lm {getattr(mlx_lm, '__version__', '?')}", "file": args.directory,
       "load_seconds": load_seconds, "throughput": throughput, "peak_rss_bytes": peak_rss_bytes(), "notes": "CPU device"})
