@@ -17,25 +17,13 @@ tiled kernel.
 
 Usage: .build-venv-mlx/bin/python tools/llamacompute/record_llamacpp_logits.py [--eco .build-llama/ecosystem]
 """
-import argparse, hashlib, os, shutil, subprocess, sys, tempfile
+import argparse, hashlib, os, shutil, sys, tempfile
 import numpy as np
 import h5py
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from llama_logits_run import llama_logits_command, read_dump, run, write_tokens
 
-def read_dump(directory):
-    """{(name, occurrence): array in numpy order} of one sequence dumped by llama_logits --dump: each file holds
-    int64 ne[4] then float32 data in ggml order; nodes.tsv lists index, name, ne in compute order."""
-    nodes, seen = {}, {}
-    with open(os.path.join(directory, "nodes.tsv")) as f:
-        for line in f:
-            index, name, _ = line.rstrip("\n").split("\t")
-            k = seen.get(name, 0)
-            seen[name] = k + 1
-            path = os.path.join(directory, f"{index}.bin")
-            ne = np.fromfile(path, dtype="<i8", count=4)
-            nodes[(name, k)] = np.fromfile(path, dtype="<f4", offset=32).reshape(tuple(int(x) for x in ne[::-1])).squeeze()
-    return nodes
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main():
@@ -48,8 +36,7 @@ def main():
     b, t = ids.shape
     scratch = tempfile.mkdtemp(prefix="parity-llamacpp-logits-")  # nothing is written next to the ecosystem files
     tokens = os.path.join(scratch, "tokens.bin")
-    with open(tokens, "wb") as f:  # llama_logits' input: int32 B, int32 T, then B·T int32 ids
-        f.write(np.array([b, t], "<i4").tobytes()); f.write(ids.astype("<i4").tobytes())
+    write_tokens(tokens, ids)
     gguf = os.path.join(a.eco, "gguf", "tiny-llama-f32.gguf")
     sha = hashlib.sha256(open(gguf, "rb").read()).hexdigest()
     binary = os.path.join(a.eco, "bin", "llama_logits")
@@ -59,8 +46,8 @@ def main():
         f.create_dataset("input_ids", data=ids, track_times=False)
         for name, kv, fa in [("kv-f32", "f32", "off"), ("kv-f16", "f16", "off"), ("kv-f16-flash-attn", "f16", "on")]:
             out = os.path.join(scratch, "logits.bin")
-            cmd = [binary, gguf, tokens, out, "--kv", kv, "--flash-attn", fa, "--threads", "1"]
-            subprocess.run(cmd, check=True, capture_output=True)
+            cmd = llama_logits_command(binary, gguf, tokens, out, kv, fa)
+            run(cmd)
             logits = np.fromfile(out, "<f4").reshape(b, t, -1)
             os.remove(out)
             d = f.create_dataset(name, data=logits, chunks=True, compression="gzip", compression_opts=4, shuffle=True,
@@ -71,7 +58,7 @@ def main():
             print(name, logits.shape, float(np.abs(logits).max()))
             # Every setting: layer 0's attention nodes (flash attention materialises no kq_soft_max).
             dump = os.path.join(scratch, "dump-" + name)
-            subprocess.run(cmd + ["--dump", dump], check=True, capture_output=True)
+            run(cmd + ["--dump", dump])
             nodes = read_dump(os.path.join(dump, "s0"))
             wanted = {"Qcur": ("Qcur-0", 2), "Kcur": ("Kcur-0", 2), "Vcur": ("Vcur-0", 0), "kqv_out": ("kqv_out-0", 0)}
             if fa == "off":
@@ -87,11 +74,10 @@ def main():
         # ggml's CPU flash attention takes its tiled kernel instead of the per-row one.
         long = np.concatenate([ids[0], ids[1], ids[0][:16]])[None, :].astype(np.int32)
         long_tokens = os.path.join(scratch, "long-tokens.bin")
-        with open(long_tokens, "wb") as lf:
-            lf.write(np.array(long.shape, "<i4").tobytes()); lf.write(long.astype("<i4").tobytes())
+        write_tokens(long_tokens, long)
         out = os.path.join(scratch, "logits.bin")
-        cmd = [binary, gguf, long_tokens, out, "--kv", "f16", "--flash-attn", "on", "--threads", "1"]
-        subprocess.run(cmd, check=True, capture_output=True)
+        cmd = llama_logits_command(binary, gguf, long_tokens, out, "f16", "on")
+        run(cmd)
         f.create_dataset("long/input_ids", data=long, track_times=False)
         d = f.create_dataset("long/kv-f16-flash-attn", data=np.fromfile(out, "<f4").reshape(1, long.shape[1], -1), chunks=True,
                              compression="gzip", compression_opts=4, shuffle=True, track_times=False)

@@ -14,27 +14,15 @@ ggml quantizes activations row by row, so a subset of the rows is as good a test
 
 Usage: .build-venv-fixtures/bin/python tools/llamacompute/record_llamacpp_matmuls.py [--eco .build-llama/ecosystem]
 """
-import argparse, hashlib, os, shutil, struct, subprocess, sys, tempfile
+import argparse, hashlib, os, shutil, struct, sys, tempfile
 import numpy as np
 import gguf
+
+from llama_logits_run import llama_logits_command, read_dump, run, write_tokens
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROWS = 8
 FILES = {"F16": "f16", "BF16": "bf16", "Q8_0": "q8_0", "Q4_0": "Q4_0", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M", "Q6_K": "Q6_K"}
-
-
-def read_dump(directory):
-    """{(name, occurrence): array in numpy order} of one dumped sequence (int64 ne[4], then float32 data)."""
-    nodes, seen = {}, {}
-    with open(os.path.join(directory, "nodes.tsv")) as f:
-        for line in f:
-            index, name, _ = line.rstrip("\n").split("\t")
-            k = seen.get(name, 0)
-            seen[name] = k + 1
-            path = os.path.join(directory, f"{index}.bin")
-            ne = np.fromfile(path, dtype="<i8", count=4)
-            nodes[(name, k)] = np.fromfile(path, dtype="<f4", offset=32).reshape(tuple(int(x) for x in ne[::-1])).squeeze()
-    return nodes
 
 
 def main():
@@ -48,14 +36,13 @@ def main():
     b, t = struct.unpack("<ii", raw[:8])
     ids = np.frombuffer(raw[8:], "<i4").reshape(b, t)[:1]
     tokens = os.path.join(scratch, "tokens.bin")
-    with open(tokens, "wb") as f:
-        f.write(struct.pack("<ii", 1, t)); f.write(ids.astype("<i4").tobytes())
+    write_tokens(tokens, ids)
     writer = gguf.GGUFWriter(a.out, "parity-fixture")
     for label, stem in FILES.items():
         path = os.path.join(a.eco, "gguf", f"tiny-llama-{stem}.gguf")
         dump = os.path.join(scratch, stem)
-        subprocess.run([os.path.join(a.eco, "bin", "llama_logits"), path, tokens, os.path.join(scratch, "logits.bin"),
-                        "--kv", "f32", "--flash-attn", "off", "--threads", "1", "--dump", dump], check=True, capture_output=True)
+        run(llama_logits_command(os.path.join(a.eco, "bin", "llama_logits"), path, tokens, os.path.join(scratch, "logits.bin"),
+                                 "f32", "off") + ["--dump", dump])
         nodes = read_dump(os.path.join(dump, "s0"))
         x, y = nodes[("attn_norm-0", 0)][:ROWS], nodes[("Vcur-0", 0)][:ROWS]
         tensor = next(t for t in gguf.GGUFReader(path).tensors if t.name == "blk.0.attn_v.weight")
