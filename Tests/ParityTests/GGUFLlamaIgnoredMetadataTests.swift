@@ -18,24 +18,11 @@ import Testing
 /// a converter writing that key would produce them (the weights are untouched, so only the key can fail them).
 @Suite("GGUF Llama metadata llama.cpp computes with")
 struct GGUFLlamaIgnoredMetadataTests {
-    /// Parity's f32 conversion of tiny-llama with `changes` set on top of the converter's metadata.
-    static func file(_ changes: [(String, GGUFValue)], in scratch: TemporaryDirectory) throws -> String {
-        var (writer, _) = try GGUFLlamaConverter.build(directory: Repo.golden + "/tiny-llama", output: try #require(GGUFLlamaConverter.Output(name: "f32")))
-        for (key, value) in changes { try writer.set(key, value) }
-        let path = scratch.file("tiny-llama-f32.gguf")
-        try writer.write(to: path)
-        return path
-    }
-
-    static func architecture() throws -> LlamaArchitecture {
-        try #require(try ModelConfig.load(path: Repo.golden + "/tiny-llama/config.json").llama, "tiny-llama's config is not read as a Llama")
-    }
-
     /// What `verify` reports for the file as llama.cpp's loader reads it: the hyperparameter mismatches, or the loader's refusal.
     static func judged(_ changes: [(String, GGUFValue)]) throws -> (mismatches: [String], refusal: LlamaRuntimeRefusal?) {
         let scratch = try TemporaryDirectory()
-        switch try GGUFLlamaWeights.load(path: try file(changes, in: scratch)) {
-        case let .success(source): return (LlamaHyperparameterCheck.mismatches(source: source, reference: try architecture()), nil)
+        switch try GGUFLlamaWeights.load(path: try LlamaMetadataRewrite.gguf(changes, in: scratch)) {
+        case let .success(source): return (LlamaHyperparameterCheck.mismatches(source: source, reference: try LlamaMetadataRewrite.architecture()), nil)
         case let .failure(refusal): return ([], refusal)
         }
     }
@@ -50,7 +37,7 @@ struct GGUFLlamaIgnoredMetadataTests {
     func reviewedKeysFail(index: Int) throws {
         let (key, value, named) = Self.reviewed[index]
         let scratch = try TemporaryDirectory()
-        let result = try runParity(["verify", "tiny-llama", "--file", try Self.file([(key, value)], in: scratch)], timeout: 300)
+        let result = try runParity(["verify", "tiny-llama", "--file", try LlamaMetadataRewrite.gguf([(key, value)], in: scratch)], timeout: 300)
         #expect(result.status == 1, "\(key) = \(value): exit \(result.status); stdout tail: \(result.stdout.suffix(400)) stderr: \(result.stderr.suffix(300))")
         #expect(result.stdout.contains("FAIL: hyperparameter: " + named), "the report should name \(key); stdout tail: \(result.stdout.suffix(600))")
     }
@@ -58,7 +45,7 @@ struct GGUFLlamaIgnoredMetadataTests {
     @Test("rope.scaling.type linear with factor 1 is the plain file llama.cpp computes: verify passes")
     func linearFactorOnePasses() throws {
         let scratch = try TemporaryDirectory()
-        let path = try Self.file([("llama.rope.scaling.type", .string("linear")), ("llama.rope.scaling.factor", .float32(1))], in: scratch)
+        let path = try LlamaMetadataRewrite.gguf([("llama.rope.scaling.type", .string("linear")), ("llama.rope.scaling.factor", .float32(1))], in: scratch)
         let result = try runParity(["verify", "tiny-llama", "--file", path], timeout: 300)
         #expect(result.status == 0, "exit \(result.status); stdout tail: \(result.stdout.suffix(600)) stderr: \(result.stderr.suffix(300))")
     }

@@ -9,11 +9,6 @@ import Testing
 /// independent review found exactly that passing), so the values are compared exactly, as the runtime holds them.
 @Suite("Llama hyperparameters: the file's against the reference config")
 struct LlamaHyperparameterTests {
-    static func architecture() throws -> LlamaArchitecture {
-        let config = try ModelConfig.load(path: Repo.golden + "/tiny-llama/config.json")
-        return try #require(config.llama, "tiny-llama's config is not read as a Llama")
-    }
-
     /// The reference's own values, as a runtime would hold them.
     static func matching(_ a: LlamaArchitecture) -> LlamaHyperparameters {
         LlamaHyperparameters(vocabularySize: a.vocabularySize, hiddenSize: a.hiddenSize, layerCount: a.layerCount, headCount: a.headCount,
@@ -24,7 +19,7 @@ struct LlamaHyperparameterTests {
 
     @Test("the reference's values (as float32, the way GGUF stores ε) match; each changed value is named")
     func eachValueNamed() throws {
-        let a = try Self.architecture()
+        let a = try LlamaMetadataRewrite.architecture()
         #expect(LlamaHyperparameterCheck.mismatches(file: Self.matching(a), reference: a).isEmpty)
         var eps = Self.matching(a)
         eps.rmsNormEpsilon = 1e-6
@@ -43,15 +38,10 @@ struct LlamaHyperparameterTests {
     @Test("an MLX 4-bit directory with ε 10x too large fails (exit 1) naming ε, though its activations stay within tolerance")
     func quantizedWrongEpsilonFails() throws {
         let dir = try TemporaryDirectory()
-        let out = dir.file("q4")
-        let convert = try runParity(["convert", "tiny-llama", "--to", "mlx", "--mode", "affine", "--bits", "4", "--group-size", "64", "-o", out])
-        try #require(convert.status == 0, "\(convert.stderr)")
+        let out = try LlamaMetadataRewrite.mlxConversion(["--mode", "affine", "--bits", "4", "--group-size", "64"], named: "q4", in: dir)
         let correct = try runParity(["verify", "tiny-llama", "--file", out], timeout: 300)
         #expect(correct.status == 0, "the correct directory: \(correct.stdout.suffix(1500))")
-        let configPath = out + "/config.json"
-        let config = try String(contentsOfFile: configPath, encoding: .utf8)
-        try #require(config.contains("\"rms_norm_eps\": 1e-05"), "config.json no longer writes ε as expected: \(config)")
-        try config.replacingOccurrences(of: "\"rms_norm_eps\": 1e-05", with: "\"rms_norm_eps\": 0.0001").write(toFile: configPath, atomically: true, encoding: .utf8)
+        try LlamaMetadataRewrite.rewriteConfig(of: out, "\"rms_norm_eps\": 1e-05", with: "\"rms_norm_eps\": 0.0001")
         let wrong = try runParity(["verify", "tiny-llama", "--file", out], timeout: 300)
         #expect(wrong.status == 1, "ε 1e-4: exit \(wrong.status)\n\(wrong.stdout.suffix(1500))")
         #expect(wrong.stdout.contains("FAIL: hyperparameter: RMSNorm epsilon is 0.0001 in the file, 1e-05 in the reference config"), "\(wrong.stdout.suffix(1500))")
@@ -60,13 +50,8 @@ struct LlamaHyperparameterTests {
     @Test("an MLX config whose KV head count contradicts its tensors fails (exit 1) naming the value, not exit 2 blaming the reference")
     func contradictoryHeadCountFails() throws {
         let dir = try TemporaryDirectory()
-        let out = dir.file("f16")
-        let convert = try runParity(["convert", "tiny-llama", "--to", "mlx", "--dtype", "f16", "-o", out])
-        try #require(convert.status == 0, "\(convert.stderr)")
-        let configPath = out + "/config.json"
-        let config = try String(contentsOfFile: configPath, encoding: .utf8)
-        try #require(config.contains("\"num_key_value_heads\": 4"), "config.json no longer writes the KV head count as expected: \(config)")
-        try config.replacingOccurrences(of: "\"num_key_value_heads\": 4", with: "\"num_key_value_heads\": 8").write(toFile: configPath, atomically: true, encoding: .utf8)
+        let out = try LlamaMetadataRewrite.mlxConversion(["--dtype", "f16"], named: "f16", in: dir)
+        try LlamaMetadataRewrite.rewriteConfig(of: out, "\"num_key_value_heads\": 4", with: "\"num_key_value_heads\": 8")
         let result = try runParity(["verify", "tiny-llama", "--file", out], timeout: 300)
         #expect(result.status == 1, "exit \(result.status)\n\(result.stdout.suffix(1500))\(result.stderr)")
         #expect(result.stdout.contains("FAIL: hyperparameter: key/value head count is 8 in the file, 4 in the reference config"), "\(result.stdout.suffix(1500))")

@@ -58,13 +58,8 @@ struct LlamaRuntimeStrictnessTests {
     @Test("verify --file: Parity's MLX conversion with attention_bias set true in its config FAILS (exit 1) naming the missing bias")
     func missingBiasVerdict() throws {
         let scratch = try TemporaryDirectory()
-        let out = scratch.file("f16")
-        let convert = try runParity(["convert", "tiny-llama", "--to", "mlx", "--dtype", "f16", "-o", out])
-        try #require(convert.status == 0, "\(convert.stderr)")
-        let configPath = out + "/config.json"
-        let config = try String(contentsOfFile: configPath, encoding: .utf8)
-        try #require(config.contains("\"attention_bias\": false"), "config.json no longer writes attention_bias as expected: \(config)")
-        try config.replacingOccurrences(of: "\"attention_bias\": false", with: "\"attention_bias\": true").write(toFile: configPath, atomically: true, encoding: .utf8)
+        let out = try LlamaMetadataRewrite.mlxConversion(["--dtype", "f16"], named: "f16", in: scratch)
+        try LlamaMetadataRewrite.rewriteConfig(of: out, "\"attention_bias\": false", with: "\"attention_bias\": true")
         let result = try runParity(["verify", "tiny-llama", "--file", out], timeout: 300)
         #expect(result.status == 1, "exit \(result.status)\n\(result.stdout.suffix(1500))\(result.stderr)")
         #expect(result.stdout.contains("model.layers.0.self_attn.q_proj.bias"), "\(result.stdout.suffix(2000))")
@@ -93,10 +88,7 @@ struct LlamaRuntimeStrictnessTests {
         let scratch = try TemporaryDirectory()
         let out = scratch.file("f16")
         _ = try MLXLlamaConverter.convert(directory: Self.model, dtype: "float16", quantization: nil, to: out)
-        let configPath = out + "/config.json"
-        let config = try String(contentsOfFile: configPath, encoding: .utf8)
-        try #require(config.contains("\"tie_word_embeddings\": false,\n"), "config.json no longer writes the key as expected: \(config)")
-        try config.replacingOccurrences(of: "\"tie_word_embeddings\": false,\n", with: "").write(toFile: configPath, atomically: true, encoding: .utf8)
+        try LlamaMetadataRewrite.rewriteConfig(of: out, "\"tie_word_embeddings\": false,\n", with: "")
         let source = try MLXLlamaWeights.load(directory: out)
         // mlx-lm's sanitize drops lm_head.weight when tied, so nothing is left over: the strict load accepts it.
         #expect(source.hyperparameters.tiedEmbeddings && !source.loading.refused, "\(source.loading.refusals)")
