@@ -168,6 +168,33 @@ struct BertLayerDiffTests {
     }
 }
 
+@Suite("BERT layer-diff on safetensors: a planted checkpoint read as PyTorch reads it")
+struct BertLayerDiffSafetensorsTests {
+    @Test("the reference safetensors with layer 1's attention LayerNorm weight and bias exchanged: diagnosed there")
+    func plantedSafetensors() throws {
+        let base = try BertLayerDiffBase.get()
+        let reference = try base.model.weights()
+        var writer = SafetensorsWriter()
+        let (w, b) = ("encoder.layer.1.attention.output.LayerNorm.weight", "encoder.layer.1.attention.output.LayerNorm.bias")
+        for entry in reference.entries {
+            let source = entry.name == w ? b : entry.name == b ? w : entry.name
+            let from = try #require(reference.entry(named: source))
+            try writer.add(name: entry.name, dtype: from.dtype, shape: from.shape, bytes: try reference.rawBytes(from))
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parity-bert-layerdiff-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }  // checked: scratch cleanup
+        let path = directory.appendingPathComponent("model.safetensors").path
+        try Data(writer.serialized()).write(to: URL(fileURLWithPath: path))
+        let report = try BertLayerDiff.run(path, format: .safetensors, model: base.model, golden: base.golden)
+        let node = "encoder.layer.1.attention.output.LayerNorm"
+        #expect(report.firstDivergence?.name == node)
+        let diagnosis = try #require(report.layers.first { $0.name == node }?.diagnosis)
+        #expect(diagnosis.id == "norm-weight-bias-swapped", "\(diagnosis.message)")
+        print("planted safetensors: \(node), \(diagnosis.id), max abs \(diagnosis.before?.maxAbs ?? .nan) → \(diagnosis.after.maxAbs)")
+    }
+}
+
 /// Rewrites a float32 metadata value in place (same size: the rest of the file is unchanged), as gguf-py's
 /// `gguf_set_metadata.py` does.
 func setFloat32Key(_ key: String, to value: Float, in bytes: inout [UInt8], headerEnd: Int) throws {
