@@ -22,6 +22,7 @@ extension Diagnoser {
     /// What `diagnose(node:…)` tries on this node (for the report's "none of … explains it"), nil: nothing.
     public static func mistakesTried(at node: GraphNode, engine: any GraphEngine) -> String? {
         guard engine is any ParameterOverridingEngine else { return nil }
+        if engine is BertGraphEngine { return bertMistakesTried(at: node) }
         let conventions = engine is any ConventionOverridingEngine
         switch node.op {
         case .linear where node.hasParameters:
@@ -62,6 +63,7 @@ extension Diagnoser {
         var hypotheses = candidates.map { c in
             Hypothesis(id: c.id, subject: c.parameter, describe: c.describe, engine: engine.overridingParameters([c.parameter: c.override]))
         }
+        if let bert = engine as? BertGraphEngine { hypotheses += bertHypotheses(node, engine: bert, reference: reference) }
         if let runtime = engine as? any ConventionOverridingEngine {
             hypotheses += conventionHypotheses(node, engine: runtime, reference: reference)
         }

@@ -9,7 +9,9 @@ public struct Diagnosis: Sendable {
     /// Stable identifier: transposed, flatten-order, kernel-swapped-hw, kernel-flipped, conv-layout,
     /// dtype-f16-as-bf16, dtype-bf16-as-f16, bias-missing, bias-doubled, scale; for transformer nodes also
     /// qk-rope-permuted, qk-rope-unpermuted, qk-swapped, norm-one-plus, kv-heads-tiled, kv-heads-expanded, and for how
-    /// the runtime computes the file rope-convention, rope-theta, rms-epsilon, output-tied (Diagnosis+Graph.swift).
+    /// the runtime computes the file rope-convention, rope-theta, rms-epsilon, output-tied (Diagnosis+Graph.swift); for
+    /// BERT nodes norm-weight-bias-swapped, qk-/qv-/kv-swapped, token-type-missing, position-shifted and the runtime's
+    /// layer-norm-epsilon and gelu-form (Diagnosis+Bert.swift).
     public let id: String
     public let layer: String
     public let parameter: String

@@ -16,7 +16,9 @@ struct LayerDiff: ParsableCommand {
             people make (transposed matrix, flatten order, swapped or flipped kernel, conv layout, f16/bf16 mix-up,
             missing or doubled bias, wrong scale; for a Llama also Q/K RoPE permutation missing or doubled, Q and K
             exchanged, RMSNorm w − 1 / 1 + w, K/V heads expanded tiled, and how the file makes the runtime compute:
-            RoPE convention, RoPE θ, RMSNorm ε, an output tied to the embedding) and reports the one that makes it pass.
+            RoPE convention, RoPE θ, RMSNorm ε, an output tied to the embedding; for a BERT LayerNorm weight and bias
+            exchanged, two of Q, K, V exchanged, token-type table missing or zeroed, position table shifted, and the
+            runtime's LayerNorm ε and GELU form) and reports the one that makes it pass.
             Exit status: 0 pass, 1 a layer failed, 2 bad input or usage, 3 nothing failed but some layer could not be judged (verdict UNJUDGED: no tolerance policy).
             """)
 
@@ -39,7 +41,10 @@ struct LayerDiff: ParsableCommand {
             if showProgress { FileHandle.standardError.write(Data("\u{1B}[2K\rlayer-diff: \(line)".utf8)) }
         }
         var report: VerificationReport
-        if reference.config.llama != nil, support.format != .safetensors {
+        if BertCells.isBert(reference) {
+            // A BERT (minilm-l6) in any format, opened as its runtime opens it (BertLayerDiff).
+            report = try BertLayerDiff.run(converted, format: support.format, model: reference, golden: golden, diagnose: !noDiagnose, progress: progress)
+        } else if reference.config.llama != nil, support.format != .safetensors {
             // A GGUF / MLX Llama: read as llama.cpp / mlx-lm load it, run by the Llama engine of that runtime (LlamaCells).
             report = try LlamaCells.verify(converted, format: support.format, model: reference, golden: golden, settings: llamaRuntime.settings,
                                            layerDiff: true, diagnose: !noDiagnose, progress: progress)

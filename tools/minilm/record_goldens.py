@@ -6,13 +6,21 @@ as the noise floor, followed by sentence-transformers' Pooling (mean) and Normal
     tools/llama/setup-venvs.sh llama   # once: .build-venv-llama (Debian's torch 1.13 + transformers 4.46.3)
     tools/minilm/setup.sh              # once: the model package
     .build-venv-llama/bin/python tools/minilm/record_goldens.py "$(tools/minilm/model-dir.sh)" \
-        --sentences golden/minilm-l6/sentences.txt --batch 3 --layers 0,5 --out golden/minilm-l6/golden.h5
+        --sentences golden/minilm-l6/sentences.txt --node-sentences 1 --pad-to 5 --out golden/minilm-l6/golden.h5
 
-The first --batch sentences (padded to the longest of them: padding is exercised) are recorded node by node; only
-the layers in --layers are stored (every layer runs; the others are omitted to keep the file small, and the root
-attribute `omitted_layers` says which). Every sentence of the file goes through the model too, and its token ids,
-mask and sentence embedding (float32 and float64) are stored under /reference. Never replaces an existing file
-silently (per-dataset diff; exit 1 if it differs, unless --replace). Exit 2 on bad input.
+The --node-sentences (0-based lines of the sentence file, padded to --pad-to tokens: padding is exercised even for
+one sentence) are recorded node by node, every module of every layer in --layers (default: all; the root attribute
+`omitted_modules` names any layer left out). Every sentence of the file goes through the model too, and its token
+ids, mask and sentence embedding (float32 and float64) are stored under /reference.
+
+Size (golden/ stays under 20 MB): each token row of the node batch costs ~150 KB (18 distinct [T, 384]-or-[T, 1536]
+float32 tensors per layer, which gzip barely shrinks), so the node batch is a few rows. A module that returns its
+child's very tensor (`same_as`: dropouts, `attention`, `output`, `encoder.layer.N`) is an HDF5 virtual dataset
+mapping the twin's data (any HDF5 reader reads it as the values; no bytes twice), and attributes stay in the object
+header (compact storage) instead of a heap per dataset.
+
+Never replaces an existing file silently (per-dataset diff; exit 1 if it differs, unless --replace). Exit 2 on bad
+input.
 """
 
 import argparse
@@ -33,7 +41,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tools", "llama"))
 sys.path.insert(0, os.path.join(REPO, "tools"))
 from llama_capture import Capture  # noqa: E402
-from regen_goldens import add_dataset, diff_goldens  # noqa: E402
+from regen_goldens import diff_goldens  # noqa: E402
 from record_goldens import is_mask, noise_floor, sha256_file, storable, topological_order  # noqa: E402
 import parity_models  # noqa: E402
 
@@ -73,8 +81,9 @@ def load(model_dir):
     return config, tokenizer, model, normalizes
 
 
-def tokenize(tokenizer, sentences):
-    batch = tokenizer(sentences, padding=True, truncation=True, max_length=256, return_tensors="np")
+def tokenize(tokenizer, sentences, pad_to=None):
+    padding = {"padding": "max_length", "max_length": pad_to} if pad_to else {"padding": True, "max_length": 256}
+    batch = tokenizer(sentences, truncation=True, return_tensors="np", **padding)
     ids = batch["input_ids"].astype(np.int64)
     mask = batch["attention_mask"].astype(np.int64)
     types = batch["token_type_ids"].astype(np.int64)
@@ -170,14 +179,15 @@ def layout(path, array):
     return {3: "BTC", 2: "BT" if array.dtype.kind == "i" else "BC", 1: "T"}.get(array.ndim, "")
 
 
-def write(path, *, config, model_dir, sentences, batch, layers, f32, f64, everything, generator):
+def write(path, *, config, model_dir, sentences, node_sentences, layers, f32, f64, everything, generator):
     describe_inline_ops(f32.records)
     describe_inline_ops(f64.records)
     if list(f32.records) != list(f64.records):
         raise RuntimeError("the float32 and float64 runs recorded different datasets")
     topological_order(f32.records)
     omitted = sorted(set(range(config["num_hidden_layers"])) - set(layers))
-    with h5py.File(path, "w") as f:
+    # HDF5 1.10 file format: virtual datasets (the `same_as` aliases) need it; libhdf5 ≥ 1.10 reads it.
+    with h5py.File(path, "w", libver=("v110", "v110")) as f:
         f.attrs["format"] = "parity-golden"
         f.attrs["format_version"] = np.int64(FORMAT_VERSION)
         f.attrs["kind"] = "sentence-embedding"
@@ -193,14 +203,18 @@ def write(path, *, config, model_dir, sentences, batch, layers, f32, f64, everyt
         f.attrs["generator"] = generator
         f.attrs["seed"] = np.int64(-1)
         f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        f.attrs["prompts"] = json.dumps(sentences[:batch], ensure_ascii=False)
+        f.attrs["prompts"] = json.dumps([sentences[i] for i in node_sentences], ensure_ascii=False)
         f.attrs["modules_not_run"] = json.dumps(f32.not_run)
         f.attrs["modules_called_more_than_once"] = json.dumps({k: v for k, v in f32.calls.items() if v > 1})
         f.attrs["reference_sentences"] = json.dumps(sentences, ensure_ascii=False)
         f.attrs["omitted_modules"] = json.dumps([f"encoder.layer.{n}" for n in omitted])
         kept = [p for p in f32.records if not (LAYER.search(p) and int(LAYER.search(p).group(1)) in omitted)]
         order = {p: i for i, p in enumerate(sorted(kept, key=lambda p: f32.records[p]["order"]))}
-        for path_ in kept:
+        # Data first, then the aliases that read it (a `same_as` twin may come later in forward order).
+        aliases = {p: stored_twin(p, f32.records) for p in kept}
+        aliases = {p: t for p, t in aliases.items() if t is not None
+                   and np.array_equal(storable(f32.records[p]["array"]), storable(f32.records[t]["array"]))}
+        for path_ in sorted(kept, key=lambda p: p in aliases):
             rec = f32.records[path_]
             rec["order"] = order[path_]
             group_path, leaf = path_.rsplit("/", 1)
@@ -223,22 +237,68 @@ def write(path, *, config, model_dir, sentences, batch, layers, f32, f64, everyt
                 max_abs, rel = noise_floor(rec["array"], f64.records[path_]["array"])
                 attrs["noise_floor_max_abs"] = np.float64(max_abs)
                 attrs["noise_floor_rel_l2"] = np.float64(rel)
-            add_dataset(group, leaf, array, **attrs)
+            if path_ in aliases:
+                add_alias(group, leaf, f[aliases[path_]], **attrs)
+            else:
+                add_compressed(group, leaf, array, **attrs)
         ids, mask, types, e32, e64 = everything
         reference = f.require_group("reference")
-        add_dataset(reference, "input_ids", ids.astype(np.int32), layout="BT", source="the tokenizer's ids, padded to the longest")
-        add_dataset(reference, "attention_mask", mask.astype(np.int32), layout="BT", source="1 = token, 0 = padding")
-        add_dataset(reference, "token_type_ids", types.astype(np.int32), layout="BT", source="all 0 (one segment)")
-        add_dataset(reference, "embeddings", e32, layout="BC", source="float32 sentence embeddings (BertModel + Pooling + Normalize)")
-        add_dataset(reference, "embeddings_f64", e64, layout="BC", source="float64 re-run of the same")
+        add_compressed(reference, "input_ids", ids.astype(np.int32), layout="BT", source="the tokenizer's ids, padded to the longest")
+        add_compressed(reference, "attention_mask", mask.astype(np.int32), layout="BT", source="1 = token, 0 = padding")
+        add_compressed(reference, "token_type_ids", types.astype(np.int32), layout="BT", source="all 0 (one segment)")
+        add_compressed(reference, "embeddings", e32, layout="BC", source="float32 sentence embeddings (BertModel + Pooling + Normalize)")
+        add_compressed(reference, "embeddings_f64", e64, layout="BC", source="float64 re-run of the same")
+
+
+# The most an object header keeps compact before moving attributes to a heap of their own (a few KB per dataset).
+COMPACT_ATTRIBUTES = 64
+
+
+def stored_twin(path, records):
+    """The dataset that holds the data of a `same_as` chain's end (a module returning its child's very tensor)."""
+    twin = records[path].get("same_as") or None
+    seen = {path}
+    while twin and records[twin].get("same_as") and twin not in seen:
+        seen.add(twin)
+        twin = records[twin]["same_as"]
+    return twin
+
+
+def compact_attributes():
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_attr_phase_change(COMPACT_ATTRIBUTES, COMPACT_ATTRIBUTES // 2)
+    return dcpl
+
+
+def add_compressed(group, name, array, **attrs):
+    """One chunk (no chunk index), gzip 9 + shuffle above 1 KiB; attributes compact."""
+    options = {}
+    if array.nbytes > 1024:
+        options = {"chunks": array.shape, "compression": "gzip", "compression_opts": 9, "shuffle": True}
+    dataset = group.create_dataset(name, data=array, track_times=False, dcpl=compact_attributes(), **options)
+    for key, value in attrs.items():
+        dataset.attrs[key] = value
+    return dataset
+
+
+def add_alias(group, name, twin, **attrs):
+    """A virtual dataset whose values are all of `twin`'s (same file: source ".")."""
+    dcpl = compact_attributes()
+    space = h5py.h5s.create_simple(twin.shape)
+    dcpl.set_virtual(space, b".", twin.name.encode(), h5py.h5s.create_simple(twin.shape))
+    dataset = h5py.Dataset(h5py.h5d.create(group.id, name.encode(), h5py.h5t.py_create(twin.dtype), space, dcpl=dcpl))
+    for key, value in attrs.items():
+        dataset.attrs[key] = value
+    return dataset
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir")
     parser.add_argument("--sentences", required=True)
-    parser.add_argument("--batch", type=int, default=3, help="sentences recorded node by node (the first N)")
-    parser.add_argument("--layers", default="0,5", help="encoder layers whose nodes are stored (all run)")
+    parser.add_argument("--node-sentences", default="1", help="comma-separated 0-based lines of --sentences recorded node by node")
+    parser.add_argument("--pad-to", type=int, default=5, help="tokens the node batch is padded to (≥ its longest sentence)")
+    parser.add_argument("--layers", default="", help="encoder layers whose nodes are stored (default all; all run)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--replace", action="store_true")
     args = parser.parse_args()
@@ -252,17 +312,24 @@ def main():
             sentences = [line.rstrip("\n") for line in f if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
         fail(f"{args.sentences}: {e}")
-    if not 1 <= args.batch <= len(sentences):
-        fail(f"--batch {args.batch}: the sentence file has {len(sentences)} sentences")
+    try:
+        node_sentences = [int(x) for x in args.node_sentences.split(",")]
+    except ValueError:
+        fail(f"--node-sentences {args.node_sentences!r}: give comma-separated line numbers")
+    if not node_sentences or not all(0 <= i < len(sentences) for i in node_sentences):
+        fail(f"--node-sentences {args.node_sentences}: the sentence file has lines 0..{len(sentences) - 1}")
     config, tokenizer, model, normalizes = load(model_dir)
     try:
-        layers = sorted({int(x) for x in args.layers.split(",")})
+        layers = sorted({int(x) for x in args.layers.split(",")}) if args.layers else list(range(config["num_hidden_layers"]))
     except ValueError:
         fail(f"--layers {args.layers!r}: give comma-separated layer numbers")
     if not layers or layers[0] < 0 or layers[-1] >= config["num_hidden_layers"]:
         fail(f"--layers {args.layers}: the model has layers 0..{config['num_hidden_layers'] - 1}")
 
-    ids, mask, types = tokenize(tokenizer, sentences[: args.batch])
+    longest = int(tokenize(tokenizer, [sentences[i] for i in node_sentences])[1].sum(1).max())
+    if args.pad_to < longest:
+        fail(f"--pad-to {args.pad_to}: the node batch's longest sentence has {longest} tokens")
+    ids, mask, types = tokenize(tokenizer, [sentences[i] for i in node_sentences], pad_to=args.pad_to)
     f32 = capture(model, ids, mask, types, normalizes)
     model64 = copy.deepcopy(model).double()
     f64 = capture(model64, ids, mask, types, normalizes)
@@ -278,7 +345,8 @@ def main():
 
     shown = lambda p: os.path.relpath(p, REPO) if os.path.abspath(p).startswith(REPO + os.sep) else p  # noqa: E731
     generator = (f"tools/minilm/record_goldens.py \"$(tools/minilm/model-dir.sh)\" --sentences {shown(os.path.abspath(args.sentences))} "
-                 f"--batch {args.batch} --layers {','.join(map(str, layers))}")
+                 f"--node-sentences {','.join(map(str, node_sentences))} --pad-to {args.pad_to}"
+                 + (f" --layers {','.join(map(str, layers))}" if args.layers else ""))
     out = os.path.abspath(args.out)
     fd, temp = tempfile.mkstemp(prefix=".golden-", suffix=".h5.tmp", dir=os.path.dirname(out))
     os.close(fd)
@@ -286,7 +354,7 @@ def main():
     os.umask(umask)
     os.chmod(temp, 0o666 & ~umask)
     try:
-        write(temp, config=config, model_dir=model_dir, sentences=sentences, batch=args.batch, layers=layers,
+        write(temp, config=config, model_dir=model_dir, sentences=sentences, node_sentences=node_sentences, layers=layers,
               f32=f32, f64=f64, everything=(all_ids, all_mask, all_types, e32, e64), generator=generator)
         with h5py.File(temp, "r") as f:
             count = sum(1 for _ in f["activations"]) + sum(1 for _ in f["intermediates"])
