@@ -190,7 +190,8 @@ class ModelSource:
                 raise BadInput(f"{torchscript}: TorchScript file not found")
             self.sources = {shown(torchscript): sha256_file(torchscript)}
 
-    def build(self):
+    def build(self, double=False):
+        """double: the float64 twin (converted before wrapping: a TorchScript wrapper holds no parameters itself)."""
         if self.module is not None:
             try:
                 model = self.cls(**self.kwargs)
@@ -208,6 +209,8 @@ class ModelSource:
         except RuntimeError as e:
             raise BadInput(f"{self.weights}: does not load into the model with strict=True: {e}") from e
         model.eval()
+        if double:
+            model = model.double()
         return ScriptChain(model) if self.torchscript is not None else model
 
     def describe(self):
@@ -337,7 +340,7 @@ def run_both(source, inputs):
     x32 = [torch.from_numpy(a.copy()) for _, a in inputs.arrays]
     x64 = [t.double() if t.is_floating_point() else t.clone() for t in x32]
     records, _ = capture(source.build(), x32, paths)
-    records64, output64 = capture(source.build().double(), x64, paths)
+    records64, output64 = capture(source.build(double=True), x64, paths)
     if [(r[0], r[2]) for r in records] != [(r[0], r[2]) for r in records64]:
         raise RecordingError("the float32 and float64 runs visited the modules differently")
     return records, records64, output64
