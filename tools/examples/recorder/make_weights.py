@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Weights and inputs for the worked example (no downloads): a seeded TinyNet's initial weights, lightly fitted
-to a synthetic task so the activations are not those of a random network, and 32 seeded 16x16 inputs.
+to a synthetic task so the activations are not those of a random network, and seeded 16x16 inputs.
 
-    /usr/bin/python3 tools/examples/recorder/make_weights.py OUT_DIR [--kwargs JSON]
+    /usr/bin/python3 tools/examples/recorder/make_weights.py OUT_DIR [--kwargs JSON] [--count 32]
 
-Writes OUT_DIR/model.safetensors (float32, PyTorch names) and OUT_DIR/inputs.npy (float32 [32, 1, 16, 16]).
+Writes OUT_DIR/model.safetensors (float32, PyTorch names) and OUT_DIR/inputs.npy (float32 [count, 1, 16, 16]).
 Deterministic: one thread, fixed seeds.
 """
 
@@ -29,6 +29,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir")
     parser.add_argument("--kwargs", default="{}")
+    parser.add_argument("--count", type=int, default=32, help="number of inputs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(SEED)
@@ -46,7 +47,7 @@ def main():
     os.makedirs(args.out_dir, exist_ok=True)
     write_safetensors(os.path.join(args.out_dir, "model.safetensors"),
                       {name: t.detach().numpy() for name, t in model.state_dict().items()})
-    inputs = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(SEED + 1)).numpy()
+    inputs = torch.rand(args.count, 1, 16, 16, generator=torch.Generator().manual_seed(SEED + 1)).numpy()
     np.save(os.path.join(args.out_dir, "inputs.npy"), inputs)
     print(f"wrote {args.out_dir}/model.safetensors and inputs.npy {list(inputs.shape)}")
 

@@ -2,13 +2,13 @@
 # The worked example of docs/recording-goldens.md, end to end: make TinyNet's weights and inputs, record its goldens
 # with the general recorder (and config.json), then verify the directory with Parity in every default format.
 #
-#   tools/examples/recorder/record.sh [OUT_DIR]        # default .build-example/tinynet; exit status of parity verify
+#   tools/examples/recorder/record.sh [OUT_DIR]        # default .build-recorder/tinynet; exit status of parity verify
 #
 # Needs Debian's /usr/bin/python3 (torch, numpy, h5py) and a built parity (.build/debug or .build/release, else
 # `swift build`). Rerunning is safe: the recorder keeps an identical golden and refuses a different one.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-OUT=${1:-.build-example/tinynet}
+OUT=${1:-.build-recorder/tinynet}
 mkdir -p "$OUT"
 /usr/bin/python3 tools/examples/recorder/make_weights.py "$OUT"
 /usr/bin/python3 tools/record_goldens_any.py \
