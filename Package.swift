@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "parity", targets: ["parity"]),
         .library(name: "ParityVerify", targets: ["ParityVerify"]),
+        // Failed reports as readable test failures under Swift Testing and XCTest (docs/library.md).
+        .library(name: "ParityTesting", targets: ["ParityTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -34,6 +36,8 @@ let package = Package(
             "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "CZlib",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
+        // Turns a failed verification into test failures naming node or tensor, metric, value, limit and where.
+        .target(name: "ParityTesting", dependencies: ["ParityCore", "ParityVerify"]),
         .executableTarget(name: "parity", dependencies: [
             "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -42,7 +46,7 @@ let package = Package(
         // normal build makes a replay tool that runs seed/crash files through the same entry point.
         .executableTarget(name: "parity-fuzz", dependencies: ["ParityCore", "ParityFormats", "ParityModels"]),
         // Fixtures are read by path (tools/ regenerates them); they are not bundle resources.
-        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench", "CParityKernels"],
+        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench", "CParityKernels", "ParityTesting"],
                     exclude: ["Fixtures"]),
     ]
 )
