@@ -6,11 +6,12 @@
 - a TorchScript file of TinyNet records the same datasets, bit for bit, as TinyNet by import path;
 - a model that is not a chain (a residual add between modules) is refused with exit 2 naming the module;
 - weights that do not load strictly are exit 2 naming the weights file;
+- token ids (a text file of rows) feed an embedding model as int64 /inputs/input_ids;
 - an existing golden is kept when the new data is identical (exit 0), refused when it differs (exit 1, file
   unchanged) and replaced only with --force.
 """
 
-import io
+import json
 import os
 import shutil
 import subprocess
@@ -113,6 +114,40 @@ class RecorderTests(unittest.TestCase):
         self.assertIn("REPLACED", output)
         with h5py.File(out, "r") as f:
             self.assertFalse(f["inputs/input"][()].any())
+
+
+class TokenModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(16, 8)
+        self.proj = torch.nn.Linear(8, 4)
+
+    def forward(self, ids):
+        return self.proj(self.embed(ids))
+
+
+class TokenIdTests(unittest.TestCase):
+    def test_token_ids_feed_an_embedding_model(self):
+        directory = tempfile.mkdtemp(prefix="recorder-test-")
+        try:
+            torch.manual_seed(3)
+            weights = os.path.join(directory, "model.safetensors")
+            write_safetensors(weights, {k: v.numpy() for k, v in TokenModel().state_dict().items()})
+            ids = os.path.join(directory, "ids.txt")
+            with open(ids, "w") as f:
+                f.write("1 2 3 15\n0 7 7 9\n")
+            out = os.path.join(directory, "golden.h5")
+            status, output = run("--module", "test_recorder:TokenModel", "--path", HERE, "--weights", weights,
+                                 "--token-ids", ids, "--out", out)
+            self.assertEqual(status, 0, output)
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["inputs/input_ids"].dtype, np.int64)
+                self.assertEqual(f["inputs/input_ids"][()].tolist(), [[1, 2, 3, 15], [0, 7, 7, 9]])
+                self.assertEqual(f["activations/embed"].attrs["input"], "/inputs/input_ids")
+                self.assertEqual(f["activations/proj"].shape, (2, 4, 4))
+                self.assertEqual(json.loads(f.attrs["inputs_sha256"]), {ids: rec.sha256_file(ids)})
+        finally:
+            shutil.rmtree(directory)
 
 
 if __name__ == "__main__":
