@@ -18,7 +18,8 @@ public struct ParityFailure: Sendable, Equatable, CustomStringConvertible {
     /// `model format variant (file)`.
     public let cell: String
     public let subject: Subject
-    /// `rel L2`, `max abs`, `|stored − reference|`, `KL mean`, or a status (`MISSING`, `NON-FINITE`, …) when no number applies.
+    /// `rel L2`, `max abs`, `|stored − expected|` (an exact rule), `|stored − reference|` (a bounded rule), `KL mean`, or a status
+    /// (`MISSING`, `NON-FINITE`, …) when no number applies.
     public let metric: String
     public let value: Double?
     public let limit: Double?
@@ -101,8 +102,12 @@ extension ParityFailure {
             let counts = "\(tensor.elementsOutOfBounds) of \(tensor.elements) elements" + (tensor.blocks > 0 ? ", \(tensor.blocksOutOfBounds) of \(tensor.blocks) blocks" : "")
                 + " out of bounds; stored \(formatNumber(worst.stored)), reference \(formatNumber(worst.reference)), nearest representable \(formatNumber(worst.expected))"
                 + (worst.rule.isEmpty ? "" : "; \(worst.rule)") + (tensor.diagnosis.map { "; diagnosis: \($0)" } ?? "")
-            failures.append(ParityFailure(cell: cell, subject: .tensor(name: name), metric: "|stored − reference|",
-                                          value: abs(worst.stored - worst.reference), limit: worst.bound, location: location, detail: counts))
+            // A bound of 0 is an exact rule (f32 identical, f16/bf16 round-to-nearest-even): the stored value must be the
+            // expected one. Otherwise the bound limits the distance to the reference (quantized types).
+            let exact = worst.bound == 0
+            failures.append(ParityFailure(cell: cell, subject: .tensor(name: name), metric: exact ? "|stored − expected|" : "|stored − reference|",
+                                          value: abs(worst.stored - (exact ? worst.expected : worst.reference)), limit: worst.bound,
+                                          location: location, detail: counts))
         }
         for refusal in report.loadRefusals {
             failures.append(ParityFailure(cell: cell, subject: .file("the runtime refuses the file"), metric: "load", value: nil, limit: nil,

@@ -42,7 +42,7 @@ fi
 # own starting with "↳"). Numbers as Parity prints them.
 number='[0-9][0-9.e+-]*'
 node="node fc2 \\(Linear\\): (rel L2|max abs) $number > limit $number at element \\[[0-9]+, 3\\]"
-tensor="tensor fc2.bias: \\|stored − reference\\| $number > limit $number at row 0, column 3"
+tensor="tensor fc2.bias: \\|stored − expected\\| $number > limit $number at row 0, column 3"
 missing=0
 for pattern in "XCTestGate.* failed - .*$node" "XCTestGate.* failed - .*$tensor" "^↳ .*$node" "^↳ .*$tensor"; do
     if ! grep -Eq -- "$pattern" "$LOGS/broken.log"; then

@@ -6,6 +6,7 @@ import Foundation
 public enum F16Conversion {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     /// A tensor's place in a safetensors file.
