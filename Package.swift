@@ -7,11 +7,17 @@ let package = Package(
     products: [
         .executable(name: "parity", targets: ["parity"]),
         .library(name: "ParityVerify", targets: ["ParityVerify"]),
+        // The library API for a user's own `swift test`: `Parity.verify(model:file:)`, `Parity.verify(config:)` (docs/matrix.md).
+        .library(name: "ParityKit", targets: ["ParityKit"]),
+        // Failed reports and matrices as readable test failures under Swift Testing and XCTest (docs/library.md).
+        .library(name: "ParityTesting", targets: ["ParityTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // Latency percentiles for `parity bench` (HdrHistogram: fixed memory, no allocation while recording).
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // Matrix config files in YAML (`parity verify --config`); its Node API gives the line of every key.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // C bridges: system libraries from Debian, with static-inline getters for the macros Swift cannot import.
@@ -34,15 +40,25 @@ let package = Package(
             "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "CZlib",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
+        // Cells (model × format × variant, or a converted file), the matrix config, its cache, shards and merged reports:
+        // the one mechanism `parity verify` and ParityKit share.
+        .target(name: "ParityRun", dependencies: [
+            "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .target(name: "ParityKit", dependencies: ["ParityCore", "ParityVerify", "ParityRun"]),
+        // Turns a failed verification (a report or a matrix) into test failures naming node or tensor, metric, value,
+        // limit and where, under Swift Testing and XCTest (docs/library.md).
+        .target(name: "ParityTesting", dependencies: ["ParityCore", "ParityVerify", "ParityRun"]),
         .executableTarget(name: "parity", dependencies: [
-            "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench",
+            "ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench", "ParityRun",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // libFuzzer harnesses (tools/fuzz.sh builds them with -sanitize=fuzzer,address -DPARITY_LIBFUZZER); a
         // normal build makes a replay tool that runs seed/crash files through the same entry point.
         .executableTarget(name: "parity-fuzz", dependencies: ["ParityCore", "ParityFormats", "ParityModels"]),
         // Fixtures are read by path (tools/ regenerates them); they are not bundle resources.
-        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench", "CParityKernels"],
+        .testTarget(name: "ParityTests", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine", "ParityVerify", "ParityBench", "CParityKernels", "ParityRun", "ParityKit", "ParityTesting"],
                     exclude: ["Fixtures"]),
     ]
 )

@@ -26,7 +26,7 @@ struct Parity: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parity",
         abstract: "Prove a model conversion is correct, layer by layer, against PyTorch goldens.",
-        subcommands: [Models.self, Verify.self, LayerDiff.self, Convert.self, Quantize.self, Inspect.self, Embed.self, Bench.self])
+        subcommands: [Models.self, Verify.self, LayerDiff.self, Convert.self, Quantize.self, Inspect.self, Embed.self, Bench.self, ReportCommand.self])
 
     /// Runs the command and maps every failure onto the exit-code contract; argument-parser's own usage
     /// errors (which it would exit with 64) also become 2.

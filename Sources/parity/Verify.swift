@@ -4,6 +4,7 @@ import ParityCore
 import ParityEngine
 import ParityFormats
 import ParityModels
+import ParityRun
 import ParityVerify
 
 struct Verify: ParsableCommand {
@@ -31,103 +32,44 @@ struct Verify: ParsableCommand {
     var keep: String?
     @OptionGroup var im2col: GGMLIm2colOptions
     @OptionGroup var llamaRuntime: LlamaRuntimeOptions
+    @OptionGroup var matrix: MatrixOptionGroup
 
-    /// One cell that could not be verified: its input was bad.
-    struct CellError {
-        let model: String
-        let format: String
-        let variant: String
-        let message: String
-    }
-
-    /// The (format, variant) cells asked for, each variant parsed once here; a variant no selected format takes is
-    /// a usage error naming the valid forms.
+    /// The image models' (format, variant) cells asked for (`parity bench` runs the same cells).
     func cells() throws -> [(support: FormatSupport, variant: Variant)] {
-        let formats = (format.isEmpty ? FormatRegistry.all : format.map { f in FormatRegistry.all.first { $0.format == f }! }).map(im2col.support)
-        guard !variant.isEmpty else { return formats.flatMap { s in s.variants.map { (s, $0) } } }
-        var out: [(FormatSupport, Variant)] = []
-        for text in variant {
-            var matched = false
-            var reasons: [String] = []
-            for support in formats {
-                do {
-                    let v = try support.parseVariant(text)
-                    guard v.isUniform else { reasons.append("\(support.name) \(v.label): Parity does not convert to it (verify such a file with --file)"); continue }
-                    out.append((v.legacyIm2col ? GGUFSupport(im2col: .f16) : support, v))
-                    matched = true
-                } catch {
-                    reasons.append(error.description)
-                }
-            }
-            guard matched else { throw ParityError.usage("unknown variant \"\(text)\" for \(formats.map(\.name).joined(separator: ", ")):\n  " + reasons.joined(separator: "\n  ")) }
-        }
-        return out
+        try CellRunner.parseImageCells(formats: format, variants: variant, settings: CellSettings(im2col: im2col.ggmlIm2col, workDirectory: ""))
     }
 
     func run() throws {
+        if !matrix.config.isEmpty { return try runMatrix() }
+        try matrix.refuseWithoutConfig()
         let names = models.isEmpty ? ModelRepository.bundledNames() : models
         guard !names.isEmpty else { throw ParityError.usage("no models given and no bundled models found") }
         if file != nil && names.count != 1 { throw ParityError.usage("--file verifies one converted file against one model") }
         if file != nil && !variant.isEmpty { throw ParityError.usage("--variant does not apply to --file: the variant is read from the file") }
-        // The image models' cells, parsed when the first non-Llama model needs them (Llama cells: Verify+Llama.swift).
-        var parsedCells: [(support: FormatSupport, variant: Variant)]?
         let workDir = try keep ?? makeTemporaryDirectory()
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: workDir) } }
-
+        let settings = CellSettings(im2col: im2col.ggmlIm2col, llama: llamaRuntime.settings, workDirectory: workDir)
+        let store = ReferenceStore()
+        // The cells are planned and run by the library (ParityRun), as `verify --config` and ParityKit run them.
+        let planned = try CellRunner.plan(models: names, formats: format, variants: variant, file: file, settings: settings, store: store)
+        var outcomes: [(cell: VerificationCell?, outcome: CellOutcome, seconds: Double)] = []
+        for item in planned {
+            switch item {
+            case let .decided(outcome): outcomes.append((nil, outcome, 0))
+            case let .cell(cell):
+                let started = Date()
+                let outcome = CellRunner.run(cell, settings: settings, store: store)
+                outcomes.append((cell, outcome, Date().timeIntervalSince(started)))
+            }
+        }
         var reports: [VerificationReport] = []
         var errors: [CellError] = []
         var skipped: [String] = []
-        var wallTimes: [String] = []
-        for name in names {
-            let model: ReferenceModel, golden: GoldenFile
-            do {
-                model = try ModelRepository.locate(name)
-                golden = try model.golden()
-            } catch {
-                errors.append(CellError(model: name, format: "-", variant: "-", message: "\(error)"))
-                continue
-            }
-            if BertCells.isBert(model) {
-                verifyBert(model, golden: golden, workDir: workDir, reports: &reports, errors: &errors, skipped: &skipped)
-                continue
-            }
-            if model.config.llama != nil {
-                verifyLlama(model, golden: golden, workDir: workDir, reports: &reports, errors: &errors, wallTimes: &wallTimes)
-                continue
-            }
-            if let file {
-                do {
-                    let support = im2col.support(try format.first.map { f in FormatRegistry.all.first { $0.format == f }! } ?? FormatRegistry.detect(file))
-                    reports.append(try support.verify(file, model: model, golden: golden))
-                } catch {
-                    // The cell's format as given or as detected, for the summary line (the variant could not be read).
-                    let detected = format.first?.rawValue ?? (try? FormatRegistry.detect(file))?.name ?? "-"  // checked: a label only
-                    errors.append(CellError(model: model.name, format: detected, variant: "-", message: "\(error)"))
-                }
-                continue
-            }
-            if parsedCells == nil { parsedCells = try cells() }
-            for (support, v) in parsedCells ?? [] {
-                if let reason = support.unsupportedReason(for: model) {
-                    // Asked for by name it is an error; as part of "every format" the cell is skipped, and said so.
-                    if format.isEmpty { skipped.append("\(model.name) \(support.name) \(v.label): skipped — \(reason)") } else {
-                        errors.append(CellError(model: model.name, format: support.name, variant: v.label, message: reason))
-                    }
-                    continue
-                }
-                let path = "\(workDir)/\(model.name)-\(v.label).\(support.name)"
-                do {
-                    let notes = try support.convert(model, variant: v, to: path)
-                    var report = try support.verify(path, model: model, golden: golden)
-                    if report.variant != v.label {
-                        // Say what was written: the report is labelled by the file's content, with the reasons.
-                        report.notes.insert("converted as \(v.label), but the file holds \(report.variant): "
-                            + notes.filter { $0.contains("falling back") || $0.contains("left unquantized") || $0.hasPrefix("note:") }.joined(separator: "; "), at: 0)
-                    }
-                    reports.append(report)
-                } catch {
-                    errors.append(CellError(model: model.name, format: support.name, variant: v.label, message: "\(error)"))
-                }
+        for (_, outcome, _) in outcomes {
+            switch outcome {
+            case let .report(report): reports.append(report)
+            case let .badInput(error): errors.append(error)
+            case let .skipped(line): skipped.append(line)
             }
         }
         for report in reports {
@@ -136,38 +78,40 @@ struct Verify: ParsableCommand {
         }
         for e in errors { printError("error: \(e.message)") }
         print("summary")
-        for r in reports {
-            let worst = r.layers.compactMap { $0.metrics?.relL2 }.max().map(formatNumber) ?? "-"
-            let first = r.firstDivergence.map { "first divergence: \($0.name)" } ?? (r.loadRefusals.isEmpty ? (r.hyperparameterMismatches.isEmpty ? "" : "hyperparameters differ from the reference (see note)") : "the runtime refuses the file (see note)")
-            print("  \(r.verdict.rawValue.uppercased())  \(r.model)  \(r.format) \(r.variant)  worst rel L2 \(worst)  \(first)" + WeightRendering.summary(r))
-        }
-        for e in errors { print("  ERROR  \(e.model)  \(e.format) \(e.variant)  \(e.message)") }
+        for r in reports { print(MatrixRendering.summaryLine(r)) }
+        for e in errors { print(MatrixRendering.summaryLine(e)) }
         for line in skipped { print("  " + line) }
-        for line in wallTimes { print("  " + line) }
+        for line in Self.llamaWallTimes(outcomes) { print("  " + line) }
         if reports.isEmpty && errors.isEmpty {
             throw ParityError.usage("nothing to verify: no format/variant matched" + skipped.map { "\n  " + $0 }.joined())
         }
         let exit: Int32 = !errors.isEmpty ? Exit.badInput : reports.isEmpty ? 0 : Exit.status(for: Verdict.combined(reports.map(\.verdict)))
         if let json {
-            var document = ReportRendering.json(reports)
-            if case var .object(members) = document {
-                // A cell with bad input makes the whole run "error" (exit 2), whatever the other cells did.
-                if !errors.isEmpty, let i = members.firstIndex(where: { $0.key == "verdict" }) { members[i].value = .string("error") }
-                members.append(("errors", .array(errors.map { e in
-                    .object([("model", .string(e.model)), ("format", .string(e.format)), ("variant", .string(e.variant)), ("message", .string(e.message))])
-                })))
-                document = .object(members)
-            }
-            try AtomicFileWriter.write(Array((document.serialized(pretty: true) + "\n").utf8), to: json)
+            try AtomicFileWriter.write(Array((MatrixRendering.json(reports: reports, errors: errors).serialized(pretty: true) + "\n").utf8), to: json)
         }
         if exit != 0 { throw ExitCode(exit) }
     }
+
+    /// One wall-time line per Llama model and format (convert + verify of its cells), and one for a Llama --file.
+    static func llamaWallTimes(_ outcomes: [(cell: VerificationCell?, outcome: CellOutcome, seconds: Double)]) -> [String] {
+        var groups: [(label: String, cells: Int, seconds: Double)] = []
+        for case let (cell?, _, seconds) in outcomes where cell.family == .llama {
+            let label: String
+            switch cell.source {
+            case .file: label = "\(cell.modelName) --file"
+            case let .convert(format, _): label = "\(cell.modelName) \(format.rawValue)"
+            }
+            if let i = groups.firstIndex(where: { $0.label == label }) { groups[i].cells += 1; groups[i].seconds += seconds } else {
+                groups.append((label, 1, seconds))
+            }
+        }
+        return groups.map { g in
+            g.label.hasSuffix("--file") ? "wall time \(g.label): \(String(format: "%.2f", g.seconds)) s"
+                : "wall time \(g.label) (\(g.cells) cells, convert + verify): \(String(format: "%.2f", g.seconds)) s"
+        }
+    }
 }
 
-func makeTemporaryDirectory() throws -> String {
-    let path = NSTemporaryDirectory() + "parity-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-        throw ParityError.io(path: path, reason: "cannot create a temporary directory")
-    }
-    return path
-}
+
+/// A fresh temporary directory for converted files (`verify`, `bench`).
+func makeTemporaryDirectory() throws -> String { try ParityRun.makeTemporaryDirectory() }

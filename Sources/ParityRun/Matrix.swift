@@ -1,0 +1,318 @@
+import Foundation
+import ParityCore
+import ParityModels
+import ParityVerify
+
+/// Parity's version as it enters every cache key: bump it whenever a change can alter a verdict, so a cache written by
+/// another Parity is never served.
+public enum ParityVersion {
+    public static let string = "parity 0.14.0 (matrix cache format 1)"
+}
+
+/// One cell of a matrix: what `CellRunner` runs (or what planning decided), with the config's overrides and gates.
+public struct MatrixCell: Sendable {
+    public var key: String
+    public var planned: CellRunner.Planned
+    public var tolerances: [ToleranceOverride]
+    public var gates: QualityGates
+    /// Where the cell was asked for (`file:line`).
+    public var origin: String
+}
+
+/// `--shard i/n` (1-based): the cells whose position in key order is i-1 modulo n.
+public struct Shard: Equatable, Sendable, CustomStringConvertible {
+    public let index: Int
+    public let count: Int
+
+    public init(index: Int, count: Int) throws(ParityError) {
+        guard count >= 1, (1...count).contains(index) else { throw .usage("--shard \(index)/\(count): give i/n with 1 ≤ i ≤ n") }
+        self.index = index
+        self.count = count
+    }
+
+    public init(parsing text: String) throws(ParityError) {
+        let parts = text.split(separator: "/")
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]) else { throw .usage("--shard \"\(text)\": give i/n, e.g. 1/4") }
+        try self.init(index: i, count: n)
+    }
+
+    public var description: String { "\(index)/\(count)" }
+}
+
+/// How a matrix runs.
+public struct MatrixOptions: Sendable {
+    /// Cells run at once (default: the machine's cores).
+    public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Where cell results are cached (nil: no cache).
+    public var cacheDirectory: String? = ".parity-cache"
+    /// Run every cell even if cached (the fresh results are still written to the cache).
+    public var ignoreCache = false
+    public var shard: Shard?
+    public var im2col: GGMLIm2colRuleChoice = .kernel
+    public var llama: LlamaRuntimeSettings = .llamaCppCLIDefaults
+    /// Keep converted files here (nil: a temporary directory, removed afterwards).
+    public var workDirectory: String?
+    /// Called with a progress line (`[3/12] running tiny-llama gguf Q4_K_M`); the CLI writes it to stderr.
+    public var progress: (@Sendable (String) -> Void)?
+
+    public init() {}
+}
+
+/// The GGUF im2col rule by name, so ParityKit's users need not import ParityEngine.
+public enum GGMLIm2colRuleChoice: String, Sendable { case kernel, f16 }
+
+/// A matrix's results: every cell (in key order), the verdict and the exit status.
+public struct MatrixReport: Sendable {
+    public var cells: [CellRecord]
+    /// The slice this run covered (nil: the whole matrix, or shards merged).
+    public var shard: Shard?
+    /// The cells of the whole matrix, before sharding (a merge checks the shards add up to it).
+    public var totalCells: Int
+
+    public init(cells: [CellRecord], shard: Shard?, totalCells: Int) {
+        self.cells = cells
+        self.shard = shard
+        self.totalCells = totalCells
+    }
+
+    /// error if any cell had bad input; else fail if any failed; else unjudged if any is; else pass (skipped cells
+    /// do not count; a matrix where nothing ran is an error).
+    public var verdict: CellRecord.Status {
+        let ran = cells.filter { $0.status != .skipped }
+        if ran.isEmpty { return shard == nil ? .error : .pass }
+        for status in [CellRecord.Status.error, .fail, .unjudged] where ran.contains(where: { $0.status == status }) { return status }
+        return .pass
+    }
+
+    /// `parity verify`'s exit codes: 0 pass, 1 fail, 2 bad input, 3 unjudged.
+    public var exitStatus: Int32 {
+        switch verdict {
+        case .pass, .skipped: return 0
+        case .fail: return 1
+        case .error: return 2
+        case .unjudged: return 3
+        }
+    }
+
+    public var passed: Bool { verdict == .pass }
+
+    /// Every failure of every cell, one readable line each (node or tensor, metric, value, limit, where).
+    public var failures: [String] { cells.flatMap(\.failures) }
+
+    /// Schema parity-matrix version 1 (docs/matrix.md).
+    public var json: JSONValue {
+        .object([
+            ("schema", .string("parity-matrix")),
+            ("schema_version", .number(1)),
+            ("parity_version", .string(ParityVersion.string)),
+            ("verdict", .string(verdict.rawValue)),
+            ("exit_status", .number(Int(exitStatus))),
+            ("shard", shard.map { .object([("index", .number($0.index)), ("count", .number($0.count))]) } ?? .null),
+            ("total_cells", .number(totalCells)),
+            ("cells", .array(cells.map(\.json))),
+        ])
+    }
+
+    /// The summary `parity verify --config` prints.
+    public var summary: String {
+        var lines = ["summary" + (shard.map { " (shard \($0) of \(totalCells) cells)" } ?? "")]
+        for cell in cells {
+            lines.append(cell.summary + (cell.cached ? "  (cached)" : ""))
+            lines += cell.gates.map { "      gate " + $0 }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+public enum Matrix {
+    /// The matrix's cells in key order (duplicates are an error naming both places; a tolerance pattern that matches no
+    /// node of its model is an error naming pattern and model).
+    public static func plan(_ config: MatrixConfig, settings: CellSettings, store: ReferenceStore) throws -> [MatrixCell] {
+        var cells: [MatrixCell] = []
+        var origins: [String: String] = [:]
+        for entry in config.entries {
+            if !entry.tolerances.isEmpty {
+                let (_, golden) = try store.load(entry.model)
+                let nodes = golden.activations.map(\.name)
+                for t in entry.tolerances where !nodes.contains(where: t.matches) {
+                    throw ParityError.usage("\(entry.origin): tolerance pattern \"\(t.pattern)\" matches no node of model \(entry.model) "
+                        + "(its nodes: \(nodes.prefix(8).joined(separator: ", "))\(nodes.count > 8 ? ", …" : ""))")
+                }
+            }
+            var planned: [CellRunner.Planned] = []
+            if entry.formats != nil || entry.variants != nil {
+                planned += try CellRunner.plan(models: [entry.model], formats: entry.formats ?? [], variants: entry.variants ?? [], file: nil,
+                                               settings: settings, store: store)
+            }
+            for file in entry.files {
+                planned += try CellRunner.plan(models: [entry.model], formats: file.format.map { [$0] } ?? [], variants: [], file: file.path,
+                                               settings: settings, store: store)
+            }
+            for item in planned {
+                let key: String
+                switch item {
+                case let .cell(cell): key = cell.key
+                case let .decided(.badInput(e)): key = "\(e.model) \(e.format) \(e.variant)"
+                case let .decided(.skipped(line)): key = line
+                case let .decided(.report(r)): key = "\(r.model) \(r.format) \(r.variant)"
+                }
+                if let first = origins[key] { throw ParityError.usage("\(entry.origin): cell \"\(key)\" is also asked for at \(first): list it once") }
+                origins[key] = entry.origin
+                cells.append(MatrixCell(key: key, planned: item, tolerances: entry.tolerances, gates: entry.gates, origin: entry.origin))
+            }
+        }
+        return cells.sorted { $0.key < $1.key }
+    }
+
+    /// The cells of one shard: every n-th cell in key order (stable across machines: keys hold no absolute path).
+    public static func slice(_ cells: [MatrixCell], shard: Shard?) -> [MatrixCell] {
+        guard let shard else { return cells }
+        return cells.enumerated().filter { $0.offset % shard.count == shard.index - 1 }.map(\.element)
+    }
+
+    /// Plans, slices and runs a matrix: cached cells are served from the cache, the others run `jobs` at a time.
+    public static func run(_ config: MatrixConfig, options: MatrixOptions) throws -> MatrixReport {
+        let workDirectory = try options.workDirectory ?? makeTemporaryDirectory()
+        defer { if options.workDirectory == nil { try? FileManager.default.removeItem(atPath: workDirectory) } }
+        try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
+        let settings = CellSettings(im2col: options.im2col == .f16 ? .f16 : .kernelType, llama: options.llama, workDirectory: workDirectory)
+        let store = ReferenceStore()
+        let all = try plan(config, settings: settings, store: store)
+        let mine = slice(all, shard: options.shard)
+        let cache = options.cacheDirectory.map { CellCache(directory: $0) }
+        let results = ResultSlots(count: mine.count)
+        let progress = ProgressCounter(total: mine.count, report: options.progress)
+        let next = ResultSlots.Counter()
+        let workers = max(1, min(options.jobs, mine.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while let i = next.take(below: mine.count) {
+                let cell = mine[i]
+                progress.started(cell.key)
+                results.set(i, runOne(cell, settings: settings, store: store, cache: cache, ignoreCache: options.ignoreCache))
+                progress.finished(cell.key)
+            }
+        }
+        return MatrixReport(cells: results.values, shard: options.shard, totalCells: all.count)
+    }
+
+    /// One cell: from the cache when its key is there, else run, judged with overrides and gates, and cached.
+    static func runOne(_ cell: MatrixCell, settings: CellSettings, store: ReferenceStore, cache: CellCache?, ignoreCache: Bool) -> CellRecord {
+        guard case let .cell(verification) = cell.planned else {
+            if case let .decided(outcome) = cell.planned { return CellRecord(key: cell.key, outcome: outcome, seconds: 0) }
+            return CellRecord(key: cell.key, model: "-", format: "-", variant: "-", status: .error, summary: "  ERROR  \(cell.key)")
+        }
+        let cacheKey: String?
+        do { cacheKey = try cache.map { _ in try CellCache.key(cell, verification: verification, settings: settings, store: store) } } catch {
+            return CellRecord(key: cell.key, outcome: .badInput(CellError(model: verification.modelName, format: verification.formatLabel,
+                                                                          variant: verification.variantLabel, message: "\(error)")), seconds: 0)
+        }
+        if let cache, let cacheKey, !ignoreCache, var hit = cache.read(cacheKey) {
+            hit.cached = true
+            hit.seconds = 0
+            return hit
+        }
+        let started = Date()
+        var outcome = CellRunner.run(verification, settings: settings, store: store)
+        if case var .report(report) = outcome, !cell.tolerances.isEmpty {
+            report.applyToleranceOverrides(cell.tolerances)
+            outcome = .report(report)
+        }
+        var record = CellRecord(key: cell.key, outcome: outcome, seconds: Date().timeIntervalSince(started))
+        if case let .report(report) = outcome { Gates.apply(cell.gates, report: report, to: &record) }
+        if let cache, let cacheKey { cache.write(cacheKey, record) }
+        return record
+    }
+
+    /// Joins shard JSONs (`parity report merge`) into one report: every shard of one matrix exactly once, no cell twice.
+    public static func merge(_ documents: [(json: JSONValue, source: String)]) throws(ParityError) -> MatrixReport {
+        guard !documents.isEmpty else { throw .usage("report merge: give the shards' JSON files") }
+        var cells: [CellRecord] = []
+        var seenShards: [Int: String] = [:]
+        var count: Int?, total: Int?
+        for (json, source) in documents {
+            guard json["schema"]?.stringValue == "parity-matrix" else { throw .malformed(file: source, at: "schema", reason: "not a parity-matrix JSON (parity verify --config --json)") }
+            guard let shard = json["shard"], let index = shard["index"]?.intValue, let n = shard["count"]?.intValue else {
+                throw .malformed(file: source, at: "shard", reason: "not a shard's JSON (no shard index/count): an unsharded run needs no merge")
+            }
+            guard let cellTotal = json["total_cells"]?.intValue else { throw .malformed(file: source, at: "total_cells", reason: "missing") }
+            if let count, count != n { throw .mismatch(file: source, reason: "shard \(index)/\(n) of a matrix cut into \(count) shards elsewhere") }
+            if let total, total != cellTotal { throw .mismatch(file: source, reason: "its matrix has \(cellTotal) cells, another shard's \(total): not the same matrix") }
+            if let other = seenShards[index] { throw .mismatch(file: source, reason: "shard \(index)/\(n) is also \(other): overlapping shards") }
+            seenShards[index] = source
+            count = n
+            total = cellTotal
+            guard let items = json["cells"]?.arrayValue else { throw .malformed(file: source, at: "cells", reason: "missing") }
+            for item in items {
+                let record = try CellRecord(json: item, source: source)
+                if cells.contains(where: { $0.key == record.key }) { throw .mismatch(file: source, reason: "cell \"\(record.key)\" is in another shard too") }
+                cells.append(record)
+            }
+        }
+        let missing = (1...(count ?? 1)).filter { seenShards[$0] == nil }
+        guard missing.isEmpty else { throw .usage("report merge: shard(s) \(missing.map { "\($0)/\(count ?? 0)" }.joined(separator: ", ")) missing") }
+        guard cells.count == total ?? 0 else {
+            throw .usage("report merge: the shards hold \(cells.count) cells, the matrix \(total ?? 0)")
+        }
+        return MatrixReport(cells: cells.sorted { $0.key < $1.key }, shard: nil, totalCells: total ?? cells.count)
+    }
+}
+
+/// The results of the cells run in parallel, each in its slot (the report keeps key order).
+final class ResultSlots: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [CellRecord?]
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ record: CellRecord) { lock.withLock { slots[i] = record } }
+    var values: [CellRecord] { lock.withLock { slots.compactMap { $0 } } }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var next = 0
+        func take(below limit: Int) -> Int? {
+            lock.withLock {
+                guard next < limit else { return nil }
+                defer { next += 1 }
+                return next
+            }
+        }
+    }
+}
+
+/// `[done/total] running KEY` lines.
+final class ProgressCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private let total: Int
+    private var done = 0
+    private var running: [String] = []
+    private let report: (@Sendable (String) -> Void)?
+
+    init(total: Int, report: (@Sendable (String) -> Void)?) {
+        self.total = total
+        self.report = report
+    }
+
+    func started(_ key: String) {
+        let line: String = lock.withLock {
+            running.append(key)
+            return "[\(done)/\(total) done] running \(running.joined(separator: ", "))"
+        }
+        report?(line)
+    }
+
+    func finished(_ key: String) {
+        let line: String = lock.withLock {
+            running.removeAll { $0 == key }
+            done += 1
+            return "[\(done)/\(total) done] finished \(key)"
+        }
+        report?(line)
+    }
+}
+
+public func makeTemporaryDirectory() throws -> String {
+    let path = NSTemporaryDirectory() + "parity-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+        throw ParityError.io(path: path, reason: "cannot create a temporary directory")
+    }
+    return path
+}
