@@ -45,6 +45,15 @@ public enum MLXBertCells {
         report.weights = try WeightVerifier.verify(bert: source, reference: model.weights())
         report.loadRefusals += source.loading.refusals.filter { !report.loadRefusals.contains($0) }
         report.notes = source.notes + report.notes + source.loading.refusals.map { "FAIL: \($0)" } + source.loading.warnings.map { "warning: \($0)" }
+        if golden.kind == "sentence-embedding" {
+            let agreement = try SentenceAgreement.compute(graph: model.config.graph, engine: engine, golden: golden)
+            if source.quantizedModules.isEmpty {
+                BertCells.judge(&report, agreement, cosineLimit: SentenceAgreement.floatCosine, why: "the bar for float files")
+            } else {
+                // No derived limit for MLX affine BERT yet: the cell is unjudged, its end metric shown.
+                report.notes.append(agreement.summary + " (affine-quantized MLX BERT: no derived limit yet)")
+            }
+        }
         if !golden.omittedModules.isEmpty {
             report.notes.append("the golden omits \(golden.omittedModules.joined(separator: ", ")) to stay small: those layers ran, their nodes were not compared")
         }

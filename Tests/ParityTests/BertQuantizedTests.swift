@@ -1,0 +1,91 @@
+import Foundation
+import ParityCore
+import ParityEngine
+import ParityFormats
+import ParityModels
+import ParityVerify
+import Testing
+
+/// Block-quantized BERT GGUF judged: convert_hf_to_gguf's q8_0 file (Parity's converter output, proven byte-identical
+/// by the SHA-256 recorded from llama.cpp's own file) passes every node within the limits derived from the reference
+/// quantized to the file's types (Tolerance+BertQuantized.swift), and the end metric; a planted block-scale error fails
+/// at the weight level naming the tensor and block, a swapped pair of tensors at the node where it enters.
+@Suite("BERT quantized GGUF: q8_0 judged per node and by the sentence embeddings; planted mistakes fail", .serialized)
+struct BertQuantizedTests {
+    /// The q8_0 file, written once for the suite (the 90 MB reference is read once per process).
+    static let q8File: Result<[UInt8], Error> = Result { try BertVerifyCellsTests.llamaCppFile(.q8_0) }
+
+    static func verify(_ bytes: [UInt8], name: String) throws -> (VerificationReport, GoldenFile) {
+        let (model, golden) = try MLXBertDirectories.shared.reference()
+        let path = try BertVerifyCellsTests.write(bytes, name: name)
+        defer { try? FileManager.default.removeItem(atPath: path) }  // checked: scratch cleanup
+        return (try BertCells.verify(path, format: .gguf, model: model, golden: golden), golden)
+    }
+
+    @Test("convert_hf_to_gguf's q8_0 file passes every recorded node and the end metric, with its limits' reasons")
+    func q8Passes() throws {
+        let (report, golden) = try Self.verify(try Self.q8File.get(), name: "minilm-l6-q8_0.gguf")
+        let judged = report.layers.compactMap { r in r.metrics.flatMap { m in r.tolerance.map { (r.name, m.relL2, $0.maxRelL2) } } }
+        let worst = try #require(judged.max { $0.1 / $0.2 < $1.1 / $1.2 }, "no judged node")
+        print("q8_0: \(report.verdict); worst node/limit \(worst.0) \(worst.1) / \(worst.2) = \(worst.1 / worst.2); \(report.notes.joined(separator: "; "))")
+        #expect(report.layers.count == golden.activations.count)
+        #expect(report.layers.allSatisfy { $0.tolerance != nil }, "every node is judged")
+        #expect(report.verdict == .pass, "\(report.layers.filter { !$0.status.isPass }.map { "\($0.name): \($0.status)" }) \(report.endMetricFailures)")
+        // The limits come from the reference's expected error, not from a blanket number: layer 5 (after the
+        // amplification through the residual stream) gets a wider limit than layer 0's first product.
+        let limits = Dictionary(judged.map { ($0.0, $0.2) }, uniquingKeysWith: { a, _ in a })
+        let early = try #require(limits["encoder.layer.0.attention.self.query"]), late = try #require(limits["encoder.layer.5.attention.output.LayerNorm"])
+        #expect(late > 3 * early, "layer 5 attention LayerNorm limit \(late) vs layer 0 query \(early)")
+        #expect(report.endMetricFailures.isEmpty)
+        #expect(report.notes.contains { $0.contains("limit: cosine ≥") }, "the end metric is judged: \(report.notes)")
+    }
+
+    /// One q8_0 block of blk.0.attn_q.weight with its f16 scale ×1.5: 32 of 147,456 weights, too few to move a node
+    /// past its limit, so the weight check must name it.
+    @Test("a q8_0 block scale ×1.5 fails at the weight level, naming the tensor and the block")
+    func blockScaleFails() throws {
+        var bytes = try Self.q8File.get()
+        let r = try BertVerifyCellsTests.range(bytes, "blk.0.attn_q.weight")
+        let block = 100, at = r.lowerBound + block * 34  // q8_0 block: f16 d, then 32 int8
+        let d = FloatCodecs.halfToFloat(UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8)
+        let planted = FloatCodecs.floatToHalf(d * 1.5)
+        bytes[at] = UInt8(planted & 0xff)
+        bytes[at + 1] = UInt8(planted >> 8)
+        let (report, _) = try Self.verify(bytes, name: "planted-scale.gguf")
+        print("planted block scale: \(report.verdict); \(report.weights?.tensors.filter { !$0.passed }.map { "\($0.fileName): \($0.worst.map { "block \($0.block ?? -1) \($0.rule)" } ?? "")" } ?? [])")
+        #expect(report.verdict == .fail)
+        let failing = try #require(report.weights, "no weight check").tensors.filter { !$0.passed }
+        #expect(failing.map(\.fileName) == ["blk.0.attn_q.weight"], "\(failing.map(\.fileName))")
+        // Block 100 of rows of 12 blocks: row 8, columns 128…159.
+        #expect(failing.first?.issues.contains { $0.row == 8 && (128..<160).contains($0.column) } ?? false,
+                "\(failing.first?.issues.prefix(3).map { "row \($0.row) column \($0.column) block \($0.block.map(String.init) ?? "-")" } ?? [])")
+    }
+
+    @Test("attn_q and attn_k of layer 0 swapped in the q8_0 file fail at the query node and in the weights")
+    func swapFails() throws {
+        var bytes = try Self.q8File.get()
+        let q = try BertVerifyCellsTests.range(bytes, "blk.0.attn_q.weight"), k = try BertVerifyCellsTests.range(bytes, "blk.0.attn_k.weight")
+        let original = bytes
+        bytes.replaceSubrange(q, with: original[k])
+        bytes.replaceSubrange(k, with: original[q])
+        let (report, _) = try Self.verify(bytes, name: "planted-swap.gguf")
+        let first = report.firstDivergence
+        print("planted q/k swap (q8_0): \(report.verdict), first divergence \(first?.name ?? "-") \(first.map { "\($0.status)" } ?? "")")
+        #expect(report.verdict == .fail)
+        #expect(first?.name == "encoder.layer.0.attention.self.query")
+        let failing = try #require(report.weights, "no weight check").tensors.filter { !$0.passed }.map(\.fileName)
+        #expect(Set(failing).isSuperset(of: ["blk.0.attn_q.weight", "blk.0.attn_k.weight"]), "\(failing)")
+    }
+
+    @Test("a K-quant request for minilm-l6 says why it does not apply and what llama-quantize does instead")
+    func kQuantRefused() throws {
+        let (model, _) = try MLXBertDirectories.shared.reference()
+        do {
+            _ = try GGUFBertCells.convert(model, cell: "q4_K", to: NSTemporaryDirectory() + "never-written.gguf")
+            Issue.record("q4_K was converted")
+        } catch let error as ParityError {
+            let text = "\(error)"
+            #expect(text.contains("384 % 256 = 128") && text.contains("Q4_K → Q5_0") && text.contains("1536 = 6 × 256"), "\(text)")
+        }
+    }
+}
