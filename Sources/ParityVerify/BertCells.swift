@@ -20,8 +20,10 @@ public enum BertCells {
 
     /// The end metric as a verdict input: its summary and limit in the notes, a sentence out of it fails the file.
     static func judge(_ report: inout VerificationReport, _ agreement: SentenceAgreement, cosineLimit: Double, why: String) {
+        let margin = agreement.retrievalMargin(cosineLimit)
+        let judged = agreement.referenceMargins.filter { $0 > margin }.count
         report.notes.append(agreement.summary + "; limit: cosine ≥ \(String(format: "%.7f", cosineLimit)) (\(why)), and each nearest neighbour kept "
-            + "where PyTorch's margin exceeds what that lets an embedding move")
+            + "where PyTorch's margin exceeds \(String(format: "%.4f", margin)), what that limit lets an embedding move: \(judged) of \(agreement.count) sentences")
         report.endMetricFailures = agreement.failures(cosineLimit: cosineLimit, why: why)
         report.notes += report.endMetricFailures.map { "FAIL: " + $0 }
     }
@@ -92,13 +94,16 @@ public struct SentenceAgreement: Sendable {
         for (i, c) in cosines.enumerated() where !(c >= cosineLimit) {
             out.append("sentence \(i): embedding cosine \(String(format: "%.7f", c)) to PyTorch's < limit \(String(format: "%.7f", cosineLimit)) (\(why))")
         }
-        let movable = 2 * (2 * (1 - cosineLimit)).squareRoot()
+        let movable = retrievalMargin(cosineLimit)
         for i in 0..<count where nearest[i] != referenceNearest[i] && referenceMargins[i] > movable {
             out.append("sentence \(i): nearest neighbour is sentence \(nearest[i].map(String.init) ?? "-"), PyTorch's is \(referenceNearest[i].map(String.init) ?? "-") "
                 + "(PyTorch's margin \(String(format: "%.4f", referenceMargins[i])) > \(String(format: "%.4f", movable)), what the cosine limit lets it move)")
         }
         return out
     }
+
+    /// How far the cosine limit lets a sentence's margin (nearest minus runner-up) move: 2·√(2(1 − limit)).
+    public func retrievalMargin(_ cosineLimit: Double) -> Double { 2 * (2 * max(0, 1 - cosineLimit)).squareRoot() }
 
     /// Runs `engine` on the golden's reference sentences.
     public static func compute(graph: ModelGraph, engine: GraphEngine, golden: GoldenFile) throws(ParityError) -> SentenceAgreement {
@@ -127,7 +132,8 @@ public struct SentenceAgreement: Sendable {
         return SentenceAgreement(actual: actual, expected: expected)
     }
 
-    init(actual: Tensor, expected: Tensor) {
+    /// `actual` and `expected`: `[sentences, features]` embeddings (the engine's and PyTorch's).
+    public init(actual: Tensor, expected: Tensor) {
         let (b, c) = (expected.shape[0], expected.shape[1])
         func row(_ x: Tensor, _ i: Int) -> [Double] { (0..<c).map { Double(x.data[i * c + $0]) } }
         func cosine(_ a: [Double], _ b: [Double]) -> Double {

@@ -39,12 +39,66 @@ enum BertQuantizedExpectation {
     }
 }
 
+/// The reference as an MLX directory of the same dtype and quantizations would hold it, for BertMLXOps: every
+/// parameter rounded to the directory's float dtype, every module the directory quantizes quantized by `mx.quantize`'s
+/// arithmetic (MLXQuantization, not the converter under test) with the directory's group size and bits. MLX quantizes
+/// no activation, so the expected error is the grid's and the dtype's, carried through the network.
+struct ExpectedMLXBertWeights: BertWeightSource {
+    let reference: PyTorchBertWeights
+    let dtype: MLXFloatType
+    let quantized: [String: MLXQuantParameters]
+    var path: String { reference.path }
+    var hyperparameters: BertHyperparameters { reference.hyperparameters }
+
+    func matrix(_ role: BertTensorRole, layer: Int) throws(ParityError) -> StoredMatrix {
+        let m = try reference.matrix(role, layer: layer)
+        guard case let .dense(values, _) = m.storage else { return m }
+        let module = String(role.referenceName(layer: layer).dropLast(".weight".count))
+        if let q = quantized[module] {
+            let t = try ExpectedGridCache.shared.module("\(path)|\(module)|\(dtype.rawValue)|\(q.mode)-\(q.bits)-\(q.groupSize)") { () throws(ParityError) in
+                try MLXQuantization.quantizeModule(module, values: values, rows: m.rows, cols: m.columns, dtype: dtype.dtype,
+                                                   mode: q.mode, groupSize: q.groupSize, bits: q.bits)
+            }
+            guard t.count >= 2 else { throw .usage("\(module): mx.quantize gave no scales") }
+            return StoredMatrix(rows: m.rows, columns: m.columns,
+                                storage: .mlxQuantized(weight: t[0], scales: t[1], biases: t.count > 2 ? t[2] : nil, mode: q.mode, groupSize: q.groupSize, bits: q.bits),
+                                fileName: module)
+        }
+        return StoredMatrix(rows: m.rows, columns: m.columns, storage: .dense(values: dtype == .f32 ? values : values.map(dtype.round), dtype: dtype.dtype),
+                            fileName: m.fileName)
+    }
+
+    func vector(_ role: BertTensorRole, layer: Int) throws(ParityError) -> [Float] {
+        let v = try reference.vector(role, layer: layer)
+        return dtype == .f32 ? v : v.map(dtype.round)
+    }
+
+    static func engine(model: ReferenceModel, source: MLXBertWeights) -> BertGraphEngine? {
+        guard let config = try? BertArchitecture.load(path: model.configPath), let weights = try? model.weights() else { return nil }  // checked: no reference → no limit (unjudged)
+        let expected = ExpectedMLXBertWeights(reference: PyTorchBertWeights(weights: weights, config: config), dtype: source.activationType,
+                                              quantized: source.quantizedModules)
+        return BertGraphEngine(source: expected, ops: BertMLXOps(weightType: source.activationType))
+    }
+}
+
 /// Dequantized grids of reference matrices, kept for the process (the policy and the sentence check run the same
 /// expectation; a test suite verifies several files of one type mix).
 final class ExpectedGridCache: @unchecked Sendable {
     static let shared = ExpectedGridCache()
     private let lock = NSLock()
     private var grids: [String: [Float]] = [:]
+    private var modules: [String: [RawTensor]] = [:]
+
+    func module(_ key: String, make: () throws(ParityError) -> [RawTensor]) throws(ParityError) -> [RawTensor] {
+        lock.lock()
+        if let m = modules[key] { lock.unlock(); return m }
+        lock.unlock()
+        let m = try make()
+        lock.lock()
+        modules[key] = m
+        lock.unlock()
+        return m
+    }
 
     func grid(_ key: String, make: () throws(ParityError) -> [Float]) throws(ParityError) -> [Float] {
         lock.lock()
@@ -131,41 +185,67 @@ extension TolerancePolicy {
     /// of `BertQuantizedExpectation`'s run at that node, never below the float32 file's limit there (the mask is
     /// exact; F32 tables are exact lookups).
     static func ggufBertQuantized(graph: ModelGraph, model: ReferenceModel, golden: GoldenFile, source: GGUFBertWeights, variant: String) -> TolerancePolicy? {
-        guard let types = BertQuantizedExpectation.types(source), let engine = BertQuantizedExpectation.engine(model: model, types: types),
-              let inputs = try? Comparator.graphInputs(graph, golden: golden) else { return nil }  // checked: no expectation → unjudged
-        var outputs: [String: GraphValue] = [:]
-        do { try GraphExecutor.run(graph, engine: engine, inputs: inputs) { node, value in outputs[node.path] = value } } catch { return nil }
+        guard let types = BertQuantizedExpectation.types(source), let engine = BertQuantizedExpectation.engine(model: model, types: types) else { return nil }  // checked: no expectation → unjudged
         let mix = Dictionary(grouping: types.values, by: { $0 }).map { "\($0.key.name) ×\($0.value.count)" }.sorted().joined(separator: ", ")
-        let afterGELU = combined(float32, ggmlGELUvsErf)
-        var pastGELU = false
-        var perNode: [String: Tolerance] = [:]
         let tables: [String: String] = ["embeddings.word_embeddings": BertTensorRole.tokenEmbedding.referenceName(layer: 0),
                                         "embeddings.position_embeddings": BertTensorRole.positionEmbedding.referenceName(layer: 0),
                                         "embeddings.token_type_embeddings": BertTensorRole.tokenTypeEmbedding.referenceName(layer: 0)]
+        let afterGELU = combined(float32, ggmlGELUvsErf)
+        return expectedRunPolicy(
+            graph: graph, golden: golden, expected: engine, format: .gguf, variant: variant,
+            exact: { node in tables[node.name].flatMap { types[$0] } == .f32 ? exactLookup : nil },
+            floor: { _, pastGELU in pastGELU ? afterGELU : float32 },
+            what: "block-quantized BERT (\(mix)): the reference quantized to these types by ggml's reference quantizer and run as llama.cpp "
+                + "runs it (activations rounded to each type's vec_dot_type blocks, tanh/F16 GELU)",
+            why: "BERT's outlier channels make the Q8 activation blocks as coarse as the weights' grid and the post-LayerNorm residual stream "
+                + "amplifies early errors (docs/bert.md); limit 2x that (summation-order flips of activation rounding, another quantizer's "
+                + "choices), at least the float32 file's limit")
+    }
+
+    /// Per node of an MLX BERT directory with affine-quantized modules (mlx-embeddings' `convert -q`): 2x the error of
+    /// the reference quantized with the directory's dtype, group size and bits and run as mlx-embeddings runs it
+    /// (ExpectedMLXBertWeights), never below the float directory's limit.
+    static func mlxBertQuantized(graph: ModelGraph, model: ReferenceModel, golden: GoldenFile, source: MLXBertWeights, variant: String) -> TolerancePolicy? {
+        guard let engine = ExpectedMLXBertWeights.engine(model: model, source: source) else { return nil }  // checked: no expectation → unjudged
+        let float = FloatType(source.activationType.dtype) ?? .f32
+        let floatPolicy = transformer(graph: graph, variant: Variant.mlx([float], []))
+        let mix = Set(source.quantizedModules.values.map { "\($0.mode) \($0.bits)-bit group \($0.groupSize)" }).sorted().joined(separator: ", ")
+        return expectedRunPolicy(
+            graph: graph, golden: golden, expected: engine, format: .mlx, variant: variant, exact: { _ in nil },
+            floor: { node, _ in floatPolicy?.perLayer[node.name] ?? float32 },
+            what: "MLX BERT, \(float.rawValue) with \(source.quantizedModules.count) modules \(mix): the reference quantized by mx.quantize's arithmetic "
+                + "with these parameters and run as mlx-embeddings runs it",
+            why: "the grid's error (1.44/(2^b − 1) of a group's spread per weight) carried and amplified through the post-LayerNorm residual "
+                + "stream (docs/bert.md); limit 2x that (another rounding order or realisation of the same grid), at least the float directory's limit")
+    }
+
+    /// 2x the expected run's error per recorded node (rel L2 and max abs over the scale), at least `floor`.
+    static func expectedRunPolicy(graph: ModelGraph, golden: GoldenFile, expected: BertGraphEngine, format: Variant.Format, variant: String,
+                                  exact: (GraphNode) -> Tolerance?, floor: (GraphNode, Bool) -> Tolerance,
+                                  what: String, why: String) -> TolerancePolicy? {
+        guard let inputs = try? Comparator.graphInputs(graph, golden: golden) else { return nil }  // checked: no inputs → unjudged
+        var outputs: [String: GraphValue] = [:]
+        do { try GraphExecutor.run(graph, engine: expected, inputs: inputs) { node, value in outputs[node.path] = value } } catch { return nil }
+        var pastGELU = false
+        var perNode: [String: Tolerance] = [:]
         let byPath = Dictionary(golden.activations.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         for node in graph.nodes {
             if case .gelu = node.op { pastGELU = true }
             guard node.isRecorded else { continue }
             switch node.op {
             case .extendedAttentionMask, .causalMask, .positions: perNode[node.name] = exactFromIntegers; continue
-            case .embedding where tables[node.name].flatMap({ types[$0] }) == .f32: perNode[node.name] = exactLookup; continue
             default: break
             }
-            let floor = pastGELU ? afterGELU : float32
+            if let t = exact(node) { perNode[node.name] = t; continue }
+            let base = floor(node, pastGELU)
             guard let g = byPath[node.path], let out = outputs[node.path]?.asFloats, out.count == g.tensor.count else { continue }
             let m = LayerMetrics.compare(out.data, g.tensor.data)
             guard m.isFinite, m.goldenMaxAbs > 0 else { continue }
-            let rel = max(floor.maxRelL2, expectedErrorMargin * m.relL2)
-            let abs = max(floor.maxAbsOverScale, expectedErrorMargin * m.maxAbs / m.goldenMaxAbs)
             perNode[node.name] = Tolerance(
-                maxRelL2: rel, maxAbsOverScale: abs,
-                reason: "block-quantized BERT (\(mix)): the reference quantized to these types by ggml's reference quantizer and run as "
-                    + "llama.cpp runs it (activations rounded to each type's vec_dot_type blocks, tanh/F16 GELU) errs here by "
-                    + "\(formatNumber(m.relL2)) rel L2 and \(formatNumber(m.maxAbs / m.goldenMaxAbs)) of the scale in max abs — BERT's outlier "
-                    + "channels make the Q8 activation blocks as coarse as the weights' grid and the post-LayerNorm residual stream amplifies "
-                    + "early errors (docs/bert.md); limit 2x that (summation-order flips of activation rounding, another quantizer's choices), "
-                    + "at least the float32 file's limit")
+                maxRelL2: max(base.maxRelL2, expectedErrorMargin * m.relL2),
+                maxAbsOverScale: max(base.maxAbsOverScale, expectedErrorMargin * m.maxAbs / m.goldenMaxAbs),
+                reason: what + " errs here by \(formatNumber(m.relL2)) rel L2 and \(formatNumber(m.maxAbs / m.goldenMaxAbs)) of the scale in max abs — " + why)
         }
-        return TolerancePolicy(format: Variant.Format.gguf.rawValue, variant: variant, perLayer: perNode)
+        return TolerancePolicy(format: format.rawValue, variant: variant, perLayer: perNode)
     }
 }

@@ -41,7 +41,8 @@ struct BertQuantizedTests {
     }
 
     /// One q8_0 block of blk.0.attn_q.weight with its f16 scale ×1.5: 32 of 147,456 weights, too few to move a node
-    /// past its limit, so the weight check must name it.
+    /// past its limit, so the weight check must name it (checked on the weights alone: the activations of the same
+    /// file are those of `q8Passes` up to one row).
     @Test("a q8_0 block scale ×1.5 fails at the weight level, naming the tensor and the block")
     func blockScaleFails() throws {
         var bytes = try Self.q8File.get()
@@ -51,16 +52,20 @@ struct BertQuantizedTests {
         let planted = FloatCodecs.floatToHalf(d * 1.5)
         bytes[at] = UInt8(planted & 0xff)
         bytes[at + 1] = UInt8(planted >> 8)
-        let (report, _) = try Self.verify(bytes, name: "planted-scale.gguf")
-        print("planted block scale: \(report.verdict); \(report.weights?.tensors.filter { !$0.passed }.map { "\($0.fileName): \($0.worst.map { "block \($0.block ?? -1) \($0.rule)" } ?? "")" } ?? [])")
-        #expect(report.verdict == .fail)
-        let failing = try #require(report.weights, "no weight check").tensors.filter { !$0.passed }
+        let (model, _) = try MLXBertDirectories.shared.reference()
+        let source = try GGUFBertWeights.load(GGUFFile(file: MappedFile(data: Data(bytes), name: "planted-scale.gguf"))).get()
+        let weights = try WeightVerifier.verify(bert: source, reference: try model.weights())
+        let failing = weights.tensors.filter { !$0.passed }
+        print("planted block scale: \(failing.map { "\($0.fileName): \($0.worst.map { "row \($0.row) column \($0.column) block \($0.block.map(String.init) ?? "-"): \($0.rule)" } ?? "")" })")
+        #expect(!weights.passed)
         #expect(failing.map(\.fileName) == ["blk.0.attn_q.weight"], "\(failing.map(\.fileName))")
         // Block 100 of rows of 12 blocks: row 8, columns 128…159.
         #expect(failing.first?.issues.contains { $0.row == 8 && (128..<160).contains($0.column) } ?? false,
                 "\(failing.first?.issues.prefix(3).map { "row \($0.row) column \($0.column) block \($0.block.map(String.init) ?? "-")" } ?? [])")
     }
 
+    /// Node level only (Comparator, no sentence runs) plus the weight check: a pair of tensors exchanged fails at the
+    /// first node that reads one, far beyond the quantized limit there.
     @Test("attn_q and attn_k of layer 0 swapped in the q8_0 file fail at the query node and in the weights")
     func swapFails() throws {
         var bytes = try Self.q8File.get()
@@ -68,13 +73,37 @@ struct BertQuantizedTests {
         let original = bytes
         bytes.replaceSubrange(q, with: original[k])
         bytes.replaceSubrange(k, with: original[q])
-        let (report, _) = try Self.verify(bytes, name: "planted-swap.gguf")
+        let (model, golden) = try MLXBertDirectories.shared.reference()
+        let source = try GGUFBertWeights.load(GGUFFile(file: MappedFile(data: Data(bytes), name: "planted-swap.gguf"))).get()
+        let engine = BertGraphEngine(source: source, ops: BertGGMLOps(source: source))
+        var report = try Comparator.verify(model: model, golden: golden, engine: engine, format: "gguf", variant: "q8_0", file: "planted-swap.gguf",
+                                           checkWeights: false)
+        report.weights = try WeightVerifier.verify(bert: source, reference: try model.weights())
         let first = report.firstDivergence
         print("planted q/k swap (q8_0): \(report.verdict), first divergence \(first?.name ?? "-") \(first.map { "\($0.status)" } ?? "")")
         #expect(report.verdict == .fail)
         #expect(first?.name == "encoder.layer.0.attention.self.query")
         let failing = try #require(report.weights, "no weight check").tensors.filter { !$0.passed }.map(\.fileName)
         #expect(Set(failing).isSuperset(of: ["blk.0.attn_q.weight", "blk.0.attn_k.weight"]), "\(failing)")
+    }
+
+    /// The end metric fails a file by itself, naming the sentence, the value and the limit: three unit embeddings,
+    /// the engine's first one turned 0.1 rad (cosine 0.995), and its nearest neighbour changed where PyTorch's margin is wide.
+    @Test("a sentence below the cosine limit, or a neighbour lost across a wide margin, fails with sentence, value and limit")
+    func endMetricFails() throws {
+        // PyTorch: e0 = x, e1 = 0.8x + 0.6y (nearest of e0), e2 = y; e0's margin: cos(e0,e1) − cos(e0,e2) = 0.8.
+        let expected = Tensor(shape: [3, 3], data: [1, 0, 0, 0.8, 0.6, 0, 0, 1, 0])
+        let turned = Tensor(shape: [3, 3], data: [Float(cos(0.1)), 0, Float(sin(0.1)), 0.8, 0.6, 0, 0, 1, 0])
+        let cosineFailures = SentenceAgreement(actual: turned, expected: expected).failures(cosineLimit: 0.9999, why: "test")
+        #expect(cosineFailures.count == 1 && cosineFailures[0].contains("sentence 0") && cosineFailures[0].contains("0.9950042")
+                && cosineFailures[0].contains("0.9999000"), "\(cosineFailures)")
+        // The engine puts e0 next to e2 instead (0.3x + 0.954y: cosine 0.954 to e2, 0.812 to e1, 0.3 to PyTorch's e0).
+        let moved = Tensor(shape: [3, 3], data: [0.3, Float((1 - 0.09).squareRoot()), 0, 0.8, 0.6, 0, 0, 1, 0])
+        let agreement = SentenceAgreement(actual: moved, expected: expected)
+        let lost = agreement.failures(cosineLimit: 0.99, why: "test")
+        #expect(lost.contains { $0.contains("sentence 0: nearest neighbour is sentence 2, PyTorch's is 1") }, "\(lost)")
+        // A cosine limit of 0.2 lets an embedding move 2·√1.6 = 2.5 > the 0.8 margin: the flip is within the limit, not judged.
+        #expect(agreement.failures(cosineLimit: 0.2, why: "test").isEmpty, "a margin the limit lets move is not judged")
     }
 
     @Test("a K-quant request for minilm-l6 says why it does not apply and what llama-quantize does instead")
