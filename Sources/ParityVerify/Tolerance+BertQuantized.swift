@@ -18,9 +18,9 @@ import ParityModels
 /// attention LayerNorm (8x its size at layer 0's output), through the few channels that carry most of the residual's
 /// norm. Both are properties of the model and the runtime, so the limit comes from running them; the file under
 /// test only says which type each tensor has (its values are checked against the reference separately, per block).
-enum BertQuantizedExpectation {
+public enum BertQuantizedExpectation {
     /// The file's ggml type per reference parameter name (`encoder.layer.0.attention.self.query.weight`).
-    static func types(_ source: GGUFBertWeights) -> [String: GGMLType]? {
+    public static func types(_ source: GGUFBertWeights) -> [String: GGMLType]? {
         var out: [String: GGMLType] = [:]
         for role in BertTensorRole.allCases where role.isMatrix {
             for layer in role.isPerLayer ? Array(0..<source.hyperparameters.layerCount) : [0] {
@@ -32,7 +32,7 @@ enum BertQuantizedExpectation {
     }
 
     /// The reference run as llama.cpp would compute a file of these types; nil when the reference cannot be read.
-    static func engine(model: ReferenceModel, types: [String: GGMLType]) -> BertGraphEngine? {
+    public static func engine(model: ReferenceModel, types: [String: GGMLType]) -> BertGraphEngine? {
         guard let config = try? BertArchitecture.load(path: model.configPath), let weights = try? model.weights() else { return nil }  // checked: no reference → no limit (unjudged)
         let source = PyTorchBertWeights(weights: weights, config: config)
         return BertGraphEngine(source: source, ops: ExpectedGGMLBertOps(types: types, key: model.weightsPath))

@@ -106,6 +106,46 @@ struct BertQuantizedTests {
         #expect(agreement.failures(cosineLimit: 0.2, why: "test").isEmpty, "a margin the limit lets move is not judged")
     }
 
+    /// llama.cpp's own embeddings of its q8_0 file (held-out sentences, flash attention auto) against Parity's engine on
+    /// the same bytes. Both runs hold the same grid values; they differ only where summation order flips an activation
+    /// rounding, a part of one run's error. So their gap is bounded by the error one run is expected to have against
+    /// PyTorch: 1 − cos of the reference quantized to q8_0 and run as llama.cpp runs it (measured: gap 1.2e-4, expected 4.5e-4).
+    @Test("Parity's engine on the q8_0 file gives llama.cpp's sentence embeddings within the expected quantization error")
+    func q8MatchesLlamaCpp() throws {
+        let (model, _) = try MLXBertDirectories.shared.reference()
+        let source = try GGUFBertWeights.load(GGUFFile(file: MappedFile(data: Data(try Self.q8File.get()), name: "minilm-l6-q8_0.gguf"))).get()
+        let architecture = try GGUFBertEngineTests.architecture()
+        let ours = try MiniLMGGUF.run(BertGraphEngine(source: source, ops: BertGGMLOps(source: source, flashAttention: true)), architecture: architecture)
+        let key = "minilm-l6-q8_0.gguf|flash_attn_auto"
+        let stored = try required(try required(try MiniLMGGUF.embeddings(), "files", in: MiniLMGGUF.embeddingsPath), key, in: MiniLMGGUF.embeddingsPath)
+        let theirs = try MiniLMGGUF.vectors(try #require(stored.stringValue))
+        let pytorch = try MiniLMGGUF.vectors(try #require(try required(try required(try MiniLMGGUF.embeddings(), "pytorch_reference", in: MiniLMGGUF.embeddingsPath),
+                                                                        "float32", in: MiniLMGGUF.embeddingsPath).stringValue))
+        let types = try #require(BertQuantizedExpectation.types(source))
+        let expectedEngine = try #require(BertQuantizedExpectation.engine(model: model, types: types))
+        let expected = try MiniLMGGUF.run(expectedEngine, architecture: architecture)
+        let expectedGap = 1 - MiniLMGGUF.compare(expected, pytorch).cosine
+        let gap = 1 - MiniLMGGUF.compare(ours, theirs).cosine
+        print("q8_0 vs llama.cpp: 1 − cos \(gap); expected run vs PyTorch \(expectedGap); llama.cpp vs PyTorch \(1 - MiniLMGGUF.compare(theirs, pytorch).cosine)")
+        #expect(gap <= expectedGap, "1 − cos to llama.cpp's q8_0 embeddings \(gap) > the expected quantization error \(expectedGap)")
+        #expect(MiniLMGGUF.nearest(ours) == MiniLMGGUF.nearest(theirs), "nearest neighbours differ from llama.cpp's")
+    }
+
+    /// mlx-embeddings' 4-bit directory (Parity's MLX converter, whose tensors MLXBertTests shows equal to the SHA-256s
+    /// recorded from mlx-embeddings' own `convert -q`): every node within 2x the error of the reference quantized by
+    /// mx.quantize's arithmetic and run as mlx-embeddings runs it, and the end metric.
+    @Test("mlx-embeddings' affine-b4-g64 directory passes every recorded node and the end metric")
+    func mlxAffinePasses() throws {
+        let (model, golden) = try MLXBertDirectories.shared.reference()
+        let report = try BertCells.verify(try MLXBertDirectories.shared.directory("affine-b4-g64", model: model), format: .mlx, model: model, golden: golden)
+        let judged = report.layers.compactMap { r in r.metrics.flatMap { m in r.tolerance.map { (r.name, m.relL2, $0.maxRelL2) } } }
+        let worst = try #require(judged.max { $0.1 / $0.2 < $1.1 / $1.2 }, "no judged node")
+        print("mlx affine-b4-g64: \(report.verdict); worst node/limit \(worst.0) \(worst.1) / \(worst.2); \(report.notes.filter { $0.contains("sentences") })")
+        #expect(report.layers.allSatisfy { $0.tolerance != nil }, "every node is judged")
+        #expect(report.verdict == .pass, "\(report.layers.filter { !$0.status.isPass }.map { "\($0.name): \($0.status)" }) \(report.endMetricFailures)")
+        #expect(report.notes.contains { $0.contains("limit: cosine ≥") }, "the end metric is judged")
+    }
+
     @Test("a K-quant request for minilm-l6 says why it does not apply and what llama-quantize does instead")
     func kQuantRefused() throws {
         let (model, _) = try MLXBertDirectories.shared.reference()
