@@ -9,10 +9,10 @@ import ParityModels
 /// Cells are named as the Llama MLX cells are: "f32", "f16", "affine-b4-g64", "f32+affine-b8-g64"; a quantization
 /// without a float dtype converts from float16, mlx-embeddings' default.
 public enum MLXBertCells {
-    /// The cells `parity verify minilm-l6` runs by default: the ones with a tolerance policy. The affine cells
-    /// (e.g. `--variant affine-b8-g64`) run and are measured, verdict UNJUDGED, until BERT nodes have a quantized
-    /// policy; a default cell that can only be unjudged would make the bundled-model run exit 3.
-    public static let defaultCells = ["f32", "f16"]
+    /// The cells `parity verify minilm-l6` runs by default: the float directories and mlx-embeddings' 8- and 4-bit
+    /// affine (group 64, its default), judged from the reference quantized with the same parameters
+    /// (Tolerance+BertQuantized.swift). Other group sizes run with `--variant affine-b4-g32` etc.
+    public static let defaultCells = ["f32", "f16", "affine-b8-g64", "affine-b4-g64"]
 
     /// Writes the cell's directory with MLXBertConverter; returns the converter's notes.
     public static func convert(_ model: ReferenceModel, cell: String, to path: String) throws -> [String] {
