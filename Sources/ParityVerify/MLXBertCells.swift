@@ -45,7 +45,8 @@ public enum MLXBertCells {
         report.weights = try WeightVerifier.verify(bert: source, reference: model.weights())
         report.loadRefusals += source.loading.refusals.filter { !report.loadRefusals.contains($0) }
         report.notes = source.notes + report.notes + source.loading.refusals.map { "FAIL: \($0)" } + source.loading.warnings.map { "warning: \($0)" }
-        if golden.kind == "sentence-embedding" {
+        // A directory the runtime refuses fails already and cannot embed anything: no end metric.
+        if golden.kind == "sentence-embedding" && source.loading.refusals.isEmpty {
             let agreement = try SentenceAgreement.compute(graph: model.config.graph, engine: engine, golden: golden)
             if source.quantizedModules.isEmpty {
                 BertCells.judge(&report, agreement, cosineLimit: SentenceAgreement.floatCosine, why: "the bar for float files")
