@@ -40,7 +40,11 @@ public enum Comparator {
         }
         // A BERT read from GGUF: per node from the file's matrix type and llama.cpp's GELU (Tolerance+Bert.swift).
         if let bert = engine as? BertGraphEngine, let gguf = bert.source as? GGUFBertWeights {
-            return TolerancePolicy.ggufBert(graph: model.config.graph, source: gguf, variant: variant)
+            return TolerancePolicy.ggufBert(graph: model.config.graph, model: model, golden: golden, source: gguf, variant: variant)
+        }
+        // A BERT read from an MLX directory with quantized modules (Tolerance+BertQuantized.swift).
+        if let bert = engine as? BertGraphEngine, let mlx = bert.source as? MLXBertWeights, !mlx.quantizedModules.isEmpty, let golden {
+            return TolerancePolicy.mlxBertQuantized(graph: model.config.graph, model: model, golden: golden, source: mlx, variant: variant)
         }
         if model.config.isTransformer {
             return (try? Variant.parse(variant, format: kind)).flatMap { TolerancePolicy.transformer(graph: model.config.graph, variant: $0) }

@@ -9,19 +9,44 @@ import ParityModels
 /// ops (BertGGMLOps: llama.cpp's embedding path, flash attention off). Cells are named by the converter's
 /// `--outtype`: "f32", "f16", "bf16", "q8_0".
 public enum GGUFBertCells {
+    /// A block-quantized file's 1 − cos limit over the expected run's: the node limits' 2x margin squared (1 − cos ≈ r²/2).
+    static let quantizedCosineFactor = TolerancePolicy.expectedErrorMargin * TolerancePolicy.expectedErrorMargin
+
     /// Every type the converter writes (`--variant`).
     public static let variants = GGUFBertConverter.types.map(\.name)
-    /// The cells `parity verify minilm-l6` runs by default: the ones with a tolerance policy. q8_0 has none yet for
-    /// BERT nodes (it runs and is measured, verdict UNJUDGED, with `--variant q8_0`); a default cell that can only
-    /// be unjudged would make the bundled-model run exit 3.
-    public static let defaultCells = variants.filter { $0 != "q8_0" }
+    /// The cells `parity verify minilm-l6` runs by default: every type the converter writes, q8_0 judged from the
+    /// reference quantized to q8_0 and run as llama.cpp runs it (Tolerance+BertQuantized.swift).
+    public static let defaultCells = variants
 
     /// Writes the cell's file with GGUFBertConverter; returns the converter's notes.
     public static func convert(_ model: ReferenceModel, cell: String, to path: String) throws -> [String] {
         guard let type = GGUFBertConverter.types.first(where: { $0.name == cell }) else {
-            throw ParityError.usage("GGUF BERT variant \"\(cell)\": give one of \(variants.joined(separator: ", ")) (convert_hf_to_gguf.py's --outtype)")
+            throw ParityError.usage("GGUF BERT variant \"\(cell)\": give one of \(variants.joined(separator: ", ")) (convert_hf_to_gguf.py's --outtype)"
+                + kQuantNote(cell, model: model))
         }
         return try GGUFBertConverter.convert(directory: model.directory, type: type, to: path)
+    }
+
+    /// Why a K-quant (or a llama-quantize mix) is not a cell of this BERT: ggml's K types pack a row in super-blocks of
+    /// QK_K = 256 values, and a row of `hidden` values that is not a multiple cannot be stored in them; llama-quantize
+    /// then substitutes a legacy type per tensor (llama.cpp's tensor_type_fallback, recorded for all-MiniLM-L6-v2 in
+    /// Tests/ParityTests/Fixtures/minilm-gguf). Empty for other names.
+    static func kQuantNote(_ cell: String, model: ReferenceModel) -> String {
+        let name = cell.lowercased()
+        let legacy = ["q4_0", "q4_1", "q5_0", "q5_1"]
+        guard name.contains("_k") || legacy.contains(name) else { return "" }
+        let config = try? BertArchitecture.load(path: model.configPath)  // checked: without the config the note names no widths
+        let hidden = config?.hiddenSize ?? 0, inner = config?.intermediateSize ?? 0
+        if legacy.contains(name) {
+            return ". convert_hf_to_gguf writes no \(cell); make it with `llama-quantize MODEL-f32.gguf OUT \(cell.uppercased())` and verify that file with "
+                + "--file (its cells are judged from the reference quantized to the file's types, docs/bert.md)"
+        }
+        guard hidden > 0, hidden % 256 != 0 else { return "" }
+        return ". \(cell) does not apply to \(model.name): ggml's K-quants store rows in super-blocks of 256 values and this model's token_embd, "
+            + "attn_q/k/v/output and ffn_up rows are \(hidden) wide (\(hidden) % 256 = \(hidden % 256)); only ffn_down (rows of \(inner)"
+            + "\(inner % 256 == 0 ? " = \(inner / 256) × 256" : ", not a multiple either")) could hold one. llama-quantize's K mixes fall back per tensor "
+            + "(Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; token_embd takes the output type, Q6_K → Q8_0): make such a file with "
+            + "llama-quantize and verify it with --file (docs/bert.md)"
     }
 
     /// The ggml type of the file's linear matrices (the converter's --outtype), "mixed" when they differ.
@@ -63,7 +88,22 @@ public enum GGUFBertCells {
         report.loadRefusals += source.loading.refusals.filter { !report.loadRefusals.contains($0) }
         report.notes += source.loading.refusals.map { "FAIL: \($0)" } + source.loading.warnings.map { "warning: \($0)" }
         if golden.kind == "sentence-embedding" {
-            report.notes.append(try SentenceAgreement.compute(graph: model.config.graph, engine: engine, golden: golden).summary)
+            let agreement = try SentenceAgreement.compute(graph: model.config.graph, engine: engine, golden: golden)
+            if let types = BertQuantizedExpectation.types(source), !Set(types.values).isSubset(of: [.f32, .f16, .bf16]) {
+                // Block-quantized: the cosine the reference quantized to the same types reaches, run as llama.cpp runs it.
+                if let expectedEngine = BertQuantizedExpectation.engine(model: model, types: types) {
+                    let expected = try SentenceAgreement.compute(graph: model.config.graph, engine: expectedEngine, golden: golden)
+                    let allowed = max(1 - SentenceAgreement.floatCosine, quantizedCosineFactor * (1 - expected.minimumCosine))
+                    BertCells.judge(&report, agreement, cosineLimit: 1 - allowed,
+                                    why: "the reference quantized to this file's types and run as llama.cpp runs it reaches 1 − cos "
+                                        + "\(formatNumber(1 - expected.minimumCosine)) at worst; 1 − cos ≈ r²/2 for a relative error r, so the nodes' 2x "
+                                        + "margin is 4x in 1 − cos (never tighter than the float bar 1e-4)")
+                } else {
+                    report.notes.append(agreement.summary + " (no limit: the reference could not be quantized)")
+                }
+            } else {
+                BertCells.judge(&report, agreement, cosineLimit: SentenceAgreement.floatCosine, why: "the bar for float files")
+            }
         }
         if !golden.omittedModules.isEmpty {
             report.notes.append("the golden omits \(golden.omittedModules.joined(separator: ", ")) to stay small: those layers ran, their nodes were not compared")

@@ -9,10 +9,10 @@ import ParityModels
 /// Cells are named as the Llama MLX cells are: "f32", "f16", "affine-b4-g64", "f32+affine-b8-g64"; a quantization
 /// without a float dtype converts from float16, mlx-embeddings' default.
 public enum MLXBertCells {
-    /// The cells `parity verify minilm-l6` runs by default: the ones with a tolerance policy. The affine cells
-    /// (e.g. `--variant affine-b8-g64`) run and are measured, verdict UNJUDGED, until BERT nodes have a quantized
-    /// policy; a default cell that can only be unjudged would make the bundled-model run exit 3.
-    public static let defaultCells = ["f32", "f16"]
+    /// The cells `parity verify minilm-l6` runs by default: the float directories and mlx-embeddings' 8- and 4-bit
+    /// affine (group 64, its default), judged from the reference quantized with the same parameters
+    /// (Tolerance+BertQuantized.swift). Other group sizes run with `--variant affine-b4-g32` etc.
+    public static let defaultCells = ["f32", "f16", "affine-b8-g64", "affine-b4-g64"]
 
     /// Writes the cell's directory with MLXBertConverter; returns the converter's notes.
     public static func convert(_ model: ReferenceModel, cell: String, to path: String) throws -> [String] {
@@ -45,6 +45,21 @@ public enum MLXBertCells {
         report.weights = try WeightVerifier.verify(bert: source, reference: model.weights())
         report.loadRefusals += source.loading.refusals.filter { !report.loadRefusals.contains($0) }
         report.notes = source.notes + report.notes + source.loading.refusals.map { "FAIL: \($0)" } + source.loading.warnings.map { "warning: \($0)" }
+        // A directory the runtime refuses fails already and cannot embed anything: no end metric.
+        if golden.kind == "sentence-embedding" && source.loading.refusals.isEmpty {
+            let agreement = try SentenceAgreement.compute(graph: model.config.graph, engine: engine, golden: golden)
+            if source.quantizedModules.isEmpty {
+                BertCells.judge(&report, agreement, cosineLimit: SentenceAgreement.floatCosine, why: "the bar for float files")
+            } else if let expectedEngine = ExpectedMLXBertWeights.engine(model: model, source: source) {
+                let expected = try SentenceAgreement.compute(graph: model.config.graph, engine: expectedEngine, golden: golden)
+                let allowed = max(1 - SentenceAgreement.floatCosine, GGUFBertCells.quantizedCosineFactor * (1 - expected.minimumCosine))
+                BertCells.judge(&report, agreement, cosineLimit: 1 - allowed,
+                                why: "the reference quantized with this directory's parameters and run as mlx-embeddings runs it reaches 1 − cos "
+                                    + "\(formatNumber(1 - expected.minimumCosine)) at worst; the nodes' 2x margin is 4x in 1 − cos (never tighter than 1e-4)")
+            } else {
+                report.notes.append(agreement.summary + " (no limit: the reference could not be quantized)")
+            }
+        }
         if !golden.omittedModules.isEmpty {
             report.notes.append("the golden omits \(golden.omittedModules.joined(separator: ", ")) to stay small: those layers ran, their nodes were not compared")
         }

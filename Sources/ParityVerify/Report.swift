@@ -95,6 +95,8 @@ public struct VerificationReport: Sendable {
     public var hyperparameterMismatches: [String] = []
     /// A causal LM's logits against the goldens' float64 logits, as llama-perplexity's --kl-divergence reports them.
     public var logits: LogitAgreement?
+    /// A sentence-embedding model's end metric out of its limit (SentenceAgreement: cosine to PyTorch's embedding, nearest neighbour): the file fails.
+    public var endMetricFailures: [String] = []
 
     /// Layers compared against a golden (not missing, not errored, not skipped).
     public var covered: Int { layers.filter { $0.metrics != nil }.count }
@@ -140,6 +142,7 @@ public struct VerificationReport: Sendable {
         if layers.last?.tolerance != nil && !argmaxPasses { return .fail }
         // KL / top-1 beyond what the logits' tolerance allows (LogitLimits).
         if let logits, !logits.violations.isEmpty { return .fail }
+        if !endMetricFailures.isEmpty { return .fail }
         if statuses.contains(.unjudged) || policy == nil { return .unjudged }
         return .pass
     }

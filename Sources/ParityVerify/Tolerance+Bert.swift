@@ -30,9 +30,9 @@ extension TolerancePolicy {
     /// exact copies of their stored table (f32) or within its rounding (f16/bf16); the attention mask comes from
     /// integers; every other node before the first GELU gets the limit of the linear matrices' ggml type (ggml
     /// rounds activations to that type's vec_dot_type too); from the first GELU on, that limit in quadrature with
-    /// `ggmlGELUvsErf`. Block-quantized matrices (q8_0, llama-quantize's types) have no BERT policy yet: nil, so
-    /// the cell is measured and reported unjudged.
-    public static func ggufBert(graph: ModelGraph, source: GGUFBertWeights, variant: String) -> TolerancePolicy? {
+    /// `ggmlGELUvsErf`. Block-quantized matrices (q8_0, llama-quantize's mixes): `ggufBertQuantized`, from the
+    /// reference run as llama.cpp would run a file of those types (Tolerance+BertQuantized.swift).
+    public static func ggufBert(graph: ModelGraph, model: ReferenceModel, golden: GoldenFile?, source: GGUFBertWeights, variant: String) -> TolerancePolicy? {
         func ggmlType(_ role: BertTensorRole) -> GGMLType? {
             guard let m = try? source.matrix(role, layer: 0), case let .ggml(_, tensor) = m.storage else { return nil }  // checked: absent → no policy
             return tensor.type
@@ -44,8 +44,11 @@ extension TolerancePolicy {
                 matrixTypes.insert(tensor.type)
             }
         }
-        guard matrixTypes.count == 1, let type = matrixTypes.first, [.f32, .f16, .bf16].contains(type),
-              let own = own(.ggml(type), format: .gguf) else { return nil }
+        if !matrixTypes.isSubset(of: [.f32, .f16, .bf16]) {
+            guard let golden else { return nil }
+            return ggufBertQuantized(graph: graph, model: model, golden: golden, source: source, variant: variant)
+        }
+        guard matrixTypes.count == 1, let type = matrixTypes.first, let own = own(.ggml(type), format: .gguf) else { return nil }
         func lookup(_ role: BertTensorRole) -> Tolerance? {
             switch ggmlType(role) {
             case .f32?: return exactLookup

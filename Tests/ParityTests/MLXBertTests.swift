@@ -208,10 +208,10 @@ struct MLXBertTests {
         #expect(report.loadRefusals.isEmpty)
     }
 
-    /// Quantized BERT has no per-node tolerance policy yet (the quantized policies are Llama's), so its nodes are
-    /// reported unjudged; what is checked here: every golden node ran and was measured, and the sentence embedding of
-    /// the golden batch keeps the cosine floors of `heldOutSentences` (8-bit ≥ 0.999, 4-bit ≥ 0.93, same reasons).
-    @Test("every recorded node of each quantized MLX directory runs and is measured; the golden batch's embedding keeps its cosine floor",
+    /// Quantized BERT directories are judged per node against 2x the error of the reference quantized with the same
+    /// parameters (Tolerance+BertQuantized.swift) and by the reference sentences' cosine (verdict); also checked: the
+    /// sentence embedding of the golden batch keeps the cosine floors of `heldOutSentences` (8-bit ≥ 0.999, 4-bit ≥ 0.93).
+    @Test("every recorded node of each quantized MLX directory is judged and passes; the golden batch's embedding keeps its cosine floor",
           arguments: try nonEmpty(MLXBertFixture.variants.filter { $0.hasPrefix("affine") }, "quantized variants"))
     func quantizedNodes(variant: String) throws {
         let (model, golden) = try MLXBertDirectories.shared.reference()
@@ -224,5 +224,8 @@ struct MLXBertTests {
         let worst = report.layers.compactMap { layer in layer.metrics.map { (layer.name, $0.relL2) } }.max { $0.1 < $1.1 }
         print("MLX \(variant) goldens: \(report.verdict), worst node \(worst?.0 ?? "-") rel L2 \(worst?.1 ?? .nan), normalize cosine \(cosine)")
         #expect(cosine >= floor, "\(variant): normalize cosine to the golden \(cosine), limit \(floor)")
+        #expect(report.layers.allSatisfy { $0.tolerance != nil }, "\(variant): every node is judged")
+        #expect(report.verdict == .pass, "\(variant): \(report.layers.filter { !$0.status.isPass }.map { "\($0.name): \($0.status)" }) \(report.endMetricFailures)")
+        #expect(report.notes.contains { $0.contains("limit: cosine ≥") }, "\(variant): the end metric is judged")
     }
 }
