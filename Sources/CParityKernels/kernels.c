@@ -211,6 +211,264 @@ void pk_matvec_q4_0(const void *weights, int64_t rows, int64_t blocks, const voi
     for (int64_t r = 0; r < rows; r++) out[r] = continue_q4_0(w + r * blocks * Q4_0_BYTES, y, blocks, 0);
 }
 
+// MARK: - k-quants × Q8_K (Q4_K, Q5_K, Q6_K), portable
+
+enum { Q8_K_BYTES = 292, Q4_K_BYTES = 144, Q5_K_BYTES = 176, Q6_K_BYTES = 210 };
+
+static inline float load_f32(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
+static inline int16_t load_i16(const uint8_t *p) { int16_t v; memcpy(&v, p, 2); return v; }
+
+/// get_scale_min_k4: the j-th 6-bit scale and min of a Q4_K/Q5_K block's 12 `scales` bytes.
+static inline void scale_min_k4(int j, const uint8_t *q, int32_t *scale, int32_t *min) {
+    if (j < 4) {
+        *scale = q[j] & 63;
+        *min = q[j + 4] & 63;
+    } else {
+        *scale = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
+        *min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/// ggml_vec_dot_q4_K_q8_K_generic (fifth = 0) and _q5_K_ (fifth = 1, the fifth bit from qh): per block eight int32
+/// lanes aux32[e mod 8] += scale·q8·a, then sums[l] += (d·d_y)·aux32[l] and sumf −= (dmin·d_y)·Σ bsums·min;
+/// finally sumf += sums[l] in lane order.
+static float dot_q45_K_portable(const uint8_t *x, const uint8_t *y, int64_t blocks, int fifth) {
+    int64_t block_bytes = fifth ? Q5_K_BYTES : Q4_K_BYTES;
+    int qs_offset = fifth ? 48 : 16;
+    float sums[8] = {0}, sumf = 0;
+    for (int64_t i = 0; i < blocks; i++) {
+        const uint8_t *xb = x + i * block_bytes, *yb = y + i * Q8_K_BYTES;
+        int32_t a[256], aux32[8] = {0}, sumi = 0, scale, min;
+        for (int j = 0; j < 4; j++) {
+            for (int l = 0; l < 32; l++) {
+                int q = xb[qs_offset + 32 * j + l], lo = q & 0x0F, hi = q >> 4;
+                if (fifth) {
+                    lo += (xb[16 + l] >> (2 * j)) & 1 ? 16 : 0;
+                    hi += (xb[16 + l] >> (2 * j + 1)) & 1 ? 16 : 0;
+                }
+                a[64 * j + l] = lo;
+                a[64 * j + 32 + l] = hi;
+            }
+        }
+        for (int j = 0; j < 16; j++) {
+            scale_min_k4(j / 2, xb + 4, &scale, &min);
+            sumi += (int32_t)load_i16(yb + 260 + 2 * j) * min;
+        }
+        for (int j = 0; j < 8; j++) {
+            scale_min_k4(j, xb + 4, &scale, &min);
+            for (int e = 32 * j; e < 32 * j + 32; e++) aux32[e & 7] += scale * ((int32_t)(int8_t)yb[4 + e] * a[e]);
+        }
+        float dy = load_f32(yb);
+        float d = half_to_float(load_u16(xb)) * dy;
+        for (int l = 0; l < 8; l++) sums[l] += d * (float)aux32[l];
+        float dmin = half_to_float(load_u16(xb + 2)) * dy;
+        sumf -= dmin * (float)sumi;
+    }
+    for (int l = 0; l < 8; l++) sumf += sums[l];
+    return sumf;
+}
+
+/// The 6-bit code (0…63; the value is code − 32) of element e of a Q6_K block.
+static inline int q6_K_code(const uint8_t *xb, int e) {
+    int half = e / 128, l = e % 32, quarter = (e % 128) / 32;
+    int ql = xb[64 * half + l + (quarter & 1) * 32], qh = xb[128 + 32 * half + l];
+    return ((quarter < 2 ? ql & 0x0F : ql >> 4) | (((qh >> (2 * quarter)) & 3) << 4));
+}
+
+/// ggml_vec_dot_q6_K_q8_K_generic: per block aux32[e mod 8] += scale·q8·(code − 32) (a scale per 16 values),
+/// sums[l] += (d·d_y)·aux32[l]; finally sumf = Σ sums[l] in lane order.
+static float dot_q6_K_portable(const uint8_t *x, const uint8_t *y, int64_t blocks) {
+    float sums[8] = {0}, sumf = 0;
+    for (int64_t i = 0; i < blocks; i++) {
+        const uint8_t *xb = x + i * Q6_K_BYTES, *yb = y + i * Q8_K_BYTES;
+        int32_t aux32[8] = {0};
+        for (int e = 0; e < 256; e++)
+            aux32[e & 7] += (int32_t)(int8_t)xb[192 + e / 16] * ((int32_t)(int8_t)yb[4 + e] * (q6_K_code(xb, e) - 32));
+        float d = half_to_float(load_u16(xb + 208)) * load_f32(yb);
+        for (int l = 0; l < 8; l++) sums[l] += d * (float)aux32[l];
+    }
+    for (int l = 0; l < 8; l++) sumf += sums[l];
+    return sumf;
+}
+
+#ifdef PK_X86
+// MARK: - k-quants, AVX2
+//
+// The reference's integer lanes are classes of element index mod 8. maddubs adds adjacent byte pairs, so the
+// weight codes are shuffled within each 16 bytes to (0,8,1,9,…,7,15) — pairs of one class — and the activation
+// codes the same way once per matvec: 16-bit lane k then holds class k mod 8. Two sub-blocks' 16-bit sums are
+// interleaved (unpacklo/hi) so madd_epi16 multiplies each by its own scale and adds two values of one class;
+// the unpacklo accumulator holds classes 0–3 (twice), the unpackhi one 4–7. All integer, all exact.
+
+/// The Q8_K activation row prepared once per matvec: pair-shuffled codes, the Q6_K offset 32·(q8[a]+q8[b]) of
+/// each 16-bit lane, the sums of bsums pairs (one per Q4_K/Q5_K min) and d.
+typedef struct { int8_t *codes; int16_t *offsets; int32_t *bsum_pairs; float *scales; } prepared_q8_K;
+
+static const int8_t pair_shuffle_bytes[32] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15,
+                                              0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
+
+PK_AVX2 static int prepare_q8_K(const uint8_t *y, int64_t blocks, prepared_q8_K *p) {
+    p->codes = aligned_alloc(32, (size_t)(blocks * 256 + 32));
+    p->offsets = aligned_alloc(32, (size_t)(blocks * 256 * sizeof(int16_t) / 2 + 32));
+    p->bsum_pairs = malloc((size_t)(blocks * 8 + 1) * sizeof(int32_t));
+    p->scales = malloc((size_t)(blocks + 1) * sizeof(float));
+    if (!p->codes || !p->offsets || !p->bsum_pairs || !p->scales) {
+        free(p->codes); free(p->offsets); free(p->bsum_pairs); free(p->scales);
+        return 0;
+    }
+    __m256i shuffle = _mm256_loadu_si256((const __m256i *)pair_shuffle_bytes), thirty_two = _mm256_set1_epi8(32);
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint8_t *yb = y + b * Q8_K_BYTES;
+        for (int v = 0; v < 8; v++) {
+            __m256i codes = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(yb + 4 + 32 * v)), shuffle);
+            _mm256_store_si256((__m256i *)(p->codes + 256 * b + 32 * v), codes);
+            _mm256_store_si256((__m256i *)(p->offsets + 128 * b + 16 * v), _mm256_maddubs_epi16(thirty_two, codes));
+        }
+        for (int k = 0; k < 8; k++)
+            p->bsum_pairs[8 * b + k] = (int32_t)load_i16(yb + 260 + 4 * k) + (int32_t)load_i16(yb + 262 + 4 * k);
+        p->scales[b] = load_f32(yb);
+    }
+    return 1;
+}
+
+static void free_q8_K(prepared_q8_K *p) { free(p->codes); free(p->offsets); free(p->bsum_pairs); free(p->scales); }
+
+/// acc_lo (classes 0–3, both 128-bit halves) and acc_hi (4–7) → the eight class sums in order.
+PK_AVX2 static inline __m256i combine_classes(__m256i acc_lo, __m256i acc_hi) {
+    return _mm256_add_epi32(_mm256_permute2x128_si256(acc_lo, acc_hi, 0x20), _mm256_permute2x128_si256(acc_lo, acc_hi, 0x31));
+}
+
+/// Bit `bit` of each byte of `qh` moved to bit 4 (0x10), the rest cleared.
+PK_AVX2 static inline __m256i fifth_bit(__m256i qh, int bit) {
+    __m256i moved = bit >= 4 ? _mm256_srli_epi16(qh, bit - 4) : _mm256_slli_epi16(qh, 4 - bit);
+    return _mm256_and_si256(moved, _mm256_set1_epi8(0x10));
+}
+
+PK_AVX2 static inline float dot_q45_K_avx2(const uint8_t *x, const prepared_q8_K *p, int64_t blocks, int fifth) {
+    __m256i shuffle = _mm256_loadu_si256((const __m256i *)pair_shuffle_bytes), low4 = _mm256_set1_epi8(0x0F);
+    int64_t block_bytes = fifth ? Q5_K_BYTES : Q4_K_BYTES;
+    int qs_offset = fifth ? 48 : 16;
+    __m256 sums = _mm256_setzero_ps();
+    float sumf = 0;
+    for (int64_t i = 0; i < blocks; i++) {
+        const uint8_t *xb = x + i * block_bytes;
+        const int8_t *q8 = p->codes + 256 * i;
+        const int32_t *bsum_pairs = p->bsum_pairs + 8 * i;
+        int32_t scales[8], mins[8], sumi = 0;
+        for (int j = 0; j < 8; j++) scale_min_k4(j, xb + 4, &scales[j], &mins[j]);
+        for (int k = 0; k < 8; k++) sumi += bsum_pairs[k] * mins[k];
+        __m256i qh = fifth ? _mm256_loadu_si256((const __m256i *)(xb + 16)) : _mm256_setzero_si256();
+        __m256i acc_lo = _mm256_setzero_si256(), acc_hi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i qs = _mm256_loadu_si256((const __m256i *)(xb + qs_offset + 32 * j));
+            __m256i lo = _mm256_and_si256(qs, low4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4);
+            if (fifth) {
+                lo = _mm256_or_si256(lo, fifth_bit(qh, 2 * j));
+                hi = _mm256_or_si256(hi, fifth_bit(qh, 2 * j + 1));
+            }
+            __m256i sum_lo = _mm256_maddubs_epi16(_mm256_shuffle_epi8(lo, shuffle), _mm256_load_si256((const __m256i *)(q8 + 64 * j)));
+            __m256i sum_hi = _mm256_maddubs_epi16(_mm256_shuffle_epi8(hi, shuffle), _mm256_load_si256((const __m256i *)(q8 + 64 * j + 32)));
+            __m256i scale_pair = _mm256_set1_epi32(scales[2 * j] | (scales[2 * j + 1] << 16));
+            acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(sum_lo, sum_hi), scale_pair));
+            acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(sum_lo, sum_hi), scale_pair));
+        }
+        float dy = p->scales[i];
+        float d = half_to_float(load_u16(xb)) * dy;
+        sums = _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(combine_classes(acc_lo, acc_hi))));
+        float dmin = half_to_float(load_u16(xb + 2)) * dy;
+        sumf -= dmin * (float)sumi;
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, sums);
+    for (int l = 0; l < 8; l++) sumf += lanes[l];
+    return sumf;
+}
+
+/// Q6_K scale words for madd_epi16, from the 16-bit scales 8h…8h+7 in both 128-bit halves: pair 0 (the
+/// vectors of elements 32k + l for k = 0, 1) takes words (0, 2) in the low half and (1, 3) in the high half;
+/// pair 1 (k = 2, 3) words (4, 6) and (5, 7).
+static const int8_t q6_scale_pair0[32] = {0, 1, 4, 5, 0, 1, 4, 5, 0, 1, 4, 5, 0, 1, 4, 5,
+                                          2, 3, 6, 7, 2, 3, 6, 7, 2, 3, 6, 7, 2, 3, 6, 7};
+static const int8_t q6_scale_pair1[32] = {8, 9, 12, 13, 8, 9, 12, 13, 8, 9, 12, 13, 8, 9, 12, 13,
+                                          10, 11, 14, 15, 10, 11, 14, 15, 10, 11, 14, 15, 10, 11, 14, 15};
+
+PK_AVX2 static inline float dot_q6_K_avx2(const uint8_t *x, const prepared_q8_K *p, int64_t blocks) {
+    __m256i shuffle = _mm256_loadu_si256((const __m256i *)pair_shuffle_bytes), low4 = _mm256_set1_epi8(0x0F);
+    __m256i high2 = _mm256_set1_epi8(0x30);
+    __m256i pair0 = _mm256_loadu_si256((const __m256i *)q6_scale_pair0), pair1 = _mm256_loadu_si256((const __m256i *)q6_scale_pair1);
+    __m256 sums = _mm256_setzero_ps();
+    for (int64_t i = 0; i < blocks; i++) {
+        const uint8_t *xb = x + i * Q6_K_BYTES;
+        __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(xb + 192)));
+        __m256i half_scales[2] = {_mm256_permute4x64_epi64(scales16, 0x44), _mm256_permute4x64_epi64(scales16, 0xEE)};
+        __m256i acc_lo = _mm256_setzero_si256(), acc_hi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const int8_t *q8 = p->codes + 256 * i + 128 * h;
+            const int16_t *offsets = p->offsets + 128 * i + 64 * h;
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(xb + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(xb + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(xb + 128 + 32 * h));
+            // Codes 0…63 of elements 128h + 32k + l, k = 0…3 (the value is code − 32, taken care of by the offsets).
+            __m256i c0 = _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), high2));
+            __m256i c1 = _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), high2));
+            __m256i c2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_and_si256(qh, high2));
+            __m256i c3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), high2));
+#define PK_Q6_SUM(c, k) _mm256_sub_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(c, shuffle), _mm256_load_si256((const __m256i *)(q8 + 32 * (k)))), \
+                                         _mm256_load_si256((const __m256i *)(offsets + 16 * (k))))
+            __m256i s0 = PK_Q6_SUM(c0, 0), s1 = PK_Q6_SUM(c1, 1), s2 = PK_Q6_SUM(c2, 2), s3 = PK_Q6_SUM(c3, 3);
+#undef PK_Q6_SUM
+            __m256i scales01 = _mm256_shuffle_epi8(half_scales[h], pair0), scales23 = _mm256_shuffle_epi8(half_scales[h], pair1);
+            acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(s0, s1), scales01));
+            acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(s0, s1), scales01));
+            acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(s2, s3), scales23));
+            acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(s2, s3), scales23));
+        }
+        float d = half_to_float(load_u16(xb + 208)) * p->scales[i];
+        sums = _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(combine_classes(acc_lo, acc_hi))));
+    }
+    float lanes[8], sumf = 0;
+    _mm256_storeu_ps(lanes, sums);
+    for (int l = 0; l < 8; l++) sumf += lanes[l];
+    return sumf;
+}
+
+PK_AVX2 static int matvec_k_avx2(const uint8_t *w, int64_t rows, int64_t blocks, const uint8_t *y, float *out, int type) {
+    prepared_q8_K p;
+    if (!prepare_q8_K(y, blocks, &p)) return 0;
+    int64_t row_bytes = blocks * (type == 6 ? Q6_K_BYTES : type == 5 ? Q5_K_BYTES : Q4_K_BYTES);
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *x = w + r * row_bytes;
+        out[r] = type == 6 ? dot_q6_K_avx2(x, &p, blocks) : type == 5 ? dot_q45_K_avx2(x, &p, blocks, 1) : dot_q45_K_avx2(x, &p, blocks, 0);
+    }
+    free_q8_K(&p);
+    return 1;
+}
+#endif
+
+void pk_matvec_q4_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out) {
+    const uint8_t *w = weights, *y = activations;
+#ifdef PK_X86
+    if (pk_has_avx2() && matvec_k_avx2(w, rows, blocks, y, out, 4)) return;
+#endif
+    for (int64_t r = 0; r < rows; r++) out[r] = dot_q45_K_portable(w + r * blocks * Q4_K_BYTES, y, blocks, 0);
+}
+
+void pk_matvec_q5_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out) {
+    const uint8_t *w = weights, *y = activations;
+#ifdef PK_X86
+    if (pk_has_avx2() && matvec_k_avx2(w, rows, blocks, y, out, 5)) return;
+#endif
+    for (int64_t r = 0; r < rows; r++) out[r] = dot_q45_K_portable(w + r * blocks * Q5_K_BYTES, y, blocks, 1);
+}
+
+void pk_matvec_q6_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out) {
+    const uint8_t *w = weights, *y = activations;
+#ifdef PK_X86
+    if (pk_has_avx2() && matvec_k_avx2(w, rows, blocks, y, out, 6)) return;
+#endif
+    for (int64_t r = 0; r < rows; r++) out[r] = dot_q6_K_portable(w + r * blocks * Q6_K_BYTES, y, blocks);
+}
+
 // MARK: - MLX affine quantized_matmul, float32
 
 static inline uint32_t code_at(const uint32_t *row, int64_t c, int bits) {

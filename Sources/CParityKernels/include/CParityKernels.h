@@ -20,6 +20,13 @@ void pk_matvec_q8_0(const void *weights, int64_t rows, int64_t blocks, const voi
 /// ggml_vec_dot_q4_0_q8_0 (generic order), as above with Q4_0 weight rows.
 void pk_matvec_q4_0(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out);
 
+/// ggml_vec_dot_q4_K_q8_K, _q5_K_ and _q6_K_ (generic order) for `rows` weight rows of `blocks` 256-value
+/// blocks, against one Q8_K activation row: per block eight int32 lanes (element index mod 8) of Σ scale·q8·q,
+/// `sums[l] += (d·d_y)·lane[l]` (Q4_K/Q5_K also `sumf −= (dmin·d_y)·Σ bsums·min`), then `sumf += sums[l]` in order.
+void pk_matvec_q4_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out);
+void pk_matvec_q5_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out);
+void pk_matvec_q6_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out);
+
 /// MLX's affine quantized_matmul (transpose=True) in float32: out[m·rows + r] = Σ_c x[m·cols + c] ·
 /// (scale·q + bias), each product and sum rounded in float32 in column order, without fused multiply-adds.
 /// `packed` is the LSB-first bitstream of `bits`-bit codes (bits 4 or 8), `scales`/`biases` [rows, cols/group].
