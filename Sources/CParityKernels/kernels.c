@@ -92,22 +92,38 @@ PK_AVX2 static inline __m256i hsum8(__m256i v0, __m256i v1, __m256i v2, __m256i 
 
 /// Eight block scales (f16 at `stride`-byte intervals) → floats.
 PK_AVX2 static inline __m256 scales8(const uint8_t *p, int64_t stride) {
-    uint16_t h[8];
-    for (int i = 0; i < 8; i++) h[i] = load_u16(p + i * stride);
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+    // Inserted one by one: eight narrow stores read back as one vector would stall store-to-load forwarding.
+    __m128i h = _mm_cvtsi32_si128(load_u16(p));
+    h = _mm_insert_epi16(h, load_u16(p + stride), 1);
+    h = _mm_insert_epi16(h, load_u16(p + 2 * stride), 2);
+    h = _mm_insert_epi16(h, load_u16(p + 3 * stride), 3);
+    h = _mm_insert_epi16(h, load_u16(p + 4 * stride), 4);
+    h = _mm_insert_epi16(h, load_u16(p + 5 * stride), 5);
+    h = _mm_insert_epi16(h, load_u16(p + 6 * stride), 6);
+    h = _mm_insert_epi16(h, load_u16(p + 7 * stride), 7);
+    return _mm256_cvtph_ps(h);
 }
 
-/// The activation row prepared once per matvec: its codes widened to int16 and its block scales as floats.
-typedef struct { int16_t *codes; float *scales; } prepared_q8_0;
+/// The activation row prepared once per matvec: its codes widened to int16 (for Q8_0), as aligned int8 (for
+/// Q4_0), 8·Σ codes per block (Q4_0's offset) and its block scales as floats.
+typedef struct { int16_t *codes; int8_t *codes8; int32_t *offsets; float *scales; } prepared_q8_0;
+
+static void free_q8_0(prepared_q8_0 *p) { free(p->codes); free(p->codes8); free(p->offsets); free(p->scales); }
 
 PK_AVX2 static int prepare_q8_0(const uint8_t *y, int64_t blocks, prepared_q8_0 *p) {
     p->codes = aligned_alloc(32, (size_t)(blocks * 32 * sizeof(int16_t) + 32));
+    p->codes8 = aligned_alloc(32, (size_t)(blocks * 32 + 32));
+    p->offsets = malloc((size_t)(blocks + 8) * sizeof(int32_t));
     p->scales = malloc((size_t)(blocks + 8) * sizeof(float));
-    if (!p->codes || !p->scales) { free(p->codes); free(p->scales); return 0; }
+    if (!p->codes || !p->codes8 || !p->offsets || !p->scales) { free_q8_0(p); return 0; }
     for (int64_t b = 0; b < blocks; b++) {
         const uint8_t *yb = y + b * Q8_0_BYTES;
         _mm256_store_si256((__m256i *)(p->codes + 32 * b), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(yb + 2))));
         _mm256_store_si256((__m256i *)(p->codes + 32 * b + 16), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(yb + 18))));
+        memcpy(p->codes8 + 32 * b, yb + 2, 32);
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++) sum += (int8_t)yb[2 + j];
+        p->offsets[b] = 8 * sum;
         p->scales[b] = half_to_float(load_u16(yb));
     }
     return 1;
@@ -121,18 +137,28 @@ PK_AVX2 static inline __m256i dot_q8_0_prepared(const uint8_t *qs, const int16_t
                             _mm256_madd_epi16(a1, _mm256_load_si256((const __m256i *)(yw + 16))));
 }
 
-/// One Q4_0 weight block (codes −8…7) against prepared activation codes.
-PK_AVX2 static inline __m256i dot_q4_0_prepared(const uint8_t *qs, const int16_t *yw) {
-    __m128i packed = _mm_loadu_si128((const __m128i *)qs);
-    __m256i eight = _mm256_set1_epi16(8);
-    __m256i a0 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0x0F))), eight);
-    __m256i a1 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F))), eight);
-    return _mm256_add_epi32(_mm256_madd_epi16(a0, _mm256_load_si256((const __m256i *)yw)),
-                            _mm256_madd_epi16(a1, _mm256_load_si256((const __m256i *)(yw + 16))));
+/// One Q8_0 weight block against int8 activation codes with the sign trick: |x|·(sign(x)·y), exact when no
+/// activation code is −128 (−(−128) does not fit in int8; such activations take dot_q8_0_prepared). maddubs'
+/// 16-bit pair sums cannot saturate: 2·128·127 < 32768.
+PK_AVX2 static inline __m256i dot_q8_0_signed(const uint8_t *qs, const int8_t *y8) {
+    __m256i x = _mm256_loadu_si256((const __m256i *)qs), y = _mm256_load_si256((const __m256i *)y8);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(y, x)), _mm256_set1_epi16(1));
+}
+
+/// One Q4_0 weight block's unsigned codes (0…15; the value is code − 8) against int8 activation codes:
+/// Σ code·y as eight int32 partial sums. The −8·Σy part is subtracted per block after the horizontal sum.
+/// maddubs' 16-bit pair sums cannot saturate: |2·15·(−128)| < 32768.
+PK_AVX2 static inline __m256i dot_q4_0_unsigned(const uint8_t *qs, const int8_t *y8) {
+    __m256i packed = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    // Low 128 bits: the low nibbles (elements 0…15); high 128 bits: the high nibbles (16…31).
+    __m256i codes = _mm256_and_si256(_mm256_srlv_epi32(packed, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(codes, _mm256_load_si256((const __m256i *)y8)), _mm256_set1_epi16(1));
 }
 
 /// Eight consecutive blocks of one weight row → their eight float block products, in block order.
-PK_AVX2 static inline __m256 chunk_q8_0(const uint8_t *x, const int16_t *yw, const float *dy) {
+PK_AVX2 static inline __m256 chunk_q8_0(const uint8_t *x, const prepared_q8_0 *p, int64_t c) {
+    const int16_t *yw = p->codes + c * 256;
+    const float *dy = p->scales + c * 8;
     __m256i s = hsum8(dot_q8_0_prepared(x + 2, yw), dot_q8_0_prepared(x + 36, yw + 32), dot_q8_0_prepared(x + 70, yw + 64),
                       dot_q8_0_prepared(x + 104, yw + 96), dot_q8_0_prepared(x + 138, yw + 128), dot_q8_0_prepared(x + 172, yw + 160),
                       dot_q8_0_prepared(x + 206, yw + 192), dot_q8_0_prepared(x + 240, yw + 224));
@@ -140,10 +166,22 @@ PK_AVX2 static inline __m256 chunk_q8_0(const uint8_t *x, const int16_t *yw, con
     return _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(scales8(x, Q8_0_BYTES), _mm256_loadu_ps(dy)));
 }
 
-PK_AVX2 static inline __m256 chunk_q4_0(const uint8_t *x, const int16_t *yw, const float *dy) {
-    __m256i s = hsum8(dot_q4_0_prepared(x + 2, yw), dot_q4_0_prepared(x + 20, yw + 32), dot_q4_0_prepared(x + 38, yw + 64),
-                      dot_q4_0_prepared(x + 56, yw + 96), dot_q4_0_prepared(x + 74, yw + 128), dot_q4_0_prepared(x + 92, yw + 160),
-                      dot_q4_0_prepared(x + 110, yw + 192), dot_q4_0_prepared(x + 128, yw + 224));
+PK_AVX2 static inline __m256 chunk_q8_0_signed(const uint8_t *x, const prepared_q8_0 *p, int64_t c) {
+    const int8_t *y8 = p->codes8 + c * 256;
+    const float *dy = p->scales + c * 8;
+    __m256i s = hsum8(dot_q8_0_signed(x + 2, y8), dot_q8_0_signed(x + 36, y8 + 32), dot_q8_0_signed(x + 70, y8 + 64),
+                      dot_q8_0_signed(x + 104, y8 + 96), dot_q8_0_signed(x + 138, y8 + 128), dot_q8_0_signed(x + 172, y8 + 160),
+                      dot_q8_0_signed(x + 206, y8 + 192), dot_q8_0_signed(x + 240, y8 + 224));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(scales8(x, Q8_0_BYTES), _mm256_loadu_ps(dy)));
+}
+
+PK_AVX2 static inline __m256 chunk_q4_0(const uint8_t *x, const prepared_q8_0 *p, int64_t c) {
+    const int8_t *y8 = p->codes8 + c * 256;
+    const float *dy = p->scales + c * 8;
+    __m256i s = hsum8(dot_q4_0_unsigned(x + 2, y8), dot_q4_0_unsigned(x + 20, y8 + 32), dot_q4_0_unsigned(x + 38, y8 + 64),
+                      dot_q4_0_unsigned(x + 56, y8 + 96), dot_q4_0_unsigned(x + 74, y8 + 128), dot_q4_0_unsigned(x + 92, y8 + 160),
+                      dot_q4_0_unsigned(x + 110, y8 + 192), dot_q4_0_unsigned(x + 128, y8 + 224));
+    s = _mm256_sub_epi32(s, _mm256_loadu_si256((const __m256i *)(p->offsets + c * 8)));
     // ggml_vec_dot_q4_0_q8_0_generic: (sumi·d_x)·d_y.
     return _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), scales8(x, Q4_0_BYTES)), _mm256_loadu_ps(dy));
 }
@@ -161,12 +199,10 @@ PK_AVX2 static inline __m256 chunk_q4_0(const uint8_t *x, const int16_t *yw, con
             float s0 = 0, s1 = 0, s2 = 0, s3 = 0, p0[8], p1[8], p2[8], p3[8];                                         \
             for (int64_t c = 0; c < chunks; c++) {                                                                    \
                 int64_t off = c * 8 * (block_bytes);                                                                  \
-                const int16_t *yw = p.codes + c * 256;                                                                \
-                const float *dy = p.scales + c * 8;                                                                   \
-                _mm256_storeu_ps(p0, chunk(x0 + off, yw, dy));                                                        \
-                _mm256_storeu_ps(p1, chunk(x1 + off, yw, dy));                                                        \
-                _mm256_storeu_ps(p2, chunk(x2 + off, yw, dy));                                                        \
-                _mm256_storeu_ps(p3, chunk(x3 + off, yw, dy));                                                        \
+                _mm256_storeu_ps(p0, chunk(x0 + off, &p, c));                                                         \
+                _mm256_storeu_ps(p1, chunk(x1 + off, &p, c));                                                         \
+                _mm256_storeu_ps(p2, chunk(x2 + off, &p, c));                                                         \
+                _mm256_storeu_ps(p3, chunk(x3 + off, &p, c));                                                         \
                 for (int i = 0; i < 8; i++) { s0 += p0[i]; s1 += p1[i]; s2 += p2[i]; s3 += p3[i]; }                   \
             }                                                                                                         \
             out[r] = s0; out[r + 1] = s1; out[r + 2] = s2; out[r + 3] = s3;                                           \
@@ -175,7 +211,7 @@ PK_AVX2 static inline __m256 chunk_q4_0(const uint8_t *x, const int16_t *yw, con
             const uint8_t *x = w + r * row_bytes;                                                                     \
             float s = 0, pr[8];                                                                                       \
             for (int64_t c = 0; c < chunks; c++) {                                                                    \
-                _mm256_storeu_ps(pr, chunk(x + c * 8 * (block_bytes), p.codes + c * 256, p.scales + c * 8));          \
+                _mm256_storeu_ps(pr, chunk(x + c * 8 * (block_bytes), &p, c));                                       \
                 for (int i = 0; i < 8; i++) s += pr[i];                                                               \
             }                                                                                                         \
             out[r] = s;                                                                                               \
@@ -186,19 +222,24 @@ PK_AVX2 static inline __m256 chunk_q4_0(const uint8_t *x, const int16_t *yw, con
                 out[r] = row_portable(w + r * row_bytes + chunks * 8 * (block_bytes), y + chunks * 8 * Q8_0_BYTES,    \
                                       blocks - chunks * 8, out[r]);                                                   \
         }                                                                                                             \
-        free(p.codes);                                                                                                \
-        free(p.scales);                                                                                               \
+        free_q8_0(&p);                                                                                                \
         return 1;                                                                                                     \
     }
 
 PK_MATVEC_AVX2(matvec_q8_0_avx2, chunk_q8_0, continue_q8_0, Q8_0_BYTES)
+PK_MATVEC_AVX2(matvec_q8_0_signed_avx2, chunk_q8_0_signed, continue_q8_0, Q8_0_BYTES)
 PK_MATVEC_AVX2(matvec_q4_0_avx2, chunk_q4_0, continue_q4_0, Q4_0_BYTES)
 #endif
 
 void pk_matvec_q8_0(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out) {
     const uint8_t *w = weights, *y = activations;
 #ifdef PK_X86
-    if (pk_has_avx2() && matvec_q8_0_avx2(w, rows, blocks, y, out)) return;
+    if (pk_has_avx2()) {
+        int minus_128 = 0;  // Q8_0's quantizer never writes −128, but a file or a test may
+        for (int64_t b = 0; b < blocks && !minus_128; b++)
+            for (int j = 0; j < 32; j++) minus_128 |= y[b * Q8_0_BYTES + 2 + j] == 0x80;
+        if (minus_128 ? matvec_q8_0_avx2(w, rows, blocks, y, out) : matvec_q8_0_signed_avx2(w, rows, blocks, y, out)) return;
+    }
 #endif
     for (int64_t r = 0; r < rows; r++) out[r] = continue_q8_0(w + r * blocks * Q8_0_BYTES, y, blocks, 0);
 }
@@ -301,8 +342,8 @@ static float dot_q6_K_portable(const uint8_t *x, const uint8_t *y, int64_t block
 // the unpacklo accumulator holds classes 0–3 (twice), the unpackhi one 4–7. All integer, all exact.
 
 /// The Q8_K activation row prepared once per matvec: pair-shuffled codes, the Q6_K offset 32·(q8[a]+q8[b]) of
-/// each 16-bit lane, the sums of bsums pairs (one per Q4_K/Q5_K min) and d.
-typedef struct { int8_t *codes; int16_t *offsets; int32_t *bsum_pairs; float *scales; } prepared_q8_K;
+/// each 16-bit lane, the bsums (aligned copies) and d.
+typedef struct { int8_t *codes; int16_t *offsets; int16_t *bsums; float *scales; } prepared_q8_K;
 
 static const int8_t pair_shuffle_bytes[32] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15,
                                               0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
@@ -310,10 +351,10 @@ static const int8_t pair_shuffle_bytes[32] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5
 PK_AVX2 static int prepare_q8_K(const uint8_t *y, int64_t blocks, prepared_q8_K *p) {
     p->codes = aligned_alloc(32, (size_t)(blocks * 256 + 32));
     p->offsets = aligned_alloc(32, (size_t)(blocks * 256 * sizeof(int16_t) / 2 + 32));
-    p->bsum_pairs = malloc((size_t)(blocks * 8 + 1) * sizeof(int32_t));
+    p->bsums = aligned_alloc(32, (size_t)(blocks * 16 * sizeof(int16_t) + 32));
     p->scales = malloc((size_t)(blocks + 1) * sizeof(float));
-    if (!p->codes || !p->offsets || !p->bsum_pairs || !p->scales) {
-        free(p->codes); free(p->offsets); free(p->bsum_pairs); free(p->scales);
+    if (!p->codes || !p->offsets || !p->bsums || !p->scales) {
+        free(p->codes); free(p->offsets); free(p->bsums); free(p->scales);
         return 0;
     }
     __m256i shuffle = _mm256_loadu_si256((const __m256i *)pair_shuffle_bytes), thirty_two = _mm256_set1_epi8(32);
@@ -324,14 +365,16 @@ PK_AVX2 static int prepare_q8_K(const uint8_t *y, int64_t blocks, prepared_q8_K 
             _mm256_store_si256((__m256i *)(p->codes + 256 * b + 32 * v), codes);
             _mm256_store_si256((__m256i *)(p->offsets + 128 * b + 16 * v), _mm256_maddubs_epi16(thirty_two, codes));
         }
-        for (int k = 0; k < 8; k++)
-            p->bsum_pairs[8 * b + k] = (int32_t)load_i16(yb + 260 + 4 * k) + (int32_t)load_i16(yb + 262 + 4 * k);
+        memcpy(p->bsums + 16 * b, yb + 260, 32);
         p->scales[b] = load_f32(yb);
     }
     return 1;
 }
 
-static void free_q8_K(prepared_q8_K *p) { free(p->codes); free(p->offsets); free(p->bsum_pairs); free(p->scales); }
+static void free_q8_K(prepared_q8_K *p) { free(p->codes); free(p->offsets); free(p->bsums); free(p->scales); }
+
+/// f16 → f32 with F16C: exact, as half_to_float (a NaN gets the quiet bit and keeps its payload).
+PK_AVX2 static inline float half_f16c(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
 
 /// acc_lo (classes 0–3, both 128-bit halves) and acc_hi (4–7) → the eight class sums in order.
 PK_AVX2 static inline __m256i combine_classes(__m256i acc_lo, __m256i acc_hi) {
@@ -344,7 +387,7 @@ PK_AVX2 static inline __m256i fifth_bit(__m256i qh, int bit) {
     return _mm256_and_si256(moved, _mm256_set1_epi8(0x10));
 }
 
-PK_AVX2 static inline float dot_q45_K_avx2(const uint8_t *x, const prepared_q8_K *p, int64_t blocks, int fifth) {
+PK_AVX2 __attribute__((always_inline)) static inline float dot_q45_K_avx2(const uint8_t *x, const prepared_q8_K *p, int64_t blocks, int fifth) {
     __m256i shuffle = _mm256_loadu_si256((const __m256i *)pair_shuffle_bytes), low4 = _mm256_set1_epi8(0x0F);
     int64_t block_bytes = fifth ? Q5_K_BYTES : Q4_K_BYTES;
     int qs_offset = fifth ? 48 : 16;
@@ -353,10 +396,25 @@ PK_AVX2 static inline float dot_q45_K_avx2(const uint8_t *x, const prepared_q8_K
     for (int64_t i = 0; i < blocks; i++) {
         const uint8_t *xb = x + i * block_bytes;
         const int8_t *q8 = p->codes + 256 * i;
-        const int32_t *bsum_pairs = p->bsum_pairs + 8 * i;
-        int32_t scales[8], mins[8], sumi = 0;
-        for (int j = 0; j < 8; j++) scale_min_k4(j, xb + 4, &scales[j], &mins[j]);
-        for (int k = 0; k < 8; k++) sumi += bsum_pairs[k] * mins[k];
+        // get_scale_min_k4 for all eight sub-blocks at once, on the 12 bytes as 32-bit words u0, u1, u2 (the 16-byte
+        // load reads 4 bytes of qs too, unused): scales 0–3 = u0 & 0x3F…, scales 4–7 = (u2 & 0x0F…) | ((u0 >> 2) & 0x30…),
+        // mins 0–3 = u1 & 0x3F…, mins 4–7 = ((u2 >> 4) & 0x0F…) | ((u1 >> 2) & 0x30…), each byte one value.
+        __m128i words = _mm_loadu_si128((const __m128i *)(xb + 4));
+        __m128i low_parts = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(words, 0x98), _mm_setr_epi32(0, 0, 0, 4)),  // u0, u2, u1, u2 >> 4
+                                          _mm_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
+        __m128i high_parts = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(words, 0x40), 2),  // ·, u0 >> 2, ·, u1 >> 2
+                                           _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+        __m128i scales_mins = _mm_or_si128(low_parts, high_parts);  // bytes: scales 0…7, mins 0…7
+        __m256i scales16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scales_mins));  // words s0…s7, both halves
+        // sumi = Σ_j bsums[j]·min[j/2]: madd of the bsums with each min twice, then the eight int32 sums.
+        __m256i min_products = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scales_mins, scales_mins)),
+                                                 _mm256_load_si256((const __m256i *)(p->bsums + 16 * i)));
+        __m128i folded = _mm_add_epi32(_mm256_castsi256_si128(min_products), _mm256_extracti128_si256(min_products, 1));
+        folded = _mm_add_epi32(folded, _mm_shuffle_epi32(folded, 0x4E));
+        folded = _mm_add_epi32(folded, _mm_shuffle_epi32(folded, 0xB1));
+        int32_t sumi = _mm_cvtsi128_si32(folded);
+        __m256i scale_pairs[4] = {_mm256_shuffle_epi32(scales16, 0x00), _mm256_shuffle_epi32(scales16, 0x55),
+                                  _mm256_shuffle_epi32(scales16, 0xAA), _mm256_shuffle_epi32(scales16, 0xFF)};
         __m256i qh = fifth ? _mm256_loadu_si256((const __m256i *)(xb + 16)) : _mm256_setzero_si256();
         __m256i acc_lo = _mm256_setzero_si256(), acc_hi = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
@@ -368,14 +426,13 @@ PK_AVX2 static inline float dot_q45_K_avx2(const uint8_t *x, const prepared_q8_K
             }
             __m256i sum_lo = _mm256_maddubs_epi16(_mm256_shuffle_epi8(lo, shuffle), _mm256_load_si256((const __m256i *)(q8 + 64 * j)));
             __m256i sum_hi = _mm256_maddubs_epi16(_mm256_shuffle_epi8(hi, shuffle), _mm256_load_si256((const __m256i *)(q8 + 64 * j + 32)));
-            __m256i scale_pair = _mm256_set1_epi32(scales[2 * j] | (scales[2 * j + 1] << 16));
-            acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(sum_lo, sum_hi), scale_pair));
-            acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(sum_lo, sum_hi), scale_pair));
+            acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(sum_lo, sum_hi), scale_pairs[j]));
+            acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(sum_lo, sum_hi), scale_pairs[j]));
         }
         float dy = p->scales[i];
-        float d = half_to_float(load_u16(xb)) * dy;
+        float d = half_f16c(xb) * dy;
         sums = _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(combine_classes(acc_lo, acc_hi))));
-        float dmin = half_to_float(load_u16(xb + 2)) * dy;
+        float dmin = half_f16c(xb + 2) * dy;
         sumf -= dmin * (float)sumi;
     }
     float lanes[8];
@@ -392,7 +449,7 @@ static const int8_t q6_scale_pair0[32] = {0, 1, 4, 5, 0, 1, 4, 5, 0, 1, 4, 5, 0,
 static const int8_t q6_scale_pair1[32] = {8, 9, 12, 13, 8, 9, 12, 13, 8, 9, 12, 13, 8, 9, 12, 13,
                                           10, 11, 14, 15, 10, 11, 14, 15, 10, 11, 14, 15, 10, 11, 14, 15};
 
-PK_AVX2 static inline float dot_q6_K_avx2(const uint8_t *x, const prepared_q8_K *p, int64_t blocks) {
+PK_AVX2 __attribute__((always_inline)) static inline float dot_q6_K_avx2(const uint8_t *x, const prepared_q8_K *p, int64_t blocks) {
     __m256i shuffle = _mm256_loadu_si256((const __m256i *)pair_shuffle_bytes), low4 = _mm256_set1_epi8(0x0F);
     __m256i high2 = _mm256_set1_epi8(0x30);
     __m256i pair0 = _mm256_loadu_si256((const __m256i *)q6_scale_pair0), pair1 = _mm256_loadu_si256((const __m256i *)q6_scale_pair1);
@@ -423,7 +480,7 @@ PK_AVX2 static inline float dot_q6_K_avx2(const uint8_t *x, const prepared_q8_K 
             acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(s2, s3), scales23));
             acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(s2, s3), scales23));
         }
-        float d = half_to_float(load_u16(xb + 208)) * p->scales[i];
+        float d = half_f16c(xb + 208) * p->scales[i];
         sums = _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(combine_classes(acc_lo, acc_hi))));
     }
     float lanes[8], sumf = 0;
