@@ -35,7 +35,8 @@ static inline float half_to_float(uint16_t h) {
 
 // MARK: - Dispatch
 
-static int forced_portable = 0;
+/// 0: the best path this CPU has; 1: portable C only; 2: AVX2 at most (for tests of every path on one machine).
+static int forced_limit = 0;
 
 int pk_has_avx2(void) {
 #ifdef PK_X86
@@ -46,13 +47,30 @@ int pk_has_avx2(void) {
         value = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") ? 1 : 0;
         __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
     }
-    return value && !__atomic_load_n(&forced_portable, __ATOMIC_RELAXED);
+    return value && __atomic_load_n(&forced_limit, __ATOMIC_RELAXED) != 1;
 #else
     return 0;
 #endif
 }
 
-void pk_force_portable(int portable) { __atomic_store_n(&forced_portable, portable ? 1 : 0, __ATOMIC_RELAXED); }
+int pk_has_avx512(void) {
+#ifdef PK_X86
+    static int cached = -1;
+    int value = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (value < 0) {
+        __builtin_cpu_init();
+        value = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2") &&
+                __builtin_cpu_supports("f16c") ? 1 : 0;
+        __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
+    }
+    return value && __atomic_load_n(&forced_limit, __ATOMIC_RELAXED) == 0;
+#else
+    return 0;
+#endif
+}
+
+void pk_force_portable(int mode) { __atomic_store_n(&forced_limit, mode == 1 || mode == 2 ? mode : 0, __ATOMIC_RELAXED); }
 
 // MARK: - Q8_0 × Q8_0 and Q4_0 × Q8_0, portable
 
@@ -489,6 +507,152 @@ PK_AVX2 __attribute__((always_inline)) static inline float dot_q6_K_avx2(const u
     return sumf;
 }
 
+// MARK: - k-quants, AVX-512 (BW, VL, VBMI, VNNI)
+//
+// The same integer lanes with 64 values per instruction. vpermb gathers, within each 32 values, the four values of
+// one class into one dword (byte 4m+t ← value m+8t), so maddubs' 16-bit lanes 2m and 2m+1 both hold class m
+// (values m, m+8 and m+16, m+24) and vpdpwssd multiplies each by its own 16-bit scale and adds them into the class's
+// int32 lane: Q4_K/Q5_K give both the same scale (one per 32 values), Q6_K the scales of its two 16-value groups.
+// The activation codes are permuted the same way once per matvec.
+
+#define PK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,avx2,f16c")))
+
+/// Byte 4m+t of each 32-byte half ← byte m+8t of the same half (class_perm_full) or of the low 32 bytes (class_perm_low).
+static const int8_t class_perm_full[64] = {0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27, 4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31,
+                                           32, 40, 48, 56, 33, 41, 49, 57, 34, 42, 50, 58, 35, 43, 51, 59, 36, 44, 52, 60, 37, 45, 53, 61, 38, 46, 54, 62, 39, 47, 55, 63};
+static const int8_t class_perm_low[64] = {0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27, 4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31,
+                                          0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27, 4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31};
+
+typedef struct { int8_t *codes; int16_t *offsets; int16_t *bsums; float *scales; } prepared_q8_K_512;
+
+PK_AVX512 static int prepare_q8_K_512(const uint8_t *y, int64_t blocks, prepared_q8_K_512 *p) {
+    p->codes = aligned_alloc(64, (size_t)(blocks * 256 + 64));
+    p->offsets = aligned_alloc(64, (size_t)(blocks * 256 + 64));
+    p->bsums = aligned_alloc(32, (size_t)(blocks * 16 * sizeof(int16_t) + 32));
+    p->scales = malloc((size_t)(blocks + 1) * sizeof(float));
+    if (!p->codes || !p->offsets || !p->bsums || !p->scales) {
+        free(p->codes); free(p->offsets); free(p->bsums); free(p->scales);
+        return 0;
+    }
+    __m512i perm = _mm512_loadu_si512(class_perm_full), thirty_two = _mm512_set1_epi8(32);
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint8_t *yb = y + b * Q8_K_BYTES;
+        for (int v = 0; v < 4; v++) {
+            __m512i codes = _mm512_permutexvar_epi8(perm, _mm512_loadu_si512(yb + 4 + 64 * v));
+            _mm512_store_si512(p->codes + 256 * b + 64 * v, codes);
+            _mm512_store_si512(p->offsets + 128 * b + 32 * v, _mm512_maddubs_epi16(thirty_two, codes));
+        }
+        memcpy(p->bsums + 16 * b, yb + 260, 32);
+        p->scales[b] = load_f32(yb);
+    }
+    return 1;
+}
+
+static void free_q8_K_512(prepared_q8_K_512 *p) { free(p->codes); free(p->offsets); free(p->bsums); free(p->scales); }
+
+PK_AVX512 static inline __m256i fold_classes_512(__m512i acc) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+}
+
+PK_AVX512 __attribute__((always_inline)) static inline float dot_q45_K_avx512(const uint8_t *x, const prepared_q8_K_512 *p, int64_t blocks, int fifth) {
+    __m512i perm_low = _mm512_loadu_si512(class_perm_low), low4 = _mm512_set1_epi8(0x0F);
+    // Low half: the low nibbles (sub-block 2j), high half: the high nibbles (2j+1).
+    __m512i nibble_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    int64_t block_bytes = fifth ? Q5_K_BYTES : Q4_K_BYTES;
+    int qs_offset = fifth ? 48 : 16;
+    __m256 sums = _mm256_setzero_ps();
+    float sumf = 0;
+    for (int64_t i = 0; i < blocks; i++) {
+        const uint8_t *xb = x + i * block_bytes;
+        const int8_t *q8 = p->codes + 256 * i;
+        __m128i words = _mm_loadu_si128((const __m128i *)(xb + 4));
+        __m128i low_parts = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(words, 0x98), _mm_setr_epi32(0, 0, 0, 4)),
+                                          _mm_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
+        __m128i high_parts = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(words, 0x40), 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+        __m128i scales_mins = _mm_or_si128(low_parts, high_parts);
+        __m512i scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scales_mins));
+        __m256i min_products = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scales_mins, scales_mins)),
+                                                 _mm256_load_si256((const __m256i *)(p->bsums + 16 * i)));
+        __m128i folded = _mm_add_epi32(_mm256_castsi256_si128(min_products), _mm256_extracti128_si256(min_products, 1));
+        folded = _mm_add_epi32(folded, _mm_shuffle_epi32(folded, 0x4E));
+        folded = _mm_add_epi32(folded, _mm_shuffle_epi32(folded, 0xB1));
+        int32_t sumi = _mm_cvtsi128_si32(folded);
+        __m512i qh = fifth ? _mm512_permutexvar_epi8(perm_low, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(xb + 16))))
+                           : _mm512_setzero_si512();
+        __m512i acc = _mm512_setzero_si512();
+        for (int j = 0; j < 4; j++) {
+            __m512i qs = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(xb + qs_offset + 32 * j)));
+            __m512i codes = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(perm_low, qs), nibble_shift), low4);
+            if (fifth) {
+                // The fifth bit: bit 2j of qh for the low half, 2j+1 for the high half.
+                __m512i bit = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8((char)(1 << (2 * j)))),
+                                                 _mm256_set1_epi8((char)(1 << (2 * j + 1))), 1);
+                codes = _mm512_mask_add_epi8(codes, _mm512_test_epi8_mask(qh, bit), codes, _mm512_set1_epi8(16));  // codes < 16: + is |
+            }
+            __m512i sum16 = _mm512_maddubs_epi16(codes, _mm512_load_si512(q8 + 64 * j));
+            __m512i scale = _mm512_permutexvar_epi16(_mm512_inserti64x4(_mm512_set1_epi16((short)(2 * j)), _mm256_set1_epi16((short)(2 * j + 1)), 1),
+                                                     scales16);
+            acc = _mm512_dpwssd_epi32(acc, sum16, scale);
+        }
+        float dy = p->scales[i];
+        float d = half_f16c(xb) * dy;
+        sums = _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold_classes_512(acc))));
+        float dmin = half_f16c(xb + 2) * dy;
+        sumf -= dmin * (float)sumi;
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, sums);
+    for (int l = 0; l < 8; l++) sumf += lanes[l];
+    return sumf;
+}
+
+PK_AVX512 __attribute__((always_inline)) static inline float dot_q6_K_avx512(const uint8_t *x, const prepared_q8_K_512 *p, int64_t blocks) {
+    __m512i perm_full = _mm512_loadu_si512(class_perm_full), perm_low = _mm512_loadu_si512(class_perm_low);
+    __m512i low4 = _mm512_set1_epi8(0x0F), high2 = _mm512_set1_epi8(0x30);
+    // qh bits → bits 4–5: values 32k + l take bits 2k, 2k+1; the low half holds k = 0 (or 2), the high half k = 1 (or 3).
+    __m512i shift01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    __m512i shift23 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    __m256 sums = _mm256_setzero_ps();
+    for (int64_t i = 0; i < blocks; i++) {
+        const uint8_t *xb = x + i * Q6_K_BYTES;
+        // Dword k = the 16-bit scales of groups 2k and 2k+1.
+        __m512i scale_pairs = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(xb + 192))));
+        __m512i acc = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const int8_t *q8 = p->codes + 256 * i + 128 * h;
+            const int16_t *offsets = p->offsets + 128 * i + 64 * h;
+            __m512i ql = _mm512_permutexvar_epi8(perm_full, _mm512_loadu_si512(xb + 64 * h));
+            __m512i qh = _mm512_permutexvar_epi8(perm_low, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(xb + 128 + 32 * h))));
+            __m512i c01 = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_and_si512(_mm512_sllv_epi16(qh, shift01), high2));
+            __m512i c23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4), _mm512_and_si512(_mm512_srlv_epi16(qh, shift23), high2));
+            __m512i s01 = _mm512_sub_epi16(_mm512_maddubs_epi16(c01, _mm512_load_si512(q8)), _mm512_load_si512(offsets));
+            __m512i s23 = _mm512_sub_epi16(_mm512_maddubs_epi16(c23, _mm512_load_si512(q8 + 64)), _mm512_load_si512(offsets + 32));
+            __m512i scales01 = _mm512_permutexvar_epi32(_mm512_inserti64x4(_mm512_set1_epi32(4 * h), _mm256_set1_epi32(4 * h + 1), 1), scale_pairs);
+            __m512i scales23 = _mm512_permutexvar_epi32(_mm512_inserti64x4(_mm512_set1_epi32(4 * h + 2), _mm256_set1_epi32(4 * h + 3), 1), scale_pairs);
+            acc = _mm512_dpwssd_epi32(acc, s01, scales01);
+            acc = _mm512_dpwssd_epi32(acc, s23, scales23);
+        }
+        float d = half_f16c(xb + 208) * p->scales[i];
+        sums = _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold_classes_512(acc))));
+    }
+    float lanes[8], sumf = 0;
+    _mm256_storeu_ps(lanes, sums);
+    for (int l = 0; l < 8; l++) sumf += lanes[l];
+    return sumf;
+}
+
+PK_AVX512 static int matvec_k_avx512(const uint8_t *w, int64_t rows, int64_t blocks, const uint8_t *y, float *out, int type) {
+    prepared_q8_K_512 p;
+    if (!prepare_q8_K_512(y, blocks, &p)) return 0;
+    int64_t row_bytes = blocks * (type == 6 ? Q6_K_BYTES : type == 5 ? Q5_K_BYTES : Q4_K_BYTES);
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *x = w + r * row_bytes;
+        out[r] = type == 6 ? dot_q6_K_avx512(x, &p, blocks) : type == 5 ? dot_q45_K_avx512(x, &p, blocks, 1) : dot_q45_K_avx512(x, &p, blocks, 0);
+    }
+    free_q8_K_512(&p);
+    return 1;
+}
+
 PK_AVX2 static int matvec_k_avx2(const uint8_t *w, int64_t rows, int64_t blocks, const uint8_t *y, float *out, int type) {
     prepared_q8_K p;
     if (!prepare_q8_K(y, blocks, &p)) return 0;
@@ -505,6 +669,7 @@ PK_AVX2 static int matvec_k_avx2(const uint8_t *w, int64_t rows, int64_t blocks,
 void pk_matvec_q4_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out) {
     const uint8_t *w = weights, *y = activations;
 #ifdef PK_X86
+    if (pk_has_avx512() && matvec_k_avx512(w, rows, blocks, y, out, 4)) return;
     if (pk_has_avx2() && matvec_k_avx2(w, rows, blocks, y, out, 4)) return;
 #endif
     for (int64_t r = 0; r < rows; r++) out[r] = dot_q45_K_portable(w + r * blocks * Q4_K_BYTES, y, blocks, 0);
@@ -513,6 +678,7 @@ void pk_matvec_q4_K(const void *weights, int64_t rows, int64_t blocks, const voi
 void pk_matvec_q5_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out) {
     const uint8_t *w = weights, *y = activations;
 #ifdef PK_X86
+    if (pk_has_avx512() && matvec_k_avx512(w, rows, blocks, y, out, 5)) return;
     if (pk_has_avx2() && matvec_k_avx2(w, rows, blocks, y, out, 5)) return;
 #endif
     for (int64_t r = 0; r < rows; r++) out[r] = dot_q45_K_portable(w + r * blocks * Q5_K_BYTES, y, blocks, 1);
@@ -521,6 +687,7 @@ void pk_matvec_q5_K(const void *weights, int64_t rows, int64_t blocks, const voi
 void pk_matvec_q6_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out) {
     const uint8_t *w = weights, *y = activations;
 #ifdef PK_X86
+    if (pk_has_avx512() && matvec_k_avx512(w, rows, blocks, y, out, 6)) return;
     if (pk_has_avx2() && matvec_k_avx2(w, rows, blocks, y, out, 6)) return;
 #endif
     for (int64_t r = 0; r < rows; r++) out[r] = dot_q6_K_portable(w + r * blocks * Q6_K_BYTES, y, blocks);

@@ -4,7 +4,8 @@ import ParityFormats
 import Testing
 
 /// The SIMD quantized kernels (CParityKernels, through `GGMLQuants.matVec` and MLX's affine `quantizedMatmul`)
-/// must give exactly the numbers of the scalar reference kernels, on both the AVX2 path and the portable path.
+/// must give exactly the numbers of the scalar reference kernels, on every path this CPU can run (AVX-512 for the
+/// k-quants, AVX2, portable C).
 /// Bits are compared exactly; NaN results are compared as NaN only, because x86 takes a NaN's payload from the
 /// first operand of an instruction and the compiler may swap the operands of a commutative multiply or add.
 @Suite("Quantized kernel equivalence", .serialized)
@@ -64,9 +65,11 @@ struct QuantKernelEquivalenceTests {
                 }
             }
         }
-        for portable in [false, true] {
-            pk_force_portable(portable ? 1 : 0)
+        // Mode 0: the best path of this CPU (AVX-512 where it has it), 2: AVX2 at most, 1: portable C.
+        for mode: Int32 in [0, 2, 1] {
+            pk_force_portable(mode)
             defer { pk_force_portable(0) }
+            let path = pk_has_avx512() != 0 ? "AVX-512" : pk_has_avx2() != 0 ? "AVX2" : "portable"
             var got = [Float](repeating: -1, count: rows)
             weights.withUnsafeBytes { w in
                 activations.withUnsafeBytes { a in
@@ -77,7 +80,7 @@ struct QuantKernelEquivalenceTests {
             }
             for r in 0..<rows {
                 #expect(Self.same(got[r], expected[r]),
-                        "\(type.name) \(rows)×\(count)\(label) row \(r) (\(portable ? "portable" : pk_has_avx2() != 0 ? "AVX2" : "portable")): \(got[r]) vs reference \(expected[r])")
+                        "\(type.name) \(rows)×\(count)\(label) row \(r) (\(path) path): \(got[r]) vs reference \(expected[r])")
             }
         }
     }

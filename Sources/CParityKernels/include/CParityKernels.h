@@ -10,8 +10,11 @@
 
 /// 1 when the AVX2+F16C path is in use on this CPU (for reports and benchmarks).
 int pk_has_avx2(void);
-/// Forces the portable path (nonzero) or restores run-time selection (0); for tests comparing the two.
-void pk_force_portable(int portable);
+/// 1 when the AVX-512 (BW, VL, VBMI, VNNI) path of the k-quant kernels is in use on this CPU.
+int pk_has_avx512(void);
+/// 1 forces the portable path, 2 limits the kernels to AVX2, 0 restores run-time selection; for tests comparing
+/// the paths on one machine.
+void pk_force_portable(int mode);
 
 /// ggml_vec_dot_q8_0_q8_0 (generic order) for `rows` weight rows of `blocks` Q8_0 blocks each, against one
 /// Q8_0 activation row: out[r] = Σ_b (float)sumi_b · (d_w · d_a), summed block by block (Q4_0: (sumi_b · d_w) · d_a).
