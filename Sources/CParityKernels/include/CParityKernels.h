@@ -10,7 +10,7 @@
 
 /// 1 when the AVX2+F16C path is in use on this CPU (for reports and benchmarks).
 int pk_has_avx2(void);
-/// 1 when the AVX-512 (BW, VL, VBMI, VNNI) path of the k-quant kernels is in use on this CPU.
+/// 1 when the AVX-512 (BW, VL, VBMI, VNNI) paths of the GGML kernels are in use on this CPU.
 int pk_has_avx512(void);
 /// 1 forces the portable path, 2 limits the kernels to AVX2, 0 restores run-time selection; for tests comparing
 /// the paths on one machine.
