@@ -18,7 +18,7 @@ static double thread_seconds(void) {
 
 int main(int argc, char **argv) {
     const int rows = 4096, cols = 4096, runs = argc > 1 ? atoi(argv[1]) : 20;
-    const enum ggml_type types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    const enum ggml_type types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
     ggml_cpu_init();
     float *w = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * cols), *y = malloc(sizeof(float) * rows);
     srand(1);

@@ -2,8 +2,8 @@ import CParityKernels
 
 extension GGMLQuants {
     /// `vecDot` of each of `rows` consecutive weight rows (`count` values each) with one activation row already in
-    /// `type.vecDotType`: out[r] is exactly `vecDot(row r, activations)`. Q8_0 and Q4_0 run in CParityKernels
-    /// (SIMD integer block sums, the float block sums added in the same order); other types row by row here.
+    /// `type.vecDotType`: out[r] is exactly `vecDot(row r, activations)`. Q8_0, Q4_0, Q4_K, Q5_K and Q6_K run in CParityKernels
+    /// (SIMD integer block sums, the float operations in the same order); other types row by row here.
     public static func matVec(weights: UnsafeRawBufferPointer, type: GGMLType, rows: Int, activations: UnsafeRawBufferPointer,
                               count: Int, into out: UnsafeMutableBufferPointer<Float>) {
         let dotType = type.vecDotType
@@ -22,6 +22,12 @@ extension GGMLQuants {
             pk_matvec_q8_0(w, Int64(rows), Int64(count / 32), y, o)
         case .q4_0:
             pk_matvec_q4_0(w, Int64(rows), Int64(count / 32), y, o)
+        case .q4_K:
+            pk_matvec_q4_K(w, Int64(rows), Int64(count / 256), y, o)
+        case .q5_K:
+            pk_matvec_q5_K(w, Int64(rows), Int64(count / 256), y, o)
+        case .q6_K:
+            pk_matvec_q6_K(w, Int64(rows), Int64(count / 256), y, o)
         default:
             for r in 0..<rows {
                 o[r] = vecDot(weights: UnsafeRawBufferPointer(start: w + r * rowBytes, count: rowBytes), type: type,

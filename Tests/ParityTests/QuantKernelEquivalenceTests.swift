@@ -4,7 +4,8 @@ import ParityFormats
 import Testing
 
 /// The SIMD quantized kernels (CParityKernels, through `GGMLQuants.matVec` and MLX's affine `quantizedMatmul`)
-/// must give exactly the numbers of the scalar reference kernels, on both the AVX2 path and the portable path.
+/// must give exactly the numbers of the scalar reference kernels, on every path this CPU can run (AVX-512 for the
+/// k-quants, AVX2, portable C).
 /// Bits are compared exactly; NaN results are compared as NaN only, because x86 takes a NaN's payload from the
 /// first operand of an instruction and the compiler may swap the operands of a commutative multiply or add.
 @Suite("Quantized kernel equivalence", .serialized)
@@ -49,7 +50,12 @@ struct QuantKernelEquivalenceTests {
         } else {
             activations = try GGMLQuants.quantize((0..<count).map { _ in g.float(-3...3) }, to: .q8_0)
         }
-        let rowBytes = blocks * type.typeSize
+        compareMatVec(type, rows: rows, count: count, weights: weights, activations: activations, label: "")
+    }
+
+    /// `GGMLQuants.matVec` (AVX2 and forced portable) against `GGMLQuants.vecDot` row by row, bit for bit.
+    static func compareMatVec(_ type: GGMLType, rows: Int, count: Int, weights: [UInt8], activations: [UInt8], label: String) {
+        let rowBytes = count / type.blockSize * type.typeSize
         var expected = [Float](repeating: 0, count: rows)
         weights.withUnsafeBytes { w in
             activations.withUnsafeBytes { a in
@@ -59,9 +65,11 @@ struct QuantKernelEquivalenceTests {
                 }
             }
         }
-        for portable in [false, true] {
-            pk_force_portable(portable ? 1 : 0)
+        // Mode 0: the best path of this CPU (AVX-512 where it has it), 2: AVX2 at most, 1: portable C.
+        for mode: Int32 in [0, 2, 1] {
+            pk_force_portable(mode)
             defer { pk_force_portable(0) }
+            let path = pk_has_avx512() != 0 ? "AVX-512" : pk_has_avx2() != 0 ? "AVX2" : "portable"
             var got = [Float](repeating: -1, count: rows)
             weights.withUnsafeBytes { w in
                 activations.withUnsafeBytes { a in
@@ -72,7 +80,7 @@ struct QuantKernelEquivalenceTests {
             }
             for r in 0..<rows {
                 #expect(Self.same(got[r], expected[r]),
-                        "\(type.name) \(rows)×\(count) row \(r) (\(portable ? "portable" : pk_has_avx2() != 0 ? "AVX2" : "portable")): \(got[r]) vs reference \(expected[r])")
+                        "\(type.name) \(rows)×\(count)\(label) row \(r) (\(path) path): \(got[r]) vs reference \(expected[r])")
             }
         }
     }
@@ -105,19 +113,122 @@ struct QuantKernelEquivalenceTests {
         try Self.checkMatVec(.q8_0, rows: 1, blocks: 2, seed: 99, rawActivations: false)  // the SIMD type, for contrast
         let count = 256, rows = 3
         var g = Generator(state: 5)
-        let weights = (0..<(rows * GGMLType.q6_K.typeSize)).map { _ in g.byte() }
+        let weights = (0..<(rows * GGMLType.q3_K.typeSize)).map { _ in g.byte() }
         let activations = try GGMLQuants.quantize((0..<count).map { _ in g.float(-1...1) }, to: .q8_K)
         var got = [Float](repeating: 0, count: rows)
         weights.withUnsafeBytes { w in activations.withUnsafeBytes { a in got.withUnsafeMutableBufferPointer { out in
-            GGMLQuants.matVec(weights: w, type: .q6_K, rows: rows, activations: a, count: count, into: out)
+            GGMLQuants.matVec(weights: w, type: .q3_K, rows: rows, activations: a, count: count, into: out)
         } } }
         weights.withUnsafeBytes { w in activations.withUnsafeBytes { a in
             for r in 0..<rows {
-                let expected = GGMLQuants.vecDot(weights: UnsafeRawBufferPointer(rebasing: w[(r * 210)..<((r + 1) * 210)]), type: .q6_K,
+                let expected = GGMLQuants.vecDot(weights: UnsafeRawBufferPointer(rebasing: w[(r * 110)..<((r + 1) * 110)]), type: .q3_K,
                                                  activations: a, count: count)
-                #expect(Self.same(got[r], expected), "Q6_K row \(r): \(got[r]) vs \(expected)")
+                #expect(Self.same(got[r], expected), "Q3_K row \(r): \(got[r]) vs \(expected)")
             }
         } }
+    }
+
+    // MARK: k-quants × Q8_K
+
+    /// Offsets of a k-quant block's f16 scales: d (and dmin for Q4_K/Q5_K).
+    static func halfOffsets(_ type: GGMLType) -> [Int] { type == .q6_K ? [208] : [0, 2] }
+
+    /// How a k-quant case fills its blocks.
+    enum KFill: String, Sendable {
+        /// Random code and scale bytes, small normal d/dmin (every 37th block a special half), Q8_K activations
+        /// from the quantizer.
+        case random
+        /// Random bytes everywhere in the activations too: −128 codes, bsums that are not the codes' sums (the
+        /// kernels must use the stored bsums, as ggml does), any f32 d.
+        case rawActivations
+        /// Every code and scale byte 0xFF (the largest codes and 6-bit scales; Q6_K scales −1), activation codes
+        /// all −128 and bsums −32768: the integer sums at their extremes.
+        case allMax
+        /// Every code byte 0x80/0x7F alternating (Q6_K scales −128 and 127), activation codes all 127.
+        case extremeScales
+        /// Subnormal and negative d/dmin halves (negative dmin flips the mins' sign), a subnormal activation d.
+        case tinyAndNegative
+    }
+
+    struct KCase: CustomTestStringConvertible, Sendable {
+        let type: GGMLType
+        let rows, blocks: Int
+        let fill: KFill
+        var testDescription: String { "\(type.name) \(rows) rows × \(blocks) blocks, \(fill.rawValue)" }
+    }
+
+    static func kWeights(_ c: KCase, seed: UInt64) -> [UInt8] {
+        var g = Generator(state: seed)
+        let size = c.type.typeSize
+        var bytes: [UInt8]
+        switch c.fill {
+        case .random, .rawActivations, .tinyAndNegative: bytes = (0..<(c.rows * c.blocks * size)).map { _ in g.byte() }
+        case .allMax: bytes = [UInt8](repeating: 0xFF, count: c.rows * c.blocks * size)
+        case .extremeScales: bytes = (0..<(c.rows * c.blocks * size)).map { $0 % 2 == 0 ? 0x80 : 0x7F }
+        }
+        let specialHalves: [UInt16] = [0x0001, 0x8000, 0x0000, 0x7C00, 0xFC00, 0x7E01, 0x03FF, 0x8001]
+        for b in 0..<(c.rows * c.blocks) {
+            for (k, offset) in halfOffsets(c.type).enumerated() {
+                var half = FloatCodecs.floatToHalf(g.float(-0.05...0.05))
+                switch c.fill {
+                case .random, .rawActivations: if b % 37 == 5 { half = specialHalves[(b / 37 + k) % specialHalves.count] }
+                case .allMax, .extremeScales: half = FloatCodecs.floatToHalf(k == 0 ? 0.04 : -0.03)
+                case .tinyAndNegative: half = [0x0001, 0x8003, 0x03FF, 0x83FF, 0x0400][(b + k) % 5]  // subnormal, ±, smallest normal
+                }
+                bytes[b * size + offset] = UInt8(half & 0xFF)
+                bytes[b * size + offset + 1] = UInt8(half >> 8)
+            }
+        }
+        return bytes
+    }
+
+    static func kActivations(_ c: KCase, seed: UInt64) throws -> [UInt8] {
+        var g = Generator(state: seed)
+        let count = c.blocks * 256
+        func storeF32(_ bytes: inout [UInt8], _ offset: Int, _ v: Float) {
+            withUnsafeBytes(of: v.bitPattern.littleEndian) { for k in 0..<4 { bytes[offset + k] = $0[k] } }
+        }
+        switch c.fill {
+        case .random:
+            return try GGMLQuants.quantize((0..<count).map { _ in g.float(-3...3) }, to: .q8_K)
+        case .rawActivations:
+            var bytes = (0..<(c.blocks * 292)).map { _ in g.byte() }
+            for b in 0..<c.blocks { storeF32(&bytes, b * 292, g.float(-0.05...0.05)) }
+            return bytes
+        case .allMax, .extremeScales:
+            let code: UInt8 = c.fill == .allMax ? 0x80 : 0x7F
+            var bytes = [UInt8](repeating: code, count: c.blocks * 292)
+            for b in 0..<c.blocks {
+                storeF32(&bytes, b * 292, 0.02)
+                for j in 0..<16 {  // bsums: −32768 (0x8000) for allMax, 16·127 = 2032 (0x07F0) otherwise
+                    bytes[b * 292 + 260 + 2 * j] = c.fill == .allMax ? 0x00 : 0xF0
+                    bytes[b * 292 + 261 + 2 * j] = c.fill == .allMax ? 0x80 : 0x07
+                }
+            }
+            return bytes
+        case .tinyAndNegative:
+            var bytes = try GGMLQuants.quantize((0..<count).map { _ in g.float(-3...3) }, to: .q8_K)
+            for b in 0..<c.blocks where b % 2 == 0 { storeF32(&bytes, b * 292, Float(bitPattern: 0x0000_0007)) }  // subnormal d
+            return bytes
+        }
+    }
+
+    /// Each k-quant type with a kernel: one block, several blocks, many rows (a rounding-order difference would
+    /// show), a 4096-wide row, and every fill.
+    static let kCases: [KCase] = [GGMLType.q4_K, .q5_K, .q6_K].flatMap { type in
+        [KCase(type: type, rows: 3, blocks: 1, fill: .random), KCase(type: type, rows: 9, blocks: 3, fill: .random),
+         KCase(type: type, rows: 64, blocks: 2, fill: .random), KCase(type: type, rows: 4, blocks: 16, fill: .random),
+         KCase(type: type, rows: 7, blocks: 5, fill: .rawActivations), KCase(type: type, rows: 3, blocks: 4, fill: .allMax),
+         KCase(type: type, rows: 3, blocks: 4, fill: .extremeScales), KCase(type: type, rows: 10, blocks: 3, fill: .tinyAndNegative)]
+    }
+
+    @Test("k-quant × Q8_K matVec equals vecDot row by row", arguments: try nonEmpty(kCases, "k-quant cases"))
+    func kQuants(_ c: KCase) throws {
+        let seed = UInt64(c.rows * 1000 + c.blocks * 10) &+ UInt64(c.type.rawValue) &* 7919
+        let weights = Self.kWeights(c, seed: seed)
+        let activations = try Self.kActivations(c, seed: seed ^ 0x5151)
+        Self.compareMatVec(c.type, rows: c.rows, count: c.blocks * 256, weights: weights, activations: activations,
+                           label: " (\(c.fill.rawValue))")
     }
 
     struct AffineCase: CustomTestStringConvertible, Sendable {

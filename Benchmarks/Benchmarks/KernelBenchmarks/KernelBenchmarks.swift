@@ -16,7 +16,7 @@ let benchmarks: @Sendable () -> Void = {
     let w = (0..<(rows * cols)).map { _ in uniform() }
     let x = (0..<cols).map { _ in uniform() }
 
-    for type in [GGMLType.q8_0, .q4_0, .q4_K, .q6_K] {
+    for type in [GGMLType.q8_0, .q4_0, .q4_K, .q5_K, .q6_K] {
         guard let q = try? GGMLQuants.quantize(w, to: type), let xq = try? GGMLQuants.quantize(x, to: type.vecDotType) else {
             fatalError("cannot quantize the benchmark matrix to \(type.name)")
         }

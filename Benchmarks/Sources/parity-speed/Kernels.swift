@@ -14,11 +14,11 @@ func timeKernels(runs: Int = 20) throws {
     let w = (0..<(rows * cols)).map { _ in uniform() }
     let x = (0..<cols).map { _ in uniform() }
 
-    for type in [GGMLType.q8_0, .q4_0, .q4_K, .q6_K] {
+    for type in [GGMLType.q8_0, .q4_0, .q4_K, .q5_K, .q6_K] {
         let q = try GGMLQuants.quantize(w, to: type)
         let xq = try GGMLQuants.quantize(x, to: type.vecDotType)
         var y = [Float](repeating: 0, count: rows)
-        let seconds = best(runs: type == .q8_0 || type == .q4_0 ? runs : 3) {
+        let seconds = best(runs: runs) {
             q.withUnsafeBytes { wb in xq.withUnsafeBytes { xb in y.withUnsafeMutableBufferPointer { yb in
                 GGMLQuants.matVec(weights: wb, type: type, rows: rows, activations: xb, count: cols, into: yb)
             } } }

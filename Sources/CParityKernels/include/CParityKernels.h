@@ -10,8 +10,11 @@
 
 /// 1 when the AVX2+F16C path is in use on this CPU (for reports and benchmarks).
 int pk_has_avx2(void);
-/// Forces the portable path (nonzero) or restores run-time selection (0); for tests comparing the two.
-void pk_force_portable(int portable);
+/// 1 when the AVX-512 (BW, VL, VBMI, VNNI) paths of the GGML kernels are in use on this CPU.
+int pk_has_avx512(void);
+/// 1 forces the portable path, 2 limits the kernels to AVX2, 0 restores run-time selection; for tests comparing
+/// the paths on one machine.
+void pk_force_portable(int mode);
 
 /// ggml_vec_dot_q8_0_q8_0 (generic order) for `rows` weight rows of `blocks` Q8_0 blocks each, against one
 /// Q8_0 activation row: out[r] = Σ_b (float)sumi_b · (d_w · d_a), summed block by block (Q4_0: (sumi_b · d_w) · d_a).
@@ -19,6 +22,13 @@ void pk_matvec_q8_0(const void *weights, int64_t rows, int64_t blocks, const voi
 
 /// ggml_vec_dot_q4_0_q8_0 (generic order), as above with Q4_0 weight rows.
 void pk_matvec_q4_0(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out);
+
+/// ggml_vec_dot_q4_K_q8_K, _q5_K_ and _q6_K_ (generic order) for `rows` weight rows of `blocks` 256-value
+/// blocks, against one Q8_K activation row: per block eight int32 lanes (element index mod 8) of Σ scale·q8·q,
+/// `sums[l] += (d·d_y)·lane[l]` (Q4_K/Q5_K also `sumf −= (dmin·d_y)·Σ bsums·min`), then `sumf += sums[l]` in order.
+void pk_matvec_q4_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out);
+void pk_matvec_q5_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out);
+void pk_matvec_q6_K(const void *weights, int64_t rows, int64_t blocks, const void *activations, float *out);
 
 /// MLX's affine quantized_matmul (transpose=True) in float32: out[m·rows + r] = Σ_c x[m·cols + c] ·
 /// (scale·q + bias), each product and sum rounded in float32 in column order, without fused multiply-adds.
