@@ -203,11 +203,8 @@ public enum Matrix {
             if case let .decided(outcome) = cell.planned { return CellRecord(key: cell.key, outcome: outcome, seconds: 0) }
             return CellRecord(key: cell.key, model: "-", format: "-", variant: "-", status: .error, summary: "  ERROR  \(cell.key)")
         }
-        let cacheKey: String?
-        do { cacheKey = try cache.map { _ in try CellCache.key(cell, verification: verification, settings: settings, store: store) } } catch {
-            return CellRecord(key: cell.key, outcome: .badInput(CellError(model: verification.modelName, format: verification.formatLabel,
-                                                                          variant: verification.variantLabel, message: "\(error)")), seconds: 0)
-        }
+        // A cell whose inputs cannot be read (a missing file) has no key: it runs uncached and the runner names the problem.
+        let cacheKey = cache == nil ? nil : try? CellCache.key(cell, verification: verification, settings: settings, store: store)  // checked: nil runs the cell
         if let cache, let cacheKey, !ignoreCache, var hit = cache.read(cacheKey) {
             hit.cached = true
             hit.seconds = 0

@@ -151,7 +151,7 @@ struct MatrixTests {
         #expect(merged.exitStatus == 0 && merged.totalCells == 5)
     }
 
-    @Test("a failed gate fails the cell naming gate, value and limit; a gate that cannot be measured is an error, never a pass")
+    @Test("a failed gate fails the cell naming gate, value and limit; a gate that cannot be measured, or a missing file, is an error, never a pass")
     func gates() throws {
         let scratch = try TemporaryDirectory()
         let configPath = scratch.file("gates.yaml")
@@ -167,15 +167,20 @@ struct MatrixTests {
             variants: [bf16]
             gates:
               max_kl: 0.01
+          - model: fmnist-mlp
+            files: [missing-q8_0.gguf]
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
         var options = MatrixOptions()
-        options.cacheDirectory = nil
+        options.cacheDirectory = scratch.file("cache")
         let report = try Parity.verify(config: URL(fileURLWithPath: configPath), options: options)
         let sized = try #require(report.cells.first { $0.key == "fmnist-mlp safetensors f16" })
         #expect(sized.status == .fail)
         #expect(sized.failures.contains { $0.contains("gate size:") && $0.contains("outside target 1000 ± 10.0 %") }, "\(sized.failures)")
         let kl = try #require(report.cells.first { $0.key == "fmnist-mlp safetensors bf16" })
         #expect(kl.status == .error && (kl.message ?? "").contains("max_kl: no logits"), "\(kl.message ?? "-")")
+        // A file that is not there: bad input naming it (it has no cache key; the cell runs and says why).
+        let missing = try #require(report.cells.first { $0.key == "fmnist-mlp auto file:missing-q8_0.gguf" })
+        #expect(missing.status == .error && (missing.message ?? "").contains(scratch.file("missing-q8_0.gguf")), "\(missing.message ?? "-")")
         #expect(report.exitStatus == 2)
     }
 
