@@ -13,7 +13,7 @@ public struct CellCache: Sendable {
 
     /// The cache key of a cell (hex SHA-256).
     public static func key(_ cell: MatrixCell, verification: VerificationCell, settings: CellSettings, store: ReferenceStore) throws -> String {
-        let (model, _) = try store.load(verification.model)
+        let model = try store.model(verification.model)
         var parts: [String] = [
             ParityVersion.string,
             "cell \(cell.key)", "family \(verification.family.rawValue)",
@@ -129,9 +129,13 @@ enum Gates {
     static func fileSize(_ path: String) -> Double? {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return nil }
-        if !isDirectory.boolValue { return (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.doubleValue }  // checked: nil is "cannot measure"
+        func regularFileSize(_ file: String) -> Double? {
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: file),  // checked: nil is "cannot measure"
+                  attributes[.type] as? FileAttributeType == .typeRegular else { return nil }
+            return (attributes[.size] as? NSNumber)?.doubleValue
+        }
+        if !isDirectory.boolValue { return regularFileSize(path) }
         guard let names = FileManager.default.enumerator(atPath: path)?.allObjects as? [String] else { return nil }
-        return names.compactMap { (try? FileManager.default.attributesOfItem(atPath: path + "/" + $0))?[.size] as? NSNumber }  // checked: as above
-            .reduce(0) { $0 + $1.doubleValue }
+        return names.compactMap { regularFileSize(path + "/" + $0) }.reduce(0, +)
     }
 }

@@ -69,6 +69,28 @@ public struct CellRecord: Sendable {
         }
     }
 
+    /// The record with every occurrence of `path` in its texts replaced (a temporary directory's name differs per run
+    /// and per machine; a matrix writes `<temporary>` so cached, sharded and merged results compare equal).
+    public func replacingPath(_ path: String, with replacement: String) -> CellRecord {
+        func replace(_ text: String) -> String { text.replacingOccurrences(of: path, with: replacement) }
+        func replace(_ json: JSONValue) -> JSONValue {
+            switch json {
+            case let .string(s): return .string(replace(s))
+            case let .array(items): return .array(items.map(replace))
+            case let .object(members): return .object(members.map { ($0.key, replace($0.value)) })
+            default: return json
+            }
+        }
+        var copy = self
+        copy.summary = replace(summary)
+        copy.failures = failures.map(replace)
+        copy.message = message.map(replace)
+        copy.text = text.map(replace)
+        copy.reportJSON = reportJSON.map(replace)
+        copy.gates = gates.map(replace)
+        return copy
+    }
+
     /// The record as a matrix JSON's cell object.
     public var json: JSONValue {
         var members: [(String, JSONValue)] = [

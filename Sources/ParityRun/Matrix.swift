@@ -142,11 +142,11 @@ public enum Matrix {
             var planned: [CellRunner.Planned] = []
             if entry.formats != nil || entry.variants != nil {
                 planned += try CellRunner.plan(models: [entry.model], formats: entry.formats ?? [], variants: entry.variants ?? [], file: nil,
-                                               settings: settings, store: store)
+                                               settings: settings, store: store, readGoldens: false)
             }
             for file in entry.files {
                 planned += try CellRunner.plan(models: [entry.model], formats: file.format.map { [$0] } ?? [], variants: [], file: file.path,
-                                               settings: settings, store: store)
+                                               settings: settings, store: store, readGoldens: false)
             }
             for item in planned {
                 let key: String
@@ -176,6 +176,7 @@ public enum Matrix {
         defer { if options.workDirectory == nil { try? FileManager.default.removeItem(atPath: workDirectory) } }
         try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
         let settings = CellSettings(im2col: options.im2col == .f16 ? .f16 : .kernelType, llama: options.llama, workDirectory: workDirectory)
+        let temporary = options.workDirectory == nil ? workDirectory : nil
         let store = ReferenceStore()
         let all = try plan(config, settings: settings, store: store)
         let mine = slice(all, shard: options.shard)
@@ -188,7 +189,7 @@ public enum Matrix {
             while let i = next.take(below: mine.count) {
                 let cell = mine[i]
                 progress.started(cell.key)
-                results.set(i, runOne(cell, settings: settings, store: store, cache: cache, ignoreCache: options.ignoreCache))
+                results.set(i, runOne(cell, settings: settings, temporary: temporary, store: store, cache: cache, ignoreCache: options.ignoreCache))
                 progress.finished(cell.key)
             }
         }
@@ -196,16 +197,14 @@ public enum Matrix {
     }
 
     /// One cell: from the cache when its key is there, else run, judged with overrides and gates, and cached.
-    static func runOne(_ cell: MatrixCell, settings: CellSettings, store: ReferenceStore, cache: CellCache?, ignoreCache: Bool) -> CellRecord {
+    /// `temporary`: the run's temporary work directory, written `<temporary>` in the record.
+    static func runOne(_ cell: MatrixCell, settings: CellSettings, temporary: String?, store: ReferenceStore, cache: CellCache?, ignoreCache: Bool) -> CellRecord {
         guard case let .cell(verification) = cell.planned else {
             if case let .decided(outcome) = cell.planned { return CellRecord(key: cell.key, outcome: outcome, seconds: 0) }
             return CellRecord(key: cell.key, model: "-", format: "-", variant: "-", status: .error, summary: "  ERROR  \(cell.key)")
         }
-        let cacheKey: String?
-        do { cacheKey = try cache.map { _ in try CellCache.key(cell, verification: verification, settings: settings, store: store) } } catch {
-            return CellRecord(key: cell.key, outcome: .badInput(CellError(model: verification.modelName, format: verification.formatLabel,
-                                                                          variant: verification.variantLabel, message: "\(error)")), seconds: 0)
-        }
+        // A cell whose inputs cannot be read (a missing file) has no key: it runs uncached and the runner names the problem.
+        let cacheKey = cache == nil ? nil : try? CellCache.key(cell, verification: verification, settings: settings, store: store)  // checked: nil runs the cell
         if let cache, let cacheKey, !ignoreCache, var hit = cache.read(cacheKey) {
             hit.cached = true
             hit.seconds = 0
@@ -219,6 +218,7 @@ public enum Matrix {
         }
         var record = CellRecord(key: cell.key, outcome: outcome, seconds: Date().timeIntervalSince(started))
         if case let .report(report) = outcome { Gates.apply(cell.gates, report: report, to: &record) }
+        if let temporary { record = record.replacingPath(temporary, with: "<temporary>") }
         if let cache, let cacheKey { cache.write(cacheKey, record) }
         return record
     }

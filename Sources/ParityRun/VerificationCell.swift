@@ -102,27 +102,32 @@ public struct CellSettings: Sendable {
     public func support(_ format: FormatSupport) -> FormatSupport { format.format == .gguf ? GGUFSupport(im2col: im2col) : format }
 }
 
-/// Reference models and their goldens, each read once however many cells use it (safe to share between threads).
+/// Reference models and their goldens, each read once however many cells use it (safe to share between threads). The
+/// goldens are read only when a cell runs (a cell served from the cache needs the reference's files' digests only).
 public final class ReferenceStore: @unchecked Sendable {
     private let lock = NSLock()
-    private var loaded: [String: Result<(ReferenceModel, GoldenFile), ParityError>] = [:]
+    private var models: [String: Result<ReferenceModel, ParityError>] = [:]
+    private var goldens: [String: Result<GoldenFile, ParityError>] = [:]
 
     public init() {}
 
-    /// The model and its goldens, or the bad-input error reading them gave.
-    public func load(_ nameOrPath: String) throws(ParityError) -> (model: ReferenceModel, golden: GoldenFile) {
-        lock.lock()
-        if let done = loaded[nameOrPath] { lock.unlock(); return try done.get() }
-        lock.unlock()
-        let result: Result<(ReferenceModel, GoldenFile), ParityError>
-        do {
-            let model = try ModelRepository.locate(nameOrPath)
-            result = .success((model, try model.golden()))
-        } catch { result = .failure(error) }
-        lock.lock()
-        loaded[nameOrPath] = result
-        lock.unlock()
+    /// The reference model (config and weights located), or the bad-input error reading it gave.
+    public func model(_ nameOrPath: String) throws(ParityError) -> ReferenceModel {
+        if let done = lock.withLock({ models[nameOrPath] }) { return try done.get() }
+        let result: Result<ReferenceModel, ParityError>
+        do { result = .success(try ModelRepository.locate(nameOrPath)) } catch { result = .failure(error) }
+        lock.withLock { models[nameOrPath] = result }
         return try result.get()
+    }
+
+    /// The model and its goldens.
+    public func load(_ nameOrPath: String) throws(ParityError) -> (model: ReferenceModel, golden: GoldenFile) {
+        let model = try model(nameOrPath)
+        if let done = lock.withLock({ goldens[nameOrPath] }) { return (model, try done.get()) }
+        let result: Result<GoldenFile, ParityError>
+        do { result = .success(try model.golden()) } catch { result = .failure(error) }
+        lock.withLock { goldens[nameOrPath] = result }
+        return (model, try result.get())
     }
 }
 
@@ -136,14 +141,16 @@ public enum CellRunner {
 
     /// The cells `parity verify MODELS [--format …] [--variant …] [--file F]` runs, in its order. A variant no selected
     /// format takes is a usage error naming the valid forms (thrown); a model that cannot be read is a bad-input outcome.
+    /// `readGoldens`: check each model's goldens while planning (`parity verify`: one error per model); a matrix leaves
+    /// them to the cells that run (a cached cell needs none).
     public static func plan(models: [String], formats: [Variant.Format], variants: [String], file: String?,
-                            settings: CellSettings, store: ReferenceStore) throws -> [Planned] {
+                            settings: CellSettings, store: ReferenceStore, readGoldens: Bool = true) throws -> [Planned] {
         var planned: [Planned] = []
         // The image models' cells, parsed when the first image model needs them.
         var imageCells: [(support: FormatSupport, variant: Variant)]?
         for name in models {
             let model: ReferenceModel
-            do { model = try store.load(name).model } catch {
+            do { model = readGoldens ? try store.load(name).model : try store.model(name) } catch {
                 planned.append(.decided(.badInput(CellError(model: name, format: "-", variant: "-", message: "\(error)"))))
                 continue
             }
