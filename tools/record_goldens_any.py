@@ -35,18 +35,19 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from golden_recorder import recorder as rec  # noqa: E402
+from golden_recorder import transformers_v2 as v2mod  # noqa: E402
 from regen_goldens import diff_goldens  # noqa: E402
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    model = parser.add_mutually_exclusive_group(required=True)
+    model = parser.add_mutually_exclusive_group()
     model.add_argument("--module", help="nn.Module class as pkg.module:Class")
     model.add_argument("--torchscript", help="TorchScript file (torch.jit.save) whose forward chains submodule calls")
     parser.add_argument("--kwargs", default="{}", help="constructor keyword arguments, a JSON object (with --module)")
     parser.add_argument("--path", action="append", default=[], help="directory to import --module from (repeatable)")
-    parser.add_argument("--weights", required=True, help="safetensors file, loaded with load_state_dict(strict=True)")
-    inputs = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("--weights", help="safetensors file, loaded with load_state_dict(strict=True)")
+    inputs = parser.add_mutually_exclusive_group()
     inputs.add_argument("--inputs", help=".npy (one input) or .npz (one input per array)")
     inputs.add_argument("--token-ids", help=".npy or text file of token id rows (int64 input)")
     parser.add_argument("--input-name", help="dataset name of a .npy / token-id input (default input / input_ids)")
@@ -63,6 +64,18 @@ def parse_args(argv):
     parser.add_argument("--preprocessing", default="", help="config.json input.preprocessing text")
     parser.add_argument("--force", "--replace", action="store_true", dest="force",
                         help="replace an existing golden (or config.json) that differs")
+    v2 = parser.add_argument_group("format_version 2 (a Hugging Face checkpoint that is not a chain; needs transformers)")
+    v2.add_argument("--format-version", type=int, choices=(1, 2), help="default: 2 with --pretrained or --kind, else 1")
+    v2.add_argument("--kind", choices=sorted(v2mod.KINDS), help="default: from the --module class (LlamaForCausalLM: "
+                    "causal-lm, BertModel: sentence-embedding)")
+    v2.add_argument("--pretrained", help="checkpoint directory (config.json, safetensors, tokenizer), loaded with "
+                    "the class's from_pretrained in float32, eager attention")
+    v2.add_argument("--prompts", help="causal-lm: UTF-8 file, one prompt per line, tokenized by the directory's tokenizer")
+    v2.add_argument("--tokens", type=int, default=0, help="causal-lm: tokens per prompt (default: the shortest's)")
+    v2.add_argument("--sentences", help="sentence-embedding: UTF-8 file, one sentence per line")
+    v2.add_argument("--node-sentences", default="1", help="sentence-embedding: 0-based lines recorded node by node")
+    v2.add_argument("--pad-to", type=int, default=5, help="sentence-embedding: tokens the node batch is padded to")
+    v2.add_argument("--layers", default="", help="sentence-embedding: encoder layers whose nodes are stored")
     return parser.parse_args(argv)
 
 
@@ -116,10 +129,84 @@ def temp_beside(final):
     return temp
 
 
+def main_v2(args):
+    """format_version 2 through the bundled recorders' capture and writers (tools/golden_recorder/transformers_v2.py)."""
+    try:
+        if args.torchscript:
+            raise rec.BadInput("--torchscript: format_version 2 records a transformers class given by --module")
+        if not args.pretrained or not os.path.isdir(args.pretrained):
+            raise rec.BadInput(f"--pretrained {args.pretrained}: format_version 2 needs a checkpoint directory")
+        for flag, value in (("--weights", args.weights), ("--inputs", args.inputs), ("--token-ids", args.token_ids),
+                            ("--labels", args.labels), ("--config", args.config)):
+            if value:
+                raise rec.BadInput(f"{flag}: format_version 2 reads the weights and tokenizer from --pretrained")
+        spec = args.module
+        if not args.kind:
+            if not spec:
+                raise rec.BadInput("format_version 2: give --module (a transformers class) or --kind")
+            args.kind = v2mod.kind_of(rec.import_class(spec, args.path))
+            if args.kind is None:
+                raise rec.BadInput(f"--module {spec}: no format_version 2 kind for this class; give --kind "
+                                   f"({', '.join(sorted(v2mod.KINDS))})")
+        spec = spec or v2mod.DEFAULT_CLASS[args.kind]
+        cls = v2mod.model_class(spec, args.kind, [os.path.abspath(p) for p in args.path])
+        model_dir = os.path.abspath(args.pretrained)
+        out = os.path.abspath(args.out or os.path.join(model_dir, "golden.h5"))
+        if not os.path.isdir(os.path.dirname(out)):
+            raise rec.BadInput(f"{os.path.dirname(out)}: output directory does not exist")
+        if args.kind == "causal-lm":
+            if not args.prompts:
+                raise rec.BadInput("--kind causal-lm: give --prompts FILE")
+            record = dict(prompts_path=os.path.abspath(args.prompts), tokens=args.tokens, name=args.name)
+        else:
+            if not args.sentences:
+                raise rec.BadInput("--kind sentence-embedding: give --sentences FILE")
+            if args.name:
+                raise rec.BadInput("--name: the sentence-embedding writer (tools/minilm/record_goldens.py) records "
+                                   "the model as minilm-l6; it takes no other name")
+            try:
+                nodes = [int(x) for x in args.node_sentences.split(",")]
+                layers = [int(x) for x in args.layers.split(",")] if args.layers else []
+            except ValueError as e:
+                raise rec.BadInput(f"--node-sentences / --layers: give comma-separated numbers ({e})") from e
+            record = dict(sentences_path=os.path.abspath(args.sentences), node_sentences=nodes, pad_to=args.pad_to,
+                          layers=layers)
+        temp = temp_beside(out)
+        try:
+            if args.kind == "causal-lm":
+                f32, write, extra = v2mod.record_causal_lm(temp, cls=cls, model_dir=model_dir, **record)
+            else:
+                f32, write, extra = v2mod.record_sentence_embedding(temp, cls=cls, model_dir=model_dir, **record)
+            parts = ["tools/record_goldens_any.py", "--kind", args.kind, "--module", spec,
+                     "--pretrained", rec.shown(model_dir), *extra]
+            if args.name:
+                parts += ["--name", args.name]
+            parts += ["--out", rec.shown(out)]
+            write(" ".join(json.dumps(p) if " " in p else p for p in parts))
+            print(f"{args.kind} {cls.__name__} from {rec.shown(model_dir)}: {v2mod.summary(f32)}")
+            return place(temp, out, args.force, lambda: (print(f"comparing with existing {out}:"),
+                                                           diff_goldens(out, temp))[1], "golden data")
+        finally:
+            if os.path.exists(temp):
+                os.remove(temp)
+    except rec.BadInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
+    if args.format_version == 2 or (args.format_version is None and (args.pretrained or args.kind)):
+        return main_v2(args)
+    if args.pretrained or args.kind:
+        print("error: --pretrained / --kind record format_version 2; drop --format-version 1", file=sys.stderr)
+        return 2
+    if not (args.module or args.torchscript) or not args.weights or not (args.inputs or args.token_ids):
+        print("error: format_version 1 needs --module or --torchscript, --weights, and --inputs or --token-ids",
+              file=sys.stderr)
+        return 2
     try:
         try:
             kwargs = json.loads(args.kwargs)
@@ -158,7 +245,9 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except rec.RecordingError as e:
-        print(f"error: cannot record this model as format_version 1: {e}", file=sys.stderr)
+        print(f"error: cannot record this model as format_version 1: {e}"
+              + (" (a Hugging Face Llama or BERT checkpoint records as format_version 2: --pretrained DIR, see "
+                 "docs/recording-goldens.md)" if args.module else ""), file=sys.stderr)
         return 2
 
     labels_source = args.labels_source or (args.labels and

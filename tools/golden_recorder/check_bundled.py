@@ -2,6 +2,7 @@
 """Regenerate the bundled image models' goldens with the general recorder and require them bit for bit.
 
     /usr/bin/python3 tools/golden_recorder/check_bundled.py            # all; exit 0 only if every dataset is equal
+    /usr/bin/python3 tools/golden_recorder/check_bundled.py tiny-llama # only the models whose directory ends so
 
 For each model, the general recorder (tools/record_goldens_any.py) is given the model by import path, the committed
 model.safetensors, and the inputs as a user would give them (a .npy of the first 64 Fashion-MNIST test images,
@@ -19,6 +20,13 @@ pixel / 255, and a .npy of their labels, written to a temporary directory). Its 
 Models: fmnist-cnn and fmnist-mlp from their hand-written classes (parity_models:FashionCNN / FashionMLP, whose
 forward() is their own code, not the config-driven ConfigSequential that recorded the committed files), and the
 user model fixture user-mlp-256 from parity_models:ConfigSequential with its layer list as --kwargs.
+
+format_version 2: tiny-llama (`--module transformers:LlamaForCausalLM --pretrained golden/tiny-llama` with the
+committed prompts) and minilm-l6 (`--module transformers:BertModel --pretrained "$(tools/minilm/model-dir.sh)"` with
+the committed sentences), recorded by .build-venv-llama's Python (Debian's torch 1.13 + transformers 4.46.3; make it
+with tools/llama/setup-venvs.sh llama) and compared the same way: every dataset, its attributes and its storage
+(including minilm-l6's virtual `same_as` datasets, read as their values) equal; root attributes other than `created`
+and `generator` equal.
 """
 
 import json
@@ -47,6 +55,35 @@ MODELS = [
 ]
 
 
+LLAMA_PYTHON = os.path.join(REPO, ".build-venv-llama", "bin", "python")
+
+MODELS_V2 = [
+    # (committed golden, the general recorder's arguments after the interpreter and the script)
+    ("golden/tiny-llama", lambda: ["--module", "transformers:LlamaForCausalLM",
+                                   "--pretrained", os.path.join(REPO, "golden/tiny-llama"),
+                                   "--prompts", os.path.join(REPO, "golden/tiny-llama/prompts.txt"), "--tokens", "32"]),
+    ("golden/minilm-l6", lambda: ["--module", "transformers:BertModel", "--pretrained", minilm_dir(),
+                                  "--sentences", os.path.join(REPO, "golden/minilm-l6/sentences.txt"),
+                                  "--node-sentences", "1", "--pad-to", "5"]),
+]
+
+
+def minilm_dir():
+    result = subprocess.run([os.path.join(TOOLS, "minilm", "model-dir.sh")], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"tools/minilm/model-dir.sh: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def check_v2(model_dir, arguments, scratch):
+    if not os.path.exists(LLAMA_PYTHON):
+        print(f"{model_dir}: {LLAMA_PYTHON} is missing: run tools/llama/setup-venvs.sh llama")
+        return False
+    out = os.path.join(scratch, "golden.h5")
+    command = [LLAMA_PYTHON, os.path.join(TOOLS, "record_goldens_any.py"), *arguments(), "--out", out]
+    return compare(model_dir, command, out, command[3])
+
+
 def check(model_dir, module, kwargs_key, scratch):
     directory = os.path.join(REPO, model_dir)
     with open(os.path.join(directory, "config.json")) as f:
@@ -64,11 +101,15 @@ def check(model_dir, module, kwargs_key, scratch):
                "--seed", str(pm.training_seed(config)), "--out", out]
     if kwargs_key:
         command += ["--kwargs", json.dumps({kwargs_key: config[kwargs_key]})]
+    return compare(model_dir, command, out, module)
+
+
+def compare(model_dir, command, out, module):
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         print(result.stdout + result.stderr)
         return False
-    rows, root = rec.compare_files(os.path.join(directory, "golden.h5"), out)
+    rows, root = rec.compare_files(os.path.join(REPO, model_dir, "golden.h5"), out)
     ok = True
     print(f"\n{model_dir}/golden.h5 vs the general recorder ({module}):")
     print(f"  {'dataset':<28} {'bytes':<10} {'attributes':<11} storage")
@@ -86,11 +127,21 @@ def check(model_dir, module, kwargs_key, scratch):
     return ok
 
 
-def main():
+def main(argv=None):
+    only = (sys.argv[1:] if argv is None else argv)
+    chosen = lambda model_dir: not only or any(model_dir.endswith(name) for name in only)  # noqa: E731
     results = []
     for model_dir, module, kwargs_key in MODELS:
-        with tempfile.TemporaryDirectory(prefix="golden-check-") as scratch:
-            results.append((model_dir, check(model_dir, module, kwargs_key, scratch)))
+        if chosen(model_dir):
+            with tempfile.TemporaryDirectory(prefix="golden-check-") as scratch:
+                results.append((model_dir, check(model_dir, module, kwargs_key, scratch)))
+    for model_dir, arguments in MODELS_V2:
+        if chosen(model_dir):
+            with tempfile.TemporaryDirectory(prefix="golden-check-") as scratch:
+                results.append((model_dir, check_v2(model_dir, arguments, scratch)))
+    if not results:
+        print(f"error: no bundled model matches {only}", file=sys.stderr)
+        return 2
     print()
     for model_dir, ok in results:
         print(f"{model_dir}: {'PASS (every dataset, its attributes and storage bit for bit equal)' if ok else 'FAIL'}")
