@@ -8,7 +8,10 @@
 - weights that do not load strictly are exit 2 naming the weights file;
 - token ids (a text file of rows) feed an embedding model as int64 /inputs/input_ids;
 - an existing golden is kept when the new data is identical (exit 0), refused when it differs (exit 1, file
-  unchanged) and replaced only with --force.
+  unchanged) and replaced only with --force;
+- format_version 2 (--pretrained) refuses a class that is no transformers LlamaForCausalLM / BertModel, naming it,
+  and format_version 1 arguments mixed in (exit 2, nothing written). Recording tiny-llama and minilm-l6 in
+  format_version 2 needs transformers: tools/golden_recorder/check_bundled.py proves those bit for bit.
 """
 
 import json
@@ -114,6 +117,30 @@ class RecorderTests(unittest.TestCase):
         self.assertIn("REPLACED", output)
         with h5py.File(out, "r") as f:
             self.assertFalse(f["inputs/input"][()].any())
+
+    def test_format_version_2_refuses_a_class_without_a_kind_naming_it(self):
+        out = os.path.join(self.dir, "v2.h5")
+        status, output = run("--module", "tinynet:TinyResidual", "--path", EXAMPLE, "--pretrained", self.dir,
+                             "--prompts", self.inputs, "--out", out)
+        self.assertEqual(status, 2, output)
+        self.assertIn("--module tinynet:TinyResidual: no format_version 2 kind for this class", output)
+        status, output = run("--kind", "causal-lm", "--module", "tinynet:TinyResidual", "--path", EXAMPLE,
+                             "--pretrained", self.dir, "--prompts", self.inputs, "--out", out)
+        self.assertEqual(status, 2, output)
+        self.assertIn("tinynet.TinyResidual is not a transformers LlamaForCausalLM", output)
+        self.assertFalse(os.path.exists(out))
+
+    def test_format_version_2_refuses_format_version_1_arguments(self):
+        out = os.path.join(self.dir, "v2.h5")
+        status, output = run("--kind", "causal-lm", "--pretrained", self.dir, "--weights", self.weights,
+                             "--prompts", self.inputs, "--out", out)
+        self.assertEqual(status, 2, output)
+        self.assertIn("--weights: format_version 2 reads the weights and tokenizer from --pretrained", output)
+        status, output = run("--format-version", "1", "--pretrained", self.dir, "--module", "tinynet:TinyNet",
+                             "--path", EXAMPLE, "--weights", self.weights, "--inputs", self.inputs, "--out", out)
+        self.assertEqual(status, 2, output)
+        self.assertIn("--pretrained / --kind record format_version 2", output)
+        self.assertFalse(os.path.exists(out))
 
 
 class TokenModel(torch.nn.Module):
