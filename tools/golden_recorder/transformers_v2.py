@@ -68,7 +68,8 @@ def model_class(spec, kind, search_paths=()):
 
 
 def record_causal_lm(temp, *, cls, model_dir, prompts_path, tokens, name):
-    """tools/llama/record_goldens.py's main, with the model class given. Returns (summary line, generator)."""
+    """tools/llama/record_goldens.py's main, with the model class given. Returns (the float32 capture, write(generator)
+    writing the golden to `temp`, the generator arguments that reproduce the inputs)."""
     llama = llama_recorder()
     config, files, tokenizer, model = llama.load_checkpoint(model_dir)
     if type(model) is not cls:
