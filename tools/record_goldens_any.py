@@ -5,6 +5,14 @@ floors and provenance. Debian's /usr/bin/python3 (torch 1.13, numpy, h5py) is en
     /usr/bin/python3 tools/record_goldens_any.py --module pkg.module:Class [--kwargs JSON] --weights W.safetensors \\
         --inputs X.npy|X.npz [--out DIR/golden.h5] [--name NAME] [--config] [--force]
     /usr/bin/python3 tools/record_goldens_any.py --torchscript model.pt --weights W.safetensors --token-ids ids.txt ...
+    .build-venv-llama/bin/python tools/record_goldens_any.py --module transformers:LlamaForCausalLM \
+        --pretrained HF_DIR --prompts FILE|--token-ids FILE [--tokens N]                      # format_version 2
+    .build-venv-llama/bin/python tools/record_goldens_any.py --module transformers:BertModel \
+        --pretrained ST_DIR --sentences FILE [--node-sentences 1] [--pad-to 5] [--layers ...]  # format_version 2
+
+format_version 2 (--pretrained, --kind or --format-version 2): a Hugging Face checkpoint that is not a chain, loaded
+with the class's from_pretrained and recorded through tools/llama/llama_capture.py by the bundled tiny-llama /
+minilm-l6 recorders' writers (tools/golden_recorder/transformers_v2.py); the rest of this text is format_version 1.
 
 The model: an nn.Module class by import path (searched in --path, the current directory and tools/), built with
 --kwargs (a JSON object), or a TorchScript file whose forward chains submodule calls. Its weights are loaded from
@@ -136,7 +144,7 @@ def main_v2(args):
             raise rec.BadInput("--torchscript: format_version 2 records a transformers class given by --module")
         if not args.pretrained or not os.path.isdir(args.pretrained):
             raise rec.BadInput(f"--pretrained {args.pretrained}: format_version 2 needs a checkpoint directory")
-        for flag, value in (("--weights", args.weights), ("--inputs", args.inputs), ("--token-ids", args.token_ids),
+        for flag, value in (("--weights", args.weights), ("--inputs", args.inputs),
                             ("--labels", args.labels), ("--config", args.config)):
             if value:
                 raise rec.BadInput(f"{flag}: format_version 2 reads the weights and tokenizer from --pretrained")
@@ -155,10 +163,13 @@ def main_v2(args):
         if not os.path.isdir(os.path.dirname(out)):
             raise rec.BadInput(f"{os.path.dirname(out)}: output directory does not exist")
         if args.kind == "causal-lm":
-            if not args.prompts:
-                raise rec.BadInput("--kind causal-lm: give --prompts FILE")
-            record = dict(prompts_path=os.path.abspath(args.prompts), tokens=args.tokens, name=args.name)
+            if bool(args.prompts) == bool(args.token_ids):
+                raise rec.BadInput("--kind causal-lm: give --prompts FILE or --token-ids FILE (one of them)")
+            record = dict(prompts_path=args.prompts and os.path.abspath(args.prompts), tokens=args.tokens,
+                          name=args.name, token_ids_path=args.token_ids and os.path.abspath(args.token_ids))
         else:
+            if args.token_ids:
+                raise rec.BadInput("--token-ids: sentence-embedding tokenizes --sentences (padding and mask included)")
             if not args.sentences:
                 raise rec.BadInput("--kind sentence-embedding: give --sentences FILE")
             if args.name:

@@ -67,7 +67,7 @@ def model_class(spec, kind, search_paths=()):
     return cls
 
 
-def record_causal_lm(temp, *, cls, model_dir, prompts_path, tokens, name):
+def record_causal_lm(temp, *, cls, model_dir, prompts_path, tokens, name, token_ids_path=None):
     """tools/llama/record_goldens.py's main, with the model class given. Returns (the float32 capture, write(generator)
     writing the golden to `temp`, the generator arguments that reproduce the inputs)."""
     llama = llama_recorder()
@@ -77,9 +77,23 @@ def record_causal_lm(temp, *, cls, model_dir, prompts_path, tokens, name):
         # the given subclass is loaded the same way.
         model = cls.from_pretrained(model_dir, torch_dtype=torch.float32, attn_implementation="eager")
         model.eval()
-    prompts, ids = llama.tokenize(tokenizer, prompts_path, tokens)
+    if token_ids_path:
+        # Ids as given (no tokenizer, no BOS added); the `prompts` attribute holds them decoded by the directory's
+        # tokenizer, special tokens shown, so the file still says what text the rows are.
+        ids = rec.load_inputs(token_ids=token_ids_path).arrays[0][1]
+        if tokens:
+            if tokens > ids.shape[1]:
+                raise rec.BadInput(f"{token_ids_path}: rows have {ids.shape[1]} ids, fewer than --tokens {tokens}")
+            ids = ids[:, :tokens]
+        if ids.min() < 0:
+            raise rec.BadInput(f"{token_ids_path}: negative token id {ids.min()}")
+        prompts = [tokenizer.decode(row.tolist()) for row in ids]
+        source = token_ids_path
+    else:
+        prompts, ids = llama.tokenize(tokenizer, prompts_path, tokens)
+        source = prompts_path
     if ids.max() >= config["vocab_size"]:
-        raise rec.BadInput(f"{prompts_path}: token id {ids.max()} is beyond vocab_size {config['vocab_size']}")
+        raise rec.BadInput(f"{source}: token id {ids.max()} is beyond vocab_size {config['vocab_size']}")
     seed = -1
     training = os.path.join(model_dir, "training.json")
     if os.path.exists(training):
@@ -87,7 +101,7 @@ def record_causal_lm(temp, *, cls, model_dir, prompts_path, tokens, name):
             seed = json.load(f).get("seed", -1)
     f32 = llama.capture(model, ids)
     f64 = llama.capture(copy.deepcopy(model).double(), ids)
-    generator_args = ["--prompts", rec.shown(prompts_path), "--tokens", str(ids.shape[1])]
+    generator_args = ["--token-ids" if token_ids_path else "--prompts", rec.shown(source), "--tokens", str(ids.shape[1])]
     return f32, lambda generator: llama.write_golden(
         temp, name=name or os.path.basename(model_dir), config=config, model_dir=model_dir, files=files,
         prompts=prompts, ids=ids, f32=f32, f64=f64, generator=generator, seed=seed), generator_args
