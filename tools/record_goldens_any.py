@@ -214,6 +214,16 @@ def main(argv=None):
     if args.pretrained or args.kind:
         print("error: --pretrained / --kind record format_version 2; drop --format-version 1", file=sys.stderr)
         return 2
+    if args.module and args.format_version is None:
+        try:
+            kind = v2mod.kind_of(rec.import_class(args.module, [os.path.abspath(p) for p in args.path]))
+        except rec.BadInput:
+            kind = None  # reported by format_version 1 below
+        if kind:
+            print(f"error: --module {args.module} is a transformers {v2mod.KINDS[kind]}: it records as format_version 2 "
+                  f"(kind {kind}) from its checkpoint directory: give --pretrained DIR (docs/recording-goldens.md)",
+                  file=sys.stderr)
+            return 2
     if not (args.module or args.torchscript) or not args.weights or not (args.inputs or args.token_ids):
         print("error: format_version 1 needs --module or --torchscript, --weights, and --inputs or --token-ids",
               file=sys.stderr)
