@@ -38,9 +38,12 @@ public struct BertGGMLOps: BertOps {
         Kernels.pinBLASThreads()
     }
 
-    /// The ops for a GGUF file: its causal flag.
+    /// The ops for a GGUF file. Never causal, whatever `bert.attention.causal` says: llama.cpp reads the key into its
+    /// hparams, but a `bert` model has no KV memory, so `llama_decode` runs `llama_context::encode`, which sets
+    /// `cparams.causal_attn = false` for the encoder graph (measured: llama-embedding gives bit-identical embeddings
+    /// for all-MiniLM-L6-v2's q8_0 file with the key false and flipped to true).
     public init(source: GGUFBertWeights, flashAttention: Bool = false) {
-        self.init(flashAttention: flashAttention, causal: source.causalAttention)
+        self.init(flashAttention: flashAttention, causal: false)
     }
 
     public var semantics: String {

@@ -7,8 +7,8 @@ import ParityFormats
 /// `check_tensor_dims` / `done_getting_tensors`), in that order, so the first refusal is the one llama.cpp prints:
 /// - hyperparameters: `bert.context_length`, `.embedding_length`, `.block_count` (1…512) required (u32);
 ///   `.feed_forward_length` and `.attention.head_count` default to 0 (a file without them fails the tensor checks);
-///   `bert.attention.causal` defaults to **true** (a converter that forgets it gives a causal encoder, which llama.cpp
-///   runs silently) and `bert.pooling_type` to NONE; `bert.attention.layer_norm_epsilon` (f32) is required.
+///   `bert.attention.causal` defaults to **true** (read into `causalAttention`; llama.cpp's encode path ignores it
+///   and runs the encoder bidirectionally, see BertGGMLOps.init(source:)) and `bert.pooling_type` to NONE; `bert.attention.layer_norm_epsilon` (f32) is required.
 /// - vocabulary: `tokenizer.ggml.model` required; "bert" is WordPiece and needs `tokenizer.ggml.tokens`;
 ///   `tokenizer.ggml.token_type_count` (u32, default 0) sizes the token-type table, and 0 is refused at the tensors
 ///   ("model needs to define token type count").

@@ -87,6 +87,16 @@ public enum GGUFBertCells {
         report.weights = try WeightVerifier.verify(bert: source, reference: model.weights())
         report.loadRefusals += source.loading.refusals.filter { !report.loadRefusals.contains($0) }
         report.notes += source.loading.refusals.map { "FAIL: \($0)" } + source.loading.warnings.map { "warning: \($0)" }
+        if source.causalAttention {
+            report.notes.append("warning: bert.attention.causal is \(source.file["bert.attention.causal"] == nil ? "absent (llama.cpp's default: true)" : "true"), "
+                + "but the reference is a bidirectional encoder; llama.cpp ignores it for bert (llama_context::encode forces non-causal attention), "
+                + "so the file embeds as the reference does — a runtime that honoured it would not")
+        }
+        // llama.cpp tokenizes users' text with the file's vocabulary; the goldens' token ids cannot see it (BertVocabularyCheck).
+        if let mismatch = try BertVocabularyCheck.firstMismatch(gguf: source.file, referenceDirectory: model.directory) {
+            report.hyperparameterMismatches.append("tokenizer: " + mismatch)
+            report.notes.append("FAIL: tokenizer: \(mismatch)")
+        }
         if golden.kind == "sentence-embedding" {
             let agreement = try SentenceAgreement.compute(graph: model.config.graph, engine: engine, golden: golden)
             if let types = BertQuantizedExpectation.types(source), !Set(types.values).isSubset(of: [.f32, .f16, .bf16]) {

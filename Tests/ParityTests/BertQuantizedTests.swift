@@ -60,8 +60,9 @@ struct BertQuantizedTests {
         #expect(!weights.passed)
         #expect(failing.map(\.fileName) == ["blk.0.attn_q.weight"], "\(failing.map(\.fileName))")
         // Block 100 of rows of 12 blocks: row 8, columns 128…159.
-        #expect(failing.first?.issues.contains { $0.row == 8 && (128..<160).contains($0.column) } ?? false,
-                "\(failing.first?.issues.prefix(3).map { "row \($0.row) column \($0.column) block \($0.block.map(String.init) ?? "-")" } ?? [])")
+        let plantedTensor = try #require(failing.first, "no failing tensor")
+        #expect(plantedTensor.issues.contains { $0.row == 8 && (128..<160).contains($0.column) },
+                "\(plantedTensor.issues.prefix(3).map { "row \($0.row) column \($0.column) block \($0.block.map(String.init) ?? "-")" })")
     }
 
     /// Node level only (Comparator, no sentence runs) plus the weight check: a pair of tensors exchanged fails at the
