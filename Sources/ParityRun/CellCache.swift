@@ -2,20 +2,28 @@ import Foundation
 import ParityCore
 import ParityVerify
 
-/// Cell results on disk, one JSON per cell under the SHA-256 of everything that went into the cell: Parity's version,
-/// the cell (model, format, variant or file), the runtime settings, every file of the reference directory (weights,
+/// Cell results on disk, one JSON per cell under the SHA-256 of everything that went into the cell: Parity's code (the
+/// SHA-256 of the running executable: any rebuild with a change misses, see `ParityVersion.codeIdentity`), the cell (model, format, variant or file), the runtime settings, every file of the reference directory (weights,
 /// config, goldens), the converted file's content (a file cell; a directory: every file), the tolerance overrides and
 /// the gates. Changing any of them changes the key, so a stale result is never served; nothing is ever invalidated.
 public struct CellCache: Sendable {
     public let directory: String
+    /// What identifies Parity's code in every key (default: the running executable's SHA-256).
+    public let codeIdentity: String
+    /// Remembered file digests (`<directory>/digests`), so a hit does not hash the reference files again.
+    let memo: DigestMemo
 
-    public init(directory: String) { self.directory = directory }
+    public init(directory: String, codeIdentity: String? = nil) {
+        self.directory = directory
+        memo = DigestMemo(directory: directory + "/digests")
+        self.codeIdentity = codeIdentity ?? ParityVersion.codeIdentity(memo: memo)
+    }
 
     /// The cache key of a cell (hex SHA-256).
-    public static func key(_ cell: MatrixCell, verification: VerificationCell, settings: CellSettings, store: ReferenceStore) throws -> String {
+    public func key(_ cell: MatrixCell, verification: VerificationCell, settings: CellSettings, store: ReferenceStore) throws -> String {
         let model = try store.model(verification.model)
         var parts: [String] = [
-            ParityVersion.string,
+            ParityVersion.string, "code \(codeIdentity)",
             "cell \(cell.key)", "family \(verification.family.rawValue)",
             "im2col \(settings.im2col.rawValue)", "llama \(settings.llama)",
         ]
@@ -33,10 +41,10 @@ public struct CellCache: Sendable {
     }
 
     /// `label relative-path sha256` for a file, or for every regular file under a directory (sorted).
-    static func contentDigests(_ path: String, label: String) throws -> [String] {
+    func contentDigests(_ path: String, label: String) throws -> [String] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ParityError.notFound(path: path, what: "\(label) file") }
-        guard isDirectory.boolValue else { return ["\(label) \(try FileDigest.sha256(path: path))"] }
+        guard isDirectory.boolValue else { return ["\(label) \(try memo.sha256(path: path))"] }
         guard let names = FileManager.default.enumerator(atPath: path)?.allObjects as? [String] else {
             throw ParityError.io(path: path, reason: "cannot list the \(label) directory")
         }
@@ -46,7 +54,7 @@ public struct CellCache: Sendable {
             guard FileManager.default.fileExists(atPath: path + "/" + name, isDirectory: &sub), !sub.boolValue else { continue }
             // Python's byte-code caches and editor files do not change what a reference is.
             if name.hasPrefix(".") || name.contains("/.") || name.contains("__pycache__") { continue }
-            out.append("\(label) \(name) \(try FileDigest.sha256(path: path + "/" + name))")
+            out.append("\(label) \(name) \(try memo.sha256(path: path + "/" + name))")
         }
         return out
     }
@@ -75,7 +83,7 @@ public struct CellCache: Sendable {
 
 /// The quality gates of a cell, measured from its report.
 enum Gates {
-    static func apply(_ gates: QualityGates, report r: VerificationReport, to record: inout CellRecord) {
+    static func apply(_ gates: QualityGates, family: VerificationCell.Family, report r: VerificationReport, to record: inout CellRecord) {
         guard !gates.isEmpty else { return }
         let cell = "\(r.model) \(r.format) \(r.variant)"
         var unmeasurable: [String] = []
@@ -93,8 +101,15 @@ enum Gates {
             judge("max_kl", value: r.logits?.klMean, limit: limit, atMost: true, why: "no logits in this report (KL is measured for causal LMs)")
         }
         if let limit = gates.minEmbeddingCosine {
-            judge("min_embedding_cosine", value: r.layers.last?.metrics?.cosine, limit: limit, atMost: false,
-                  why: "the output node has no cosine (not compared, or a zero norm)")
+            // The end metric the model defines: a sentence-embedding model's is the cosine of each of the golden's
+            // reference sentences to PyTorch's embedding (the worst one); other models' is the output node's cosine.
+            if family == .bert {
+                judge("min_embedding_cosine (worst reference sentence)", value: r.sentenceAgreement?.minimumCosine, limit: limit, atMost: false,
+                      why: "the sentence-embedding agreement over the golden's reference sentences was not measured for this file")
+            } else {
+                judge("min_embedding_cosine (output node \(r.layers.last?.name ?? "-"))", value: r.layers.last?.metrics?.cosine, limit: limit, atMost: false,
+                      why: "the output node has no cosine (not compared, or a zero norm)")
+            }
         }
         if let target = gates.sizeTargetBytes, let tolerance = gates.sizeTolerance {
             let size = fileSize(r.file)

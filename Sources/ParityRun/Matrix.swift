@@ -3,10 +3,29 @@ import ParityCore
 import ParityModels
 import ParityVerify
 
-/// Parity's version as it enters every cache key: bump it whenever a change can alter a verdict, so a cache written by
-/// another Parity is never served.
+/// Parity's version and code identity as they enter every cache key.
 public enum ParityVersion {
-    public static let string = "parity 0.14.0 (matrix cache format 1)"
+    /// The release and the cache's format (shown in reports; part of the key).
+    public static let string = "parity 0.14.0 (matrix cache format 2)"
+
+    /// The SHA-256 of the running executable (`/proc/self/exe`: the `parity` binary, or the test binary Parity is
+    /// linked into): any change to Parity's code — or to anything else linked into that binary — changes it, so a
+    /// result computed by other code is never served, with no version to remember to bump. The price: every rebuild
+    /// that changes the binary starts with a cold cache. Hashed once per process (and remembered in the cache's digest
+    /// memo across runs). An executable that cannot be read gets a fresh random identity: every cell misses.
+    static func codeIdentity(memo: DigestMemo) -> String {
+        identityLock.withLock {
+            if let known = identity { return known }
+            let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))  // checked: nil falls back below
+                ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+            let computed = (try? memo.sha256(path: executable)).map { "executable sha256 \($0)" }  // checked: unreadable → random, all miss
+                ?? "unidentified executable \(UUID().uuidString)"
+            identity = computed
+            return computed
+        }
+    }
+    nonisolated(unsafe) private static var identity: String?
+    private static let identityLock = NSLock()
 }
 
 /// One cell of a matrix: what `CellRunner` runs (or what planning decided), with the config's overrides and gates.
@@ -54,6 +73,8 @@ public struct MatrixOptions: Sendable {
     public var workDirectory: String?
     /// Called with a progress line (`[3/12] running tiny-llama gguf Q4_K_M`); the CLI writes it to stderr.
     public var progress: (@Sendable (String) -> Void)?
+    /// What identifies Parity's code in cache keys (nil: the running executable's SHA-256; tests set it).
+    public var codeIdentity: String?
 
     public init() {}
 }
@@ -68,12 +89,18 @@ public struct MatrixReport: Sendable {
     public var shard: Shard?
     /// The cells of the whole matrix, before sharding (a merge checks the shards add up to it).
     public var totalCells: Int
+    /// The whole matrix's identity: SHA-256 of its cell keys in order (a merge refuses shards of different matrices).
+    public var matrix: String?
 
-    public init(cells: [CellRecord], shard: Shard?, totalCells: Int) {
+    public init(cells: [CellRecord], shard: Shard?, totalCells: Int, matrix: String? = nil) {
         self.cells = cells
         self.shard = shard
         self.totalCells = totalCells
+        self.matrix = matrix
     }
+
+    /// The identity of a matrix with these cell keys.
+    public static func identity(keys: [String]) -> String { SHA256.hex(Array(keys.sorted().joined(separator: "\n").utf8)) }
 
     /// error if any cell had bad input; else fail if any failed; else unjudged if any is; else pass (skipped cells
     /// do not count; a matrix where nothing ran is an error).
@@ -109,6 +136,7 @@ public struct MatrixReport: Sendable {
             ("exit_status", .number(Int(exitStatus))),
             ("shard", shard.map { .object([("index", .number($0.index)), ("count", .number($0.count))]) } ?? .null),
             ("total_cells", .number(totalCells)),
+            ("matrix", matrix.map { .string($0) } ?? .null),
             ("cells", .array(cells.map(\.json))),
         ])
     }
@@ -128,7 +156,7 @@ public enum Matrix {
     /// The matrix's cells in key order (duplicates are an error naming both places; a tolerance pattern that matches no
     /// node of its model is an error naming pattern and model).
     public static func plan(_ config: MatrixConfig, settings: CellSettings, store: ReferenceStore) throws -> [MatrixCell] {
-        var cells: [MatrixCell] = []
+        var drafts: [(key: String, file: String?, cell: MatrixCell)] = []
         var origins: [String: String] = [:]
         for entry in config.entries {
             if !entry.tolerances.isEmpty {
@@ -139,16 +167,17 @@ public enum Matrix {
                         + "(its nodes: \(nodes.prefix(8).joined(separator: ", "))\(nodes.count > 8 ? ", …" : ""))")
                 }
             }
-            var planned: [CellRunner.Planned] = []
+            // Each planned item with the converted file it checks (nil: a convert cell).
+            var planned: [(item: CellRunner.Planned, file: String?)] = []
             if entry.formats != nil || entry.variants != nil {
                 planned += try CellRunner.plan(models: [entry.model], formats: entry.formats ?? [], variants: entry.variants ?? [], file: nil,
-                                               settings: settings, store: store, readGoldens: false)
+                                               settings: settings, store: store, readGoldens: false).map { ($0, nil) }
             }
             for file in entry.files {
                 planned += try CellRunner.plan(models: [entry.model], formats: file.format.map { [$0] } ?? [], variants: [], file: file.path,
-                                               settings: settings, store: store, readGoldens: false)
+                                               settings: settings, store: store, readGoldens: false).map { ($0, file.path) }
             }
-            for item in planned {
+            for (item, file) in planned {
                 let key: String
                 switch item {
                 case let .cell(cell): key = cell.key
@@ -156,10 +185,30 @@ public enum Matrix {
                 case let .decided(.skipped(line)): key = line
                 case let .decided(.report(r)): key = "\(r.model) \(r.format) \(r.variant)"
                 }
-                if let first = origins[key] { throw ParityError.usage("\(entry.origin): cell \"\(key)\" is also asked for at \(first): list it once") }
-                origins[key] = entry.origin
-                cells.append(MatrixCell(key: key, planned: item, tolerances: entry.tolerances, gates: entry.gates, origin: entry.origin))
+                drafts.append((key, file, MatrixCell(key: key, planned: item, tolerances: entry.tolerances, gates: entry.gates, origin: entry.origin)))
             }
+        }
+        // Two different files of one model with the same name would share a key (`file:NAME`): their keys get the
+        // trailing path components that tell them apart (relative, so shards on other machines agree).
+        for (key, group) in Dictionary(grouping: drafts.indices, by: { drafts[$0].key }) where group.count > 1 {
+            let paths = group.compactMap { drafts[$0].file }
+            guard paths.count == group.count, Set(paths).count == paths.count else { continue }
+            let name = (paths[0] as NSString).lastPathComponent
+            guard key.hasSuffix("file:" + name) else { continue }
+            let components = paths.map { ($0 as NSString).standardizingPath.split(separator: "/").map(String.init) }
+            var depth = 1
+            while depth < components.map(\.count).max() ?? 1, Set(components.map { $0.suffix(depth) }).count < components.count { depth += 1 }
+            for (i, index) in group.enumerated() {
+                let distinct = components[i].suffix(depth).joined(separator: "/")
+                drafts[index].cell.key = String(key.dropLast(name.count)) + distinct
+            }
+        }
+        var cells: [MatrixCell] = []
+        for draft in drafts {
+            let key = draft.cell.key
+            if let first = origins[key] { throw ParityError.usage("\(draft.cell.origin): cell \"\(key)\" is also asked for at \(first): list it once") }
+            origins[key] = draft.cell.origin
+            cells.append(draft.cell)
         }
         return cells.sorted { $0.key < $1.key }
     }
@@ -180,7 +229,7 @@ public enum Matrix {
         let store = ReferenceStore()
         let all = try plan(config, settings: settings, store: store)
         let mine = slice(all, shard: options.shard)
-        let cache = options.cacheDirectory.map { CellCache(directory: $0) }
+        let cache = options.cacheDirectory.map { CellCache(directory: $0, codeIdentity: options.codeIdentity) }
         let results = ResultSlots(count: mine.count)
         let progress = ProgressCounter(total: mine.count, report: options.progress)
         let next = ResultSlots.Counter()
@@ -193,7 +242,7 @@ public enum Matrix {
                 progress.finished(cell.key)
             }
         }
-        return MatrixReport(cells: results.values, shard: options.shard, totalCells: all.count)
+        return MatrixReport(cells: results.values, shard: options.shard, totalCells: all.count, matrix: MatrixReport.identity(keys: all.map(\.key)))
     }
 
     /// One cell: from the cache when its key is there, else run, judged with overrides and gates, and cached.
@@ -204,7 +253,7 @@ public enum Matrix {
             return CellRecord(key: cell.key, model: "-", format: "-", variant: "-", status: .error, summary: "  ERROR  \(cell.key)")
         }
         // A cell whose inputs cannot be read (a missing file) has no key: it runs uncached and the runner names the problem.
-        let cacheKey = cache == nil ? nil : try? CellCache.key(cell, verification: verification, settings: settings, store: store)  // checked: nil runs the cell
+        let cacheKey = cache == nil ? nil : try? cache?.key(cell, verification: verification, settings: settings, store: store)  // checked: nil runs the cell
         if let cache, let cacheKey, !ignoreCache, var hit = cache.read(cacheKey) {
             hit.cached = true
             hit.seconds = 0
@@ -217,7 +266,7 @@ public enum Matrix {
             outcome = .report(report)
         }
         var record = CellRecord(key: cell.key, outcome: outcome, seconds: Date().timeIntervalSince(started))
-        if case let .report(report) = outcome { Gates.apply(cell.gates, report: report, to: &record) }
+        if case let .report(report) = outcome { Gates.apply(cell.gates, family: verification.family, report: report, to: &record) }
         if let temporary { record = record.replacingPath(temporary, with: "<temporary>") }
         if let cache, let cacheKey { cache.write(cacheKey, record) }
         return record
@@ -228,7 +277,7 @@ public enum Matrix {
         guard !documents.isEmpty else { throw .usage("report merge: give the shards' JSON files") }
         var cells: [CellRecord] = []
         var seenShards: [Int: String] = [:]
-        var count: Int?, total: Int?
+        var count: Int?, total: Int?, matrix: String?
         for (json, source) in documents {
             guard json["schema"]?.stringValue == "parity-matrix" else { throw .malformed(file: source, at: "schema", reason: "not a parity-matrix JSON (parity verify --config --json)") }
             guard let shard = json["shard"], let index = shard["index"]?.intValue, let n = shard["count"]?.intValue else {
@@ -238,6 +287,11 @@ public enum Matrix {
             if let count, count != n { throw .mismatch(file: source, reason: "shard \(index)/\(n) of a matrix cut into \(count) shards elsewhere") }
             if let total, total != cellTotal { throw .mismatch(file: source, reason: "its matrix has \(cellTotal) cells, another shard's \(total): not the same matrix") }
             if let other = seenShards[index] { throw .mismatch(file: source, reason: "shard \(index)/\(n) is also \(other): overlapping shards") }
+            // Two configs cut into as many shards with as many cells are still different matrices: their keys say so.
+            if let id = json["matrix"]?.stringValue {
+                if let matrix, matrix != id { throw .mismatch(file: source, reason: "shard \(index)/\(n) is of another matrix (its cells' keys differ from the other shards'): merge shards of one config") }
+                matrix = id
+            }
             seenShards[index] = source
             count = n
             total = cellTotal
@@ -253,7 +307,10 @@ public enum Matrix {
         guard cells.count == total ?? 0 else {
             throw .usage("report merge: the shards hold \(cells.count) cells, the matrix \(total ?? 0)")
         }
-        return MatrixReport(cells: cells.sorted { $0.key < $1.key }, shard: nil, totalCells: total ?? cells.count)
+        if let matrix, MatrixReport.identity(keys: cells.map(\.key)) != matrix {
+            throw .usage("report merge: the shards' cells are not the matrix they were cut from (their keys differ)")
+        }
+        return MatrixReport(cells: cells.sorted { $0.key < $1.key }, shard: nil, totalCells: total ?? cells.count, matrix: matrix)
     }
 }
 

@@ -81,7 +81,7 @@ public struct QualityGates: Hashable, Sendable {
     public var maxTop1Drop: Double?
     /// Mean KL(reference ‖ file) over the logits' positions (llama-perplexity's --kl-divergence mean).
     public var maxKL: Double?
-    /// Cosine similarity of the output node (the golden's last node: a sentence embedding, logits) to the golden.
+    /// The end metric's cosine: a sentence-embedding model's worst reference sentence to PyTorch's embedding; otherwise the output node's cosine to the golden.
     public var minEmbeddingCosine: Double?
     /// The converted file's size in bytes (an MLX directory: all its files), within ± sizeTolerance × target.
     public var sizeTargetBytes: Double?
@@ -110,7 +110,26 @@ indirect enum ConfigNode {
         let line = node.mark?.line
         switch node {
         case let .mapping(mapping):
-            self = .map(mapping.map { (key: $0.key.string ?? "\($0.key)", value: ConfigNode($0.value), line: $0.key.mark?.line) }, line: line)
+            // YAML merge keys (`<<: *defaults`, `<<: [*a, *b]`): the merged mappings' keys that the mapping does not
+            // give itself, earlier merged mappings first (YAML 1.1's merge type), so shared gates can be written once.
+            var members: [(key: String, value: ConfigNode, line: Int?)] = []
+            var merged: [Node] = []
+            for (key, value) in mapping {
+                if key.string == "<<" {
+                    if case let .sequence(list) = value { merged += list } else { merged.append(value) }
+                    continue
+                }
+                members.append((key: key.string ?? "\(key)", value: ConfigNode(value), line: key.mark?.line))
+            }
+            for source in merged {
+                guard case let .map(inherited, _) = ConfigNode(source) else {
+                    // Not a mapping: kept as a key, so the reader reports it (`unknown key "<<"`) with its line.
+                    members.append((key: "<<", value: ConfigNode(source), line: source.mark?.line))
+                    continue
+                }
+                for member in inherited where !members.contains(where: { $0.key == member.key }) { members.append(member) }
+            }
+            self = .map(members, line: line)
         case let .sequence(sequence):
             self = .list(sequence.map(ConfigNode.init), line: line)
         default:
@@ -165,6 +184,14 @@ struct ConfigReader {
 
     func number(_ node: ConfigNode, _ path: String) throws(ParityError) -> Double {
         guard case let .scalar(s, _) = node, let x = Double(s), x.isFinite else { throw fail(node.line, path, "\(path) must be a finite number") }
+        return x
+    }
+
+    /// A number inside the range its meaning allows: a value outside it (a percentage for a fraction, a negative
+    /// bound) would make a gate that can never fail, or never pass — a typo that silently disables it.
+    func number(_ node: ConfigNode, _ path: String, in range: ClosedRange<Double>, _ meaning: String) throws(ParityError) -> Double {
+        let x = try number(node, path)
+        guard range.contains(x) else { throw fail(node.line, path, "\(path) is \(formatNumber(x)): \(meaning)") }
         return x
     }
 
@@ -229,8 +256,9 @@ struct ConfigReader {
                     }
                     // Every tolerance carries its reason, as the built-in ones do.
                     tolerances.append(ToleranceOverride(pattern: try string(try required("nodes"), "\(tpath).nodes"),
-                                                        maxRelL2: try number(try required("max_rel_l2"), "\(tpath).max_rel_l2"),
-                                                        maxAbsOverScale: try number(try required("max_abs_over_scale"), "\(tpath).max_abs_over_scale"),
+                                                        maxRelL2: try number(try required("max_rel_l2"), "\(tpath).max_rel_l2", in: 0...Double.greatestFiniteMagnitude, "a limit is at least 0"),
+                                                        maxAbsOverScale: try number(try required("max_abs_over_scale"), "\(tpath).max_abs_over_scale",
+                                                                                    in: 0...Double.greatestFiniteMagnitude, "a limit is at least 0"),
                                                         reason: try string(try required("reason"), "\(tpath).reason")))
                 }
             }
@@ -238,17 +266,17 @@ struct ConfigReader {
             if let (node, _) = keys["gates"] {
                 let gpath = "\(path).gates"
                 let gkeys = try map(node, gpath, allowed: ["max_top1_drop", "max_kl", "min_embedding_cosine", "size", "min_speed_ratio"])
-                gates.maxTop1Drop = try gkeys["max_top1_drop"].map { n, _ throws(ParityError) in try number(n, "\(gpath).max_top1_drop") }
-                gates.maxKL = try gkeys["max_kl"].map { n, _ throws(ParityError) in try number(n, "\(gpath).max_kl") }
-                gates.minEmbeddingCosine = try gkeys["min_embedding_cosine"].map { n, _ throws(ParityError) in try number(n, "\(gpath).min_embedding_cosine") }
-                gates.minSpeedRatio = try gkeys["min_speed_ratio"].map { n, _ throws(ParityError) in try number(n, "\(gpath).min_speed_ratio") }
+                gates.maxTop1Drop = try gkeys["max_top1_drop"].map { n, _ throws(ParityError) in try number(n, "\(gpath).max_top1_drop", in: 0...1, "a fraction in [0, 1] (0.01 is 1 %)") }
+                gates.maxKL = try gkeys["max_kl"].map { n, _ throws(ParityError) in try number(n, "\(gpath).max_kl", in: 0...Double.greatestFiniteMagnitude, "a KL divergence is at least 0") }
+                gates.minEmbeddingCosine = try gkeys["min_embedding_cosine"].map { n, _ throws(ParityError) in try number(n, "\(gpath).min_embedding_cosine", in: -1...1, "a cosine is in [-1, 1]") }
+                gates.minSpeedRatio = try gkeys["min_speed_ratio"].map { n, _ throws(ParityError) in try number(n, "\(gpath).min_speed_ratio", in: Double.leastNonzeroMagnitude...Double.greatestFiniteMagnitude, "a speed ratio is above 0") }
                 if let (sizeNode, _) = gkeys["size"] {
                     let skeys = try map(sizeNode, "\(gpath).size", allowed: ["target_bytes", "tolerance"])
                     guard let (target, _) = skeys["target_bytes"], let (tolerance, _) = skeys["tolerance"] else {
                         throw fail(sizeNode.line, "\(gpath).size", "\(gpath).size needs `target_bytes:` and `tolerance:` (a fraction of the target)")
                     }
-                    gates.sizeTargetBytes = try number(target, "\(gpath).size.target_bytes")
-                    gates.sizeTolerance = try number(tolerance, "\(gpath).size.tolerance")
+                    gates.sizeTargetBytes = try number(target, "\(gpath).size.target_bytes", in: 1...Double.greatestFiniteMagnitude, "a size is at least 1 byte")
+                    gates.sizeTolerance = try number(tolerance, "\(gpath).size.tolerance", in: 0...1, "a fraction of the target in [0, 1] (0.05 is ± 5 %)")
                 }
             }
             if formats == nil && variants == nil && files.isEmpty {

@@ -137,9 +137,20 @@ extension ParityFailure {
                                           value: Double(argmax.decisiveAgreeing), limit: Double(argmax.decisive),
                                           location: "rows " + argmax.disagreeingRows.prefix(8).map(String.init).joined(separator: ", "), detail: nil))
         }
+        // A sentence-embedding model's end metric (each line names the sentence, the cosine and the limit).
+        for line in report.endMetricFailures {
+            failures.append(ParityFailure(cell: cell, subject: .output("sentence embeddings"), metric: "end metric", value: nil, limit: nil,
+                                          location: nil, detail: line))
+        }
         if report.layers.isEmpty {
             failures.append(ParityFailure(cell: cell, subject: .file("the report"), metric: "no node was compared", value: nil, limit: nil,
                                           location: nil, detail: nil))
+        }
+        // Every verdict input above has its failure; should a new one be added to the verdict first, a failed report
+        // still fails the test (naming the verdict) rather than passing silently.
+        if failures.isEmpty && report.verdict == .fail {
+            failures.append(ParityFailure(cell: cell, subject: .file("verdict FAIL"), metric: "verdict", value: nil, limit: nil,
+                                          location: nil, detail: "the report failed; see its text (`parity verify --file`) for why"))
         }
         if failures.isEmpty && report.verdict == .unjudged {
             let unjudged = report.layers.filter { $0.status == .unjudged }.map(\.name)

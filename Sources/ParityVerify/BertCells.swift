@@ -24,6 +24,7 @@ public enum BertCells {
         let judged = agreement.referenceMargins.filter { $0 > margin }.count
         report.notes.append(agreement.summary + "; limit: cosine ≥ \(String(format: "%.7f", cosineLimit)) (\(why)), and each nearest neighbour kept "
             + "where PyTorch's margin exceeds \(String(format: "%.4f", margin)), what that limit lets an embedding move: \(judged) of \(agreement.count) sentences")
+        report.sentenceAgreement = agreement
         report.endMetricFailures = agreement.failures(cosineLimit: cosineLimit, why: why)
         report.notes += report.endMetricFailures.map { "FAIL: " + $0 }
     }

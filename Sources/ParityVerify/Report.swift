@@ -97,6 +97,8 @@ public struct VerificationReport: Sendable {
     public var logits: LogitAgreement?
     /// A sentence-embedding model's end metric out of its limit (SentenceAgreement: cosine to PyTorch's embedding, nearest neighbour): the file fails.
     public var endMetricFailures: [String] = []
+    /// A sentence-embedding model's end metric as measured (nil: the model defines none, or it was not measured).
+    public var sentenceAgreement: SentenceAgreement?
 
     /// Layers compared against a golden (not missing, not errored, not skipped).
     public var covered: Int { layers.filter { $0.metrics != nil }.count }

@@ -102,6 +102,21 @@ struct ParityTestingMatrixTests {
     }
 }
 
+@Suite("ParityTesting: every verdict input becomes a failure")
+struct ParityTestingEndMetricTests {
+    @Test("a report failed only by its end metric (a sentence embedding out of its limit) yields that failure, never none")
+    func endMetricFailureIsNamed() throws {
+        let dir = try TemporaryDirectory()
+        var report = try Parity.verify(model: Repo.golden + "/fmnist-mlp", file: try fmnistMLPFile(in: dir, "good.safetensors"))
+        #expect(report.verdict == .pass && ParityTesting.failureMessages(report).isEmpty)
+        let line = "sentence 2: embedding cosine 0.9990000 to PyTorch's < limit 0.9999000 (the bar for float files)"
+        report.endMetricFailures = [line]
+        #expect(report.verdict == .fail)
+        let messages = ParityTesting.failureMessages(report)
+        #expect(messages.count == 1 && messages[0].contains("sentence embeddings: end metric — " + line), "\(messages)")
+    }
+}
+
 /// XCTAssertVerified on a report that passes records nothing (its failure path is exercised by the example package,
 /// tools/examples/run-example.sh, whose broken run must print the XCTest failures).
 final class ParityTestingXCTests: XCTestCase {
