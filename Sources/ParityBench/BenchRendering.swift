@@ -29,7 +29,8 @@ public enum BenchRendering {
         table(["model", "format", "variant", "size", "sha256", "verdict", "worst metric", "verify weights s", "verify activations s", "accuracy", "Δ ref", "end metric", "gates"],
               rows.map { r in
                   let gates = r.gates.map { "\($0.name) \($0.passed.map { $0 ? "pass" : "FAIL" } ?? "n/a")" }.joined(separator: ", ")
-                  let end = r.top1Agreement.map { String(format: "top-1 %.3f, KL %.2e", $0, r.klMean ?? .nan) } ?? "-"
+                  let end = r.top1Agreement.map { String(format: "top-1 %.3f, KL %.2e", $0, r.klMean ?? .nan) }
+                      ?? r.retrievalAgreement.map { String(format: "min cos %.6f, NN %.3f", r.accuracy ?? .nan, $0) } ?? "-"
                   return [r.model, r.format, r.variant, size(r.fileBytes), String(r.sha256.prefix(12)), r.verdict, r.worstMetric,
                           f(r.weightCheckSeconds, 3), f(r.activationCheckSeconds, 3), f(r.accuracy, 4),
                           r.accuracyDelta.map { String(format: "%+.4f", $0) } ?? "-", end, gates.isEmpty ? "-" : gates]
@@ -115,6 +116,7 @@ public enum BenchRendering {
                 ("activation_check_seconds", .number(r.activationCheckSeconds)),
             ])),
             ("accuracy", num(r.accuracy)), ("reference_accuracy", num(r.referenceAccuracy)), ("accuracy_delta", num(r.accuracyDelta)),
+            ("accuracy_metric", str(r.accuracyMetric)), ("retrieval_agreement", num(r.retrievalAgreement)),
             ("top1_agreement", num(r.top1Agreement)), ("kl_mean", num(r.klMean)),
             ("gates", .array(r.gates.map { g in
                 .object([("name", .string(g.name)), ("passed", g.passed.map { JSONValue.bool($0) } ?? .null), ("value", num(g.value)),

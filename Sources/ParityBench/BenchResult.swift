@@ -82,8 +82,13 @@ public struct BenchRow: Sendable {
     public let weightCheckSeconds: Double
     public let activationCheckSeconds: Double
     /// Image models: the reference's accuracy (PyTorch's, recorded in config.json) and this file's on the full test set.
+    /// Sentence embedders: the smallest cosine of the reference sentences' embeddings to PyTorch's (reference 1).
     public var referenceAccuracy: Double?
     public var accuracy: Double?
+    /// What `accuracy` measures, in words (the end metric of the model's kind).
+    public var accuracyMetric: String?
+    /// Sentence embedders: the share of reference sentences whose nearest neighbour (by cosine) is PyTorch's.
+    public var retrievalAgreement: Double?
     /// Language models: the end metric verification computed against the reference logits.
     public var top1Agreement: Double?
     public var klMean: Double?

@@ -12,6 +12,7 @@ public struct RuntimeRunner: Sendable {
     public var systemPython: String
     public var mlxPython: String
     public var mlxLMPython: String
+    public var mlxEmbeddingsPython: String
     public var llamaPython: String
     public var llamaBench: String
     public var mnistEval: String
@@ -25,6 +26,7 @@ public struct RuntimeRunner: Sendable {
         systemPython = path("TORCH_PYTHON", "/usr/bin/python3")
         mlxPython = path("MLX_PYTHON", root + "/.build-venv-mlx/bin/python")
         mlxLMPython = path("MLXLM_PYTHON", root + "/.build-venv-mlxlm/bin/python")
+        mlxEmbeddingsPython = path("MLXEMB_PYTHON", root + "/.build-venv-mlxemb/bin/python")
         llamaPython = path("LLAMA_PYTHON", root + "/.build-venv-llama/bin/python")
         llamaBench = path("LLAMA_BENCH", root + "/.build-llama/build-native/bin/llama-bench")
         mnistEval = path("MNIST_EVAL", root + "/.build-mnist/build-native/bin/mnist-eval")
@@ -103,21 +105,25 @@ public struct RuntimeRunner: Sendable {
 
     /// llama.cpp's own llama-bench (`-o json`, one thread, `-r` repetitions with its warm-up) on a GGUF file.
     public func llamaBench(file: String, promptTokens: Int, generatedTokens: Int, options: BenchOptions,
-                           kvCache: String, flashAttention: Bool) -> RuntimeMeasurement {
+                           kvCache: String, flashAttention: Bool, embeddings: Bool = false) -> RuntimeMeasurement {
         let runtime = "llama.cpp llama-bench"
         guard FileManager.default.isExecutableFile(atPath: llamaBench) else {
             return .absent(runtime, "\(llamaBench) not built (tools/llama/build-llama.sh builds it)")
         }
         do {
+            // Embedding mode (a BERT): `-embd 1` runs the prompt through llama.cpp's embedding path; no generation.
+            let mode = embeddings ? ["-embd", "1"] : ["-ctk", kvCache, "-ctv", kvCache]
             let result = try run(llamaBench, ["-m", file, "-p", String(promptTokens), "-n", String(generatedTokens), "-r", String(options.repetitions),
-                                              "-t", "1", "-ctk", kvCache, "-ctv", kvCache, "-fa", flashAttention ? "on" : "off", "-o", "json"]
+                                              "-t", "1", "-fa", flashAttention ? "on" : "off", "-o", "json"] + mode
                                  + (options.warmup == 0 ? ["--no-warmup"] : []))
             guard result.status == 0 else {
                 return RuntimeMeasurement(runtime: runtime, status: .failed,
                                           reason: "llama-bench exited \(result.status): " + result.stderr.split(separator: "\n").suffix(3).joined(separator: " | "))
             }
             var m = RuntimeMeasurement(runtime: runtime, status: .measured,
-                                       reason: "1 thread, KV cache \(kvCache), flash attention \(flashAttention ? "on" : "off"); load time is not reported by llama-bench")
+                                       reason: embeddings
+                                           ? "1 thread, embedding mode (-embd 1), flash attention \(flashAttention ? "on" : "off"); pp only (llama-bench times no batches of sentences); load time is not reported by llama-bench"
+                                           : "1 thread, KV cache \(kvCache), flash attention \(flashAttention ? "on" : "off"); load time is not reported by llama-bench")
             m.file = file
             m.peakRSSBytes = result.peakRSS
             for entry in try JSONParser.parse(Array(result.stdout.utf8)).arrayValue ?? [] {  // checked: no entries = no rows, said below

@@ -43,6 +43,14 @@ struct Bench: ParsableCommand {
     var nPrompt: Int?
     @Option(name: .long, help: "Language models: generated tokens (tg N) for the runtimes that generate.")
     var nGen = 32
+    @Option(name: .long, help: "Sentence embedders: batch sizes over the reference sentences, comma-separated.")
+    var sentenceBatches = "1,4,8"
+    @Option(name: .long, help: "Sentence embedders: batch-1 runs for the latency percentiles (the reference sentences, cycled).")
+    var sentenceLatencyRuns = 32
+    @Option(name: .long, help: "Sentence embedders: passes over the reference sentences per throughput repetition.")
+    var sentencePasses = 8
+    @Option(name: .long, help: "Sentence embedders: tokens of the one-sequence test (pp N, llama-bench's embedding mode).")
+    var sentenceTokens = 128
     @Option(name: .long, help: "Directory with the Fashion-MNIST test set (t10k-*-ubyte[.gz]).")
     var testSet = FashionMNIST.debianDirectory
     @Option(name: .long, help: "Quality gate: maximum accuracy drop against the reference (the seeds' max_accuracy_drop).")
@@ -81,8 +89,9 @@ struct Bench: ParsableCommand {
         o.generatedTokens = nGen
         o.maxAccuracyDrop = maxAccuracyDrop
         o.sizeTargetBytes = sizeTargetMb.map { Int($0 * 1_000_000) }
-        guard repetitions >= 1, warmup >= 0, latencyRuns >= 1, images >= 1, nGen >= 1, (nPrompt ?? 1) >= 1 else {
-            throw ParityError.usage("--repetitions, --latency-runs, --images, --n-prompt and --n-gen must be at least 1; --warmup at least 0")
+        guard repetitions >= 1, warmup >= 0, latencyRuns >= 1, images >= 1, nGen >= 1, (nPrompt ?? 1) >= 1,
+              sentenceLatencyRuns >= 1, sentencePasses >= 1, sentenceTokens >= 1 else {
+            throw ParityError.usage("--repetitions, --latency-runs, --images, --n-prompt, --n-gen and the --sentence-* counts must be at least 1; --warmup at least 0")
         }
         return o
     }
@@ -99,7 +108,15 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let options = try options()
-        let names = models.isEmpty ? ModelRepository.bundledNames() : models
+        var names = models.isEmpty ? ModelRepository.bundledNames() : models
+        if models.isEmpty {
+            // The models whose weights a set-up script installs (minilm-l6): benchmarked when installed, else said.
+            for (name, external) in ExternalModels.known.sorted(by: { $0.key < $1.key }) {
+                do { _ = try external.directory(); names.append(name) } catch {
+                    printError("bench: \(name): not installed (run \(external.setupScript)); skipped")
+                }
+            }
+        }
         guard !names.isEmpty else { throw ParityError.usage("no models given and no bundled models found") }
         if file != nil && names.count != 1 { throw ParityError.usage("--file benchmarks one converted file against one model") }
         let workDir = try keep ?? makeTemporaryDirectory()
@@ -115,12 +132,19 @@ struct Bench: ParsableCommand {
                 let path: String
                 if let file { path = file } else {
                     path = "\(workDir)/\(model.name)-\(cell)" + (model.config.llama != nil && kind == .mlx ? "" : ".\(kind.rawValue)")
-                    if let support { _ = try support.convert(model, variant: support.parseVariant(cell), to: path) } else {
+                    if let support { _ = try support.convert(model, variant: support.parseVariant(cell), to: path) } else if BertCells.isBert(model) {
+                        switch kind {
+                        case .mlx: _ = try MLXBertCells.convert(model, cell: cell, to: path)
+                        case .gguf: _ = try GGUFBertCells.convert(model, cell: cell, to: path)
+                        case .safetensors: _ = try SafetensorsConverter.convert(model, dtype: cell, to: path)
+                        }
+                    } else {
                         _ = try LlamaCells.convert(model, format: kind, cell: cell, to: path)
                     }
                 }
                 let start = monotonicNanoseconds()
                 let report = try support.map { try $0.verify(path, model: model, golden: golden) }
+                    ?? (BertCells.isBert(model) ? BertCells.verify(path, format: kind, model: model, golden: golden) : nil)
                     ?? LlamaCells.verify(path, format: kind, model: model, golden: golden, settings: llamaRuntime.settings)
                 let seconds = Double(monotonicNanoseconds() - start) / 1e9
                 printError("verified \(model.name) \(kind.rawValue) \(report.variant): \(report.verdict.rawValue.uppercased()) (\(String(format: "%.2f", seconds)) s)")
@@ -136,7 +160,7 @@ struct Bench: ParsableCommand {
         }
 
         // 2. Time each verified file: Parity's engine, then the real runtimes on the same file.
-        let needsTestSet = cells.contains { $0.model.config.llama == nil }
+        let needsTestSet = cells.contains { $0.support != nil }
         let testSet = needsTestSet ? try FashionMNIST(directory: testSet) : nil
         let runner = RuntimeRunner(root: Self.repositoryRoot())
         var rows: [BenchRow] = []
@@ -148,21 +172,29 @@ struct Bench: ParsableCommand {
         print(evidence + "\n\n" + timing)
         if let json { try write(BenchRendering.json(rows, refusals: [], options: options, machine: machine()), to: json) }
         if let markdown {
+            // The machine's load beside the numbers: on a shared machine absolute times move with it.
+            let info = Dictionary(machine(), uniquingKeysWith: { a, _ in a })
             let header = "<!-- produced by `parity bench` (\(ISO8601DateFormatter().string(from: Date()))), -r \(options.repetitions) -->\n"
+                + "Measured on \(info["cpu"] ?? "?"), \(info["cores"] ?? "?") cores, load average \(info["load_average"] ?? "?") (1, 5, 15 min) at the end of the run.\n\n"
             try AtomicFileWriter.write(Array((header + evidence + "\n\n" + timing + "\n").utf8), to: markdown)
         }
     }
 
     /// (format, support for image models / nil for Llama cells, variant label) for each cell of `model`.
     func cellList(_ model: ReferenceModel) throws -> [(Variant.Format, FormatSupport?, String)] {
-        if model.config.isTransformer && model.config.llama == nil {
-            // Said, not silently skipped: the timing protocols cover image classifiers and causal LMs so far.
-            printError("bench: \(model.name): no benchmark protocol for \(model.config.architecture) yet (image classifiers and Llama causal LMs); skipped")
+        if BertCells.isBert(model) && file == nil {
+            return (format.isEmpty ? Variant.Format.allCases : format).flatMap { kind in
+                (variant.isEmpty ? BertCells.defaultCells(kind) : variant).map { (kind, nil, $0) }
+            }
+        }
+        if model.config.isTransformer && model.config.llama == nil && !BertCells.isBert(model) {
+            // Said, not silently skipped: the timing protocols cover image classifiers, BERT sentence embedders and causal LMs so far.
+            printError("bench: \(model.name): no benchmark protocol for \(model.config.architecture) yet (image classifiers, BERT sentence embedders, Llama causal LMs); skipped")
             return []
         }
         if let file {
             let kind = try format.first ?? FormatRegistry.detect(file).format
-            if model.config.llama != nil { return [(kind, nil, "file")] }
+            if model.config.llama != nil || BertCells.isBert(model) { return [(kind, nil, "file")] }
             let support = im2col.support(try FormatRegistry.named(kind.rawValue))
             return [(kind, support, try support.variant(ofFile: file).label)]
         }
@@ -192,8 +224,10 @@ struct Bench: ParsableCommand {
         return "\(r.model)  \(r.format) \(r.variant)  \(r.file): verification \(r.verdict.rawValue.uppercased()) — " + what.joined(separator: "; ")
     }
 
-    func benchmark(_ cell: Cell, options: BenchOptions, testSet: FashionMNIST?, runner: RuntimeRunner) throws -> BenchRow {
+    func benchmark(_ cell: Cell, options imageOptions: BenchOptions, testSet: FashionMNIST?, runner: RuntimeRunner) throws -> BenchRow {
         let model = cell.model, report = cell.report
+        var options = imageOptions
+        if BertCells.isBert(model) { options.latencyRuns = sentenceLatencyRuns }
         let worst = report.layers.filter { $0.metrics != nil }.max { ($0.metrics?.relL2 ?? 0) < ($1.metrics?.relL2 ?? 0) }
         resetPeakRSS()
         var parity = RuntimeMeasurement(runtime: "Parity", status: .measured)
@@ -202,7 +236,20 @@ struct Bench: ParsableCommand {
         // Load once (timed), then the weight check alone on the loaded engine (the verification above ran it too).
         var weightSeconds = 0.0
         let loadStart = monotonicNanoseconds()
-        if model.config.llama == nil, let support = cell.support {
+        var agreement: SentenceAgreement?
+        if BertCells.isBert(model) {
+            let (engine, source) = try openBert(cell)
+            parity.loadSeconds = Double(monotonicNanoseconds() - loadStart) / 1e9
+            parity.reason = engine.semantics
+            let w0 = monotonicNanoseconds()
+            _ = try WeightVerifier.verify(bert: source, reference: model.weights())
+            weightSeconds = Double(monotonicNanoseconds() - w0) / 1e9
+            try ComputeTimer.sentences(engine: engine, graph: model.config.graph, sentences: try Self.sentences(cell.golden), batches: try sentenceBatchList(),
+                                       passes: sentencePasses, promptTokens: sentenceTokens, options: options, into: &parity)
+            // The end metric, untimed: every reference sentence through the loaded engine against PyTorch's embedding.
+            agreement = try SentenceAgreement.compute(graph: model.config.graph, engine: engine, golden: cell.golden)
+            parity.accuracy = agreement?.minimumCosine
+        } else if model.config.llama == nil, let support = cell.support {
             let engine = try support.open(cell.path, for: model).engine
             parity.loadSeconds = Double(monotonicNanoseconds() - loadStart) / 1e9
             parity.reason = engine.semantics
@@ -231,7 +278,14 @@ struct Bench: ParsableCommand {
                            verdict: report.verdict.rawValue, worstMetric: worst.map { "rel L2 \(formatNumber($0.metrics!.relL2)) at \($0.name)" } ?? "-",
                            worstValue: worst?.metrics?.relL2, verifySeconds: cell.verifySeconds, weightCheckSeconds: weightSeconds,
                            activationCheckSeconds: max(0, cell.verifySeconds - weightSeconds))
-        if model.config.llama == nil {
+        if let agreement {
+            row.referenceAccuracy = 1
+            row.accuracy = agreement.minimumCosine
+            row.accuracyMetric = "smallest cosine of the \(agreement.count) reference sentences' embeddings to PyTorch's float32 ones (PyTorch: 1)"
+            row.retrievalAgreement = Double(agreement.sameNearestNeighbour) / Double(max(1, agreement.count))
+            row.gates = [.size(bytes, target: options.sizeTargetBytes, tolerance: options.sizeTolerance)]
+        } else if model.config.llama == nil {
+            row.accuracyMetric = "top-1 accuracy on the whole Fashion-MNIST test set"
             row.referenceAccuracy = model.config.testAccuracy
             row.accuracy = parity.accuracy
             row.gates = [.accuracy(parity.accuracy, reference: model.config.testAccuracy, maxDrop: options.maxAccuracyDrop),
@@ -243,6 +297,49 @@ struct Bench: ParsableCommand {
         }
         row.measurements = [parity] + runtimes(cell, options: options, testSet: testSet, runner: runner, tokens: options.promptTokens ?? 0, parity: parity)
         return row
+    }
+
+    /// The sentence-embedding batch sizes (`--sentence-batches`).
+    func sentenceBatchList() throws -> [Int] {
+        try sentenceBatches.split(separator: ",").map { text in
+            guard let b = Int(text.trimmingCharacters(in: .whitespaces)), b > 0 else { throw ParityError.usage("--sentence-batches: \"\(text)\" is not a positive integer") }
+            return b
+        }
+    }
+
+    /// The golden's reference sentences (`/reference/input_ids`, `attention_mask`, `token_type_ids`).
+    static func sentences(_ golden: GoldenFile) throws -> SentenceSet {
+        let file = try HDF5Snapshot.read(golden.path)
+        func integers(_ name: String) throws -> IntegerTensor {
+            let (shape, values) = try file.readIntegers("/reference/" + name)
+            return IntegerTensor(shape: shape, data: values.map { Int32(truncatingIfNeeded: $0) })
+        }
+        let ids = try integers("input_ids"), mask = try integers("attention_mask"), types = try integers("token_type_ids")
+        guard ids.rank == 2, mask.shape == ids.shape, types.shape == ids.shape, ids.shape[0] > 0 else {
+            throw ParityError.malformed(file: golden.path, at: "/reference", reason: "input_ids \(ids.shape), attention_mask \(mask.shape) and token_type_ids \(types.shape) do not describe one batch")
+        }
+        return SentenceSet(ids: ids, mask: mask, types: types)
+    }
+
+    /// A BERT file opened as its runtime loads it (llama.cpp's bert loader, mlx_embeddings.load, PyTorch), with its
+    /// stored tensors for the weight check.
+    func openBert(_ cell: Cell) throws -> (GraphEngine, any BertStoredTensors) {
+        switch cell.format {
+        case .gguf:
+            switch try GGUFBertWeights.load(path: cell.path) {
+            case let .success(source): return (BertGraphEngine(source: source, ops: BertGGMLOps(source: source)), source)
+            case let .failure(refusal): throw ParityError.unsupported(file: cell.path, reason: refusal.description)
+            }
+        case .mlx:
+            let source = try MLXBertWeights.load(directory: cell.path)
+            return (BertGraphEngine(source: source, ops: BertMLXOps(source: source)), source)
+        case .safetensors:
+            let engine = try BertCells.pytorchEngine(cell.path, model: cell.model)
+            guard let stored = engine.source as? any BertStoredTensors else {
+                throw ParityError.unsupported(file: cell.path, reason: "the safetensors BERT reader exposes no stored tensors for the weight check")
+            }
+            return (engine, stored)
+        }
     }
 
     /// A Llama file opened as its runtime loads it, with its weight source for the weight check.
@@ -267,6 +364,7 @@ struct Bench: ParsableCommand {
     /// The real runtimes for this cell's format, each a row (absent ones say why).
     func runtimes(_ cell: Cell, options: BenchOptions, testSet: FashionMNIST?, runner: RuntimeRunner, tokens: Int, parity: RuntimeMeasurement) -> [RuntimeMeasurement] {
         let model = cell.model
+        if BertCells.isBert(model) { return bertRuntimes(cell, options: options, runner: runner) }
         let names: [String] = {
             switch (model.config.llama != nil, cell.format) {
             case (false, .safetensors): return ["PyTorch"]
@@ -310,6 +408,57 @@ struct Bench: ParsableCommand {
                                       kvCache: s.kvCache.rawValue, flashAttention: s.flashAttention)
             }
             return m
+        }
+    }
+
+    /// A sentence embedder's runtimes: PyTorch + transformers (one thread) on the reference weights or on the
+    /// safetensors file itself, llama.cpp's llama-bench in its embedding mode on a GGUF, mlx-embeddings on an MLX
+    /// directory. The Python helpers get the reference sentences and the protocol in one JSON file (bench_common.py).
+    func bertRuntimes(_ cell: Cell, options: BenchOptions, runner: RuntimeRunner) -> [RuntimeMeasurement] {
+        let names: [String]
+        switch cell.format {
+        case .safetensors: names = ["PyTorch"]
+        case .gguf: names = ["llama.cpp llama-bench", "PyTorch (reference weights)"]
+        case .mlx: names = ["mlx-embeddings (CPU)", "PyTorch (reference weights)"]
+        }
+        if noRuntimes { return names.map { .absent($0, "not run (--no-runtimes)") } }
+        let protocolPath = NSTemporaryDirectory() + "parity-bench-sentences-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: protocolPath) }
+        do {
+            let sentences = try Self.sentences(cell.golden)
+            let expected = try HDF5Snapshot.read(cell.golden.path).readFloats("/reference/embeddings")
+            let width = expected.shape.last ?? 1
+            func integers(_ rows: [[Int32]]) -> JSONValue {
+                .array(rows.map { row -> JSONValue in .array(row.map { (v: Int32) -> JSONValue in .number(Int(v)) }) })
+            }
+            var embeddings: [JSONValue] = []
+            for i in 0..<sentences.count {
+                embeddings.append(.array((0..<width).map { (j: Int) -> JSONValue in .number(Double(expected.data[i * width + j])) }))
+            }
+            let batchList: [JSONValue] = try sentenceBatchList().map { (b: Int) -> JSONValue in .number(b) }
+            let document = JSONValue.object([
+                ("input_ids", integers(sentences.ids)), ("token_type_ids", integers(sentences.types)),
+                ("embeddings", .array(embeddings)),
+                ("batches", .array(batchList)), ("passes", .number(sentencePasses)),
+                ("latency_runs", .number(options.latencyRuns)), ("repetitions", .number(options.repetitions)),
+                ("warmup", .number(options.warmup)), ("pp_tokens", .number(sentenceTokens)),
+            ])
+            try write(document, to: protocolPath)
+        } catch {
+            return names.map { RuntimeMeasurement(runtime: $0, status: .failed, reason: "the sentence protocol could not be written: \(error)") }
+        }
+        return names.map { name in
+            switch name {
+            case "PyTorch", "PyTorch (reference weights)":
+                return runner.python(name, interpreter: runner.llamaPython, script: "bert_torch_bench.py",
+                                     ["--reference", cell.model.directory, "--weights", name == "PyTorch" ? cell.path : cell.model.weightsPath, "--protocol", protocolPath])
+            case "mlx-embeddings (CPU)":
+                return runner.python(name, interpreter: runner.mlxEmbeddingsPython, script: "mlx_embeddings_bench.py",
+                                     ["--directory", cell.path, "--protocol", protocolPath])
+            default:
+                return runner.llamaBench(file: cell.path, promptTokens: sentenceTokens, generatedTokens: 0, options: options,
+                                         kvCache: "f16", flashAttention: false, embeddings: true)
+            }
         }
     }
 

@@ -10,7 +10,7 @@ import Testing
 struct BenchTests {
     /// Every runtime pointed at a path that does not exist, so the rows for absent runtimes are exercised and the
     /// test needs no Python, llama.cpp or ggml.
-    static let absentRuntimes = ["TORCH_PYTHON", "MLX_PYTHON", "MLXLM_PYTHON", "LLAMA_PYTHON", "LLAMA_BENCH", "MNIST_EVAL"]
+    static let absentRuntimes = ["TORCH_PYTHON", "MLX_PYTHON", "MLXLM_PYTHON", "MLXEMB_PYTHON", "LLAMA_PYTHON", "LLAMA_BENCH", "MNIST_EVAL"]
         .reduce(into: [String: String]()) { $0["PARITY_BENCH_" + $1] = "/nonexistent/parity-bench-" + $1.lowercased() }
 
     /// Small counts keep the run short; the timing code runs the same loops at any count.
@@ -94,6 +94,63 @@ struct BenchTests {
         #expect(pytorch["reason"]?.stringValue?.contains("/nonexistent/parity-bench-torch_python") == true)
         #expect(result.stdout.contains("| PyTorch") && result.stdout.contains("ABSENT"))
         #expect(result.stdout.contains("/nonexistent/parity-bench-torch_python"), "the table says which runtime path is missing")
+    }
+
+    /// Small counts for the sentence embedder (minilm-l6): the same loops at any count.
+    static let quickSentences = ["-r", "2", "--warmup", "1", "--sentence-latency-runs", "3", "--sentence-passes", "1",
+                                 "--sentence-batches", "1,8", "--sentence-tokens", "16"]
+
+    @Test("minilm-l6: a GGUF whose attn_q and attn_k are swapped is refused — exit 1, the node named, no timings")
+    func refusesFailingBertFile() throws {
+        let bytes = try BertVerifyCellsTests.llamaCppFile(.f32)
+        let planted = try #require(BertVerifyCellsTests.planted.first { $0.tensor == "blk.0.attn_q.weight" })
+        let dir = try TemporaryDirectory()
+        try writeBytes(try planted.plant(bytes), to: dir.file("swapped.gguf"))
+        let result = try runParity(["bench", "minilm-l6", "--file", dir.file("swapped.gguf"), "--format", "gguf", "--json", dir.file("b.json")]
+                                   + Self.quickSentences, environment: Self.absentRuntimes, timeout: 300)
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("REFUSED  minilm-l6  gguf"))
+        #expect(result.stdout.contains(planted.node), "the first divergent node is named")
+        for timing in ["sentences/s", "tokens/s", "latency", "timing ", "µs"] {
+            #expect(!result.stdout.contains(timing) && !result.stderr.contains(timing), "no timing is printed: found '\(timing)'")
+        }
+        let json = try JSONParser.parse(readBytes(dir.file("b.json")))
+        #expect(try Self.schema().validate(json) == [])
+        #expect(json["verdict"]?.stringValue == "refused" && json["rows"]?.arrayValue?.isEmpty == true)
+    }
+
+    @Test("minilm-l6 GGUF f32: verified, timed; the row holds the end metric, the evidence and a row per absent runtime")
+    func measuresBertCell() throws {
+        let dir = try TemporaryDirectory()
+        let result = try runParity(["bench", "minilm-l6", "--format", "gguf", "--variant", "f32", "--json", dir.file("b.json")] + Self.quickSentences,
+                                   environment: Self.absentRuntimes, timeout: 300)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let json = try JSONParser.parse(readBytes(dir.file("b.json")))
+        #expect(try Self.schema().validate(json) == [])
+        let row = try #require(json["rows"]?.arrayValue?.first)
+        #expect(row["model"]?.stringValue == "minilm-l6" && row["format"]?.stringValue == "gguf" && row["variant"]?.stringValue == "f32")
+        // Parity's converter writes llama.cpp's file byte for byte: its SHA-256 is the one recorded from llama.cpp's
+        // convert_hf_to_gguf.py (tools/minilm/llamacpp_fixtures.sh), not one computed by Parity.
+        let record = try required(try MiniLMGGUF.tables(), "minilm-l6-f32.gguf", in: MiniLMGGUF.tablesPath)
+        #expect(row["sha256"]?.stringValue == record["sha256"]?.stringValue)
+        #expect(row["verification"]?["verdict"]?.stringValue == "pass")
+        #expect((row["verification"]?["weight_check_seconds"]?.doubleValue ?? -1) > 0, "the weight check ran on the loaded file")
+        // The end metric: the bar for float files is cosine 0.9999 to PyTorch's embedding, and every nearest
+        // neighbour kept (verification fails a float file otherwise, so a pass implies both).
+        #expect((row["accuracy"]?.doubleValue ?? 0) >= 0.9999)
+        #expect(row["reference_accuracy"]?.doubleValue == 1)
+        #expect(row["retrieval_agreement"]?.doubleValue == 1)
+        #expect(row["accuracy_metric"]?.stringValue?.contains("cosine") == true)
+        let measurements = try #require(row["measurements"]?.arrayValue)
+        let parity = try #require(measurements.first)
+        #expect(parity["runtime"]?.stringValue == "Parity" && parity["status"]?.stringValue == "measured")
+        #expect(parity["throughput"]?.arrayValue?.compactMap { $0["test"]?.stringValue } == ["b1", "b1 tokens", "b8", "b8 tokens", "pp16"])
+        #expect(parity["throughput"]?.arrayValue?.compactMap { $0["unit"]?.stringValue } == ["sentences/s", "tokens/s", "sentences/s", "tokens/s", "tokens/s"])
+        #expect(parity["latency"]?["runs"]?.intValue == 3)
+        #expect((parity["peak_rss_bytes"]?.intValue ?? 0) > 0)
+        let runtimes = measurements.dropFirst().compactMap { m in m["runtime"]?.stringValue.map { ($0, m["status"]?.stringValue ?? "", m["reason"]?.stringValue ?? "") } }
+        #expect(runtimes.map(\.0) == ["llama.cpp llama-bench", "PyTorch (reference weights)"])
+        #expect(runtimes.allSatisfy { $0.1 == "absent" && $0.2.contains("/nonexistent/parity-bench-") }, "\(runtimes)")
     }
 
     @Test("statistics on a known sample: mean, sample standard deviation and HdrHistogram percentiles")

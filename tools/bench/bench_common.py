@@ -64,10 +64,11 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def time_images(forward, x, y, batches, repetitions, warmup, latency_runs, images_per_repetition):
+def time_images(forward, x, y, batches, repetitions, warmup, latency_runs, images_per_repetition, prepare=lambda xs: xs):
     """The same protocol as Parity's ComputeTimer.images: batch-1 latencies, then per batch size `repetitions`
-    timed passes over whole batches (after `warmup` untimed ones), then accuracy over the whole set at batch 500."""
-    singles = [x[i:i + 1] for i in range(min(latency_runs, len(x)))]
+    timed passes over whole batches (after `warmup` untimed ones), then accuracy over the whole set at batch 500.
+    `prepare(list of numpy batches)` turns the inputs into the runtime's arrays before any clock starts."""
+    singles = prepare([x[i:i + 1] for i in range(min(latency_runs, len(x)))])
     for _ in range(warmup):
         forward(singles[0])
     latencies = []
@@ -80,7 +81,7 @@ def time_images(forward, x, y, batches, repetitions, warmup, latency_runs, image
         if b > len(x):
             continue
         k = max(1, -(-images_per_repetition // b))
-        inputs = [x[(j * b) % (len(x) - b + 1):][:b] for j in range(k)]
+        inputs = prepare([x[(j * b) % (len(x) - b + 1):][:b] for j in range(k)])
         for _ in range(warmup):
             forward(inputs[0])
         samples = []
@@ -92,7 +93,7 @@ def time_images(forward, x, y, batches, repetitions, warmup, latency_runs, image
         throughput.append({"test": f"b{b}", "batch": b, "unit": "images/s", "samples": samples})
     correct = 0
     for i in range(0, len(x), 500):
-        logits = np.asarray(forward(x[i:i + 500]))
+        logits = np.asarray(forward(prepare([x[i:i + 500]])[0]))
         correct += int((logits.argmax(axis=1) == y[i:i + 500]).sum())
     return latencies, throughput, correct / len(x)
 
@@ -133,3 +134,77 @@ def time_tokens(pp, tg, args):
 
 def emit(obj):
     print(json.dumps(obj))
+
+
+def sentence_protocol(path):
+    """The sentence-embedding protocol Parity writes for a BERT cell (Bench.swift, docs/bench.md): each reference
+    sentence's real tokens (`input_ids`, `token_type_ids`, unpadded), PyTorch's float32 `embeddings`, the `batches`,
+    `passes` over the set per repetition, `latency_runs`, `repetitions`, `warmup` and `pp_tokens`."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def padded(protocol, start, count):
+    """Sentences start..start+count padded to the longest among them (pad id 0, mask 0), as sentence-transformers
+    batches them: (input_ids, attention_mask, token_type_ids, real tokens), int64 arrays."""
+    ids = protocol["input_ids"][start:start + count]
+    types = protocol["token_type_ids"][start:start + count]
+    t = max(len(s) for s in ids)
+    a = np.zeros((len(ids), t), dtype=np.int64)
+    m = np.zeros((len(ids), t), dtype=np.int64)
+    y = np.zeros((len(ids), t), dtype=np.int64)
+    for i, (s, ty) in enumerate(zip(ids, types)):
+        a[i, :len(s)], m[i, :len(s)], y[i, :len(ty)] = s, 1, ty
+    return a, m, y, sum(len(s) for s in ids)
+
+
+def time_sentences(forward, protocol, prepare=lambda batch: batch):
+    """The same protocol as Parity's ComputeTimer.sentences: batch-1 latencies over the sentences (cycled), then per
+    batch size `repetitions` timed runs of `passes` passes over the whole set (sentences/s and tokens/s), then one
+    `pp_tokens`-token sequence (llama-bench's pp at batch 1), then each sentence's cosine to PyTorch's embedding.
+    `forward(batch)` returns [n, features] embeddings; `prepare` turns padded numpy inputs into the runtime's own
+    arrays before any clock starts."""
+    n = len(protocol["input_ids"])
+    warmup, repetitions = protocol["warmup"], protocol["repetitions"]
+    singles = [prepare(padded(protocol, i, 1)) for i in range(n)]
+    for _ in range(warmup):
+        forward(singles[0])
+    latencies = []
+    for r in range(protocol["latency_runs"]):
+        t = now_ns()
+        forward(singles[r % n])
+        latencies.append(now_ns() - t)
+    throughput = []
+    for b in protocol["batches"]:
+        if b > n:
+            continue
+        raw = [padded(protocol, s, b) for s in range(0, n, b)]
+        tokens = sum(x[3] for x in raw) * protocol["passes"]
+        batches = [prepare(x) for x in raw]
+        for _ in range(warmup):
+            forward(batches[0])
+        seconds = []
+        for _ in range(repetitions):
+            t = now_ns()
+            for _ in range(protocol["passes"]):
+                for x in batches:
+                    forward(x)
+            seconds.append((now_ns() - t) / 1e9)
+        throughput.append({"test": f"b{b}", "batch": b, "unit": "sentences/s", "samples": [n * protocol["passes"] / s for s in seconds]})
+        throughput.append({"test": f"b{b} tokens", "batch": b, "unit": "tokens/s", "samples": [tokens / s for s in seconds]})
+    longest = max(protocol["input_ids"], key=len)
+    pp = protocol["pp_tokens"]
+    ids = np.array([[longest[i % len(longest)] for i in range(pp)]], dtype=np.int64)
+    long_input = prepare((ids, np.ones_like(ids), np.zeros_like(ids), pp))
+    for _ in range(warmup):
+        forward(long_input)
+    samples = []
+    for _ in range(repetitions):
+        t = now_ns()
+        forward(long_input)
+        samples.append(pp / ((now_ns() - t) / 1e9))
+    throughput.append({"test": f"pp{pp}", "batch": 1, "unit": "tokens/s", "samples": samples})
+    actual = np.asarray(forward(prepare(padded(protocol, 0, n))), dtype=np.float64)
+    expected = np.asarray(protocol["embeddings"], dtype=np.float64)
+    cosines = (actual * expected).sum(1) / (np.linalg.norm(actual, axis=1) * np.linalg.norm(expected, axis=1))
+    return latencies, throughput, float(cosines.min())

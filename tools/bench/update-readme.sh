@@ -2,13 +2,18 @@
 # Runs `parity bench` (release build) and splices its markdown tables into README.md between
 # <!-- bench:begin --> and <!-- bench:end -->, so the README's results table is produced by the command, never typed.
 #   tools/bench/update-readme.sh [parity bench arguments...]     (default: every bundled model and format)
+#   tools/bench/update-readme.sh --from FILE                       (splice a finished `parity bench --markdown FILE` run)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
-swift build -c release --product parity >/dev/null
 OUT="$(mktemp)"
 trap 'rm -f "$OUT"' EXIT
-.build/release/parity bench "$@" --markdown "$OUT" >/dev/null
+if [ "${1:-}" = "--from" ]; then
+    cp "$2" "$OUT"
+else
+    swift build -c release --product parity >/dev/null
+    .build/release/parity bench "$@" --markdown "$OUT" >/dev/null
+fi
 /usr/bin/python3 - "$OUT" <<'PY'
 import sys
 table = open(sys.argv[1]).read()
