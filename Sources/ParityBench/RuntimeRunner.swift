@@ -62,10 +62,16 @@ public struct RuntimeRunner: Sendable {
         return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self), rss)
     }
 
+    /// A path as a reader of the table should see it: relative to the repository root when inside it (a results table
+    /// pasted into the README must not carry the machine's checkout path).
+    func shown(_ path: String) -> String {
+        path.hasPrefix(root + "/") ? String(path.dropFirst(root.count + 1)) : path
+    }
+
     /// A Python helper: `{"absent": reason}` or the measurement fields (docs/bench.md, "helper output").
     public func python(_ runtime: String, interpreter: String, script name: String, _ arguments: [String]) -> RuntimeMeasurement {
         guard FileManager.default.isExecutableFile(atPath: interpreter) else {
-            return .absent(runtime, "\(interpreter) not found (see docs/bench.md: how to install the runtimes)")
+            return .absent(runtime, "\(shown(interpreter)) not found (see docs/bench.md: how to install the runtimes)")
         }
         do {
             let result = try run(interpreter, [script(name)] + arguments)
@@ -108,7 +114,7 @@ public struct RuntimeRunner: Sendable {
                            kvCache: String, flashAttention: Bool, embeddings: Bool = false) -> RuntimeMeasurement {
         let runtime = "llama.cpp llama-bench"
         guard FileManager.default.isExecutableFile(atPath: llamaBench) else {
-            return .absent(runtime, "\(llamaBench) not built (tools/llama/build-llama.sh builds it)")
+            return .absent(runtime, "\(shown(llamaBench)) not built (tools/llama/build-llama.sh builds it)")
         }
         do {
             // Embedding mode (a BERT): `-embd 1` runs the prompt through llama.cpp's embedding path; no generation.
@@ -145,7 +151,7 @@ public struct RuntimeRunner: Sendable {
     public func mnistEval(file: String, testSet: FashionMNIST, options: BenchOptions) -> RuntimeMeasurement {
         let runtime = "ggml mnist-eval"
         guard FileManager.default.isExecutableFile(atPath: mnistEval) else {
-            return .absent(runtime, "\(mnistEval) not built (tools/bench/build-mnist-eval.sh builds it)")
+            return .absent(runtime, "\(shown(mnistEval)) not built (tools/bench/build-mnist-eval.sh builds it)")
         }
         do {
             let dir = NSTemporaryDirectory() + "parity-bench-idx-\(getpid())"
