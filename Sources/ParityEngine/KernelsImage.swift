@@ -154,9 +154,26 @@ extension Kernels {
                 for plane in 0..<(n * c) {
                     let src = input + plane * h * w, dst = output + plane * oh * ow
                     if kh == 2 && kw == 2 {
-                        // The same four steps as the general loop below, unrolled.
+                        // The same four steps as the general loop below, unrolled. With stride 2 across, windows go
+                        // eight (or four) at a time in vector lanes, each lane taking exactly the scalar steps; the
+                        // row's last vector ends at the row's end, recomputing a few windows (same values) instead of
+                        // a scalar tail.
+                        let lanes = sx == 2 ? (ow >= 8 ? 8 : ow >= 4 ? 4 : 0) : 0
                         for oy in 0..<oh {
                             let line0 = src + (oy * sy) * w, line1 = line0 + w
+                            if lanes > 0 {
+                                var ox = 0
+                                while true {
+                                    if lanes == 8 {
+                                        maxPool2x2Lanes8(line0 + 2 * ox, line1 + 2 * ox, dst + oy * ow + ox, start: start, propagate: propagate)
+                                    } else {
+                                        maxPool2x2Lanes4(line0 + 2 * ox, line1 + 2 * ox, dst + oy * ow + ox, start: start, propagate: propagate)
+                                    }
+                                    if ox + lanes == ow { break }
+                                    ox = min(ox + lanes, ow - lanes)
+                                }
+                                continue
+                            }
                             for ox in 0..<ow {
                                 let x0 = ox * sx
                                 var best = start
@@ -188,6 +205,50 @@ extension Kernels {
             initialized = n * c * oh * ow
         }
         return Tensor(shape: [n, c, oh, ow], data: out)
+    }
+
+    /// Eight 2×2 windows at stride 2 across: 16 values from each input row split into the windows' left (even) and
+    /// right (odd) columns; per lane the scalar loop's four steps (the second of a row skipped once the best is NaN).
+    @inline(__always) static func maxPool2x2Lanes8(_ line0: UnsafePointer<Float>, _ line1: UnsafePointer<Float>,
+                                                   _ out: UnsafeMutablePointer<Float>, start: Float, propagate: Bool) {
+        let top = UnsafeRawPointer(line0).loadUnaligned(as: SIMD16<Float>.self)
+        let bottom = UnsafeRawPointer(line1).loadUnaligned(as: SIMD16<Float>.self)
+        var best = SIMD8<Float>(repeating: start)
+        maxPoolStep(&best, top.evenHalf, propagate, afterNaNStops: false)
+        maxPoolStep(&best, top.oddHalf, propagate, afterNaNStops: true)
+        maxPoolStep(&best, bottom.evenHalf, propagate, afterNaNStops: false)
+        maxPoolStep(&best, bottom.oddHalf, propagate, afterNaNStops: true)
+        UnsafeMutableRawPointer(out).storeBytes(of: best, as: SIMD8<Float>.self)
+    }
+
+    /// One max-pool step in eight lanes. `afterNaNStops`: the step follows another in the same kernel row, which
+    /// the reference skips once the row's best is NaN (its `break`); a lane whose best is NaN keeps it.
+    @inline(__always) static func maxPoolStep(_ best: inout SIMD8<Float>, _ v: SIMD8<Float>, _ propagate: Bool, afterNaNStops: Bool) {
+        var take = v .> best
+        if propagate { take = take .| (v .!= v) }
+        if afterNaNStops { take = take .& (best .== best) }
+        best.replace(with: v, where: take)
+    }
+
+    /// The same step in four lanes.
+    @inline(__always) static func maxPoolStep(_ best: inout SIMD4<Float>, _ v: SIMD4<Float>, _ propagate: Bool, afterNaNStops: Bool) {
+        var take = v .> best
+        if propagate { take = take .| (v .!= v) }
+        if afterNaNStops { take = take .& (best .== best) }
+        best.replace(with: v, where: take)
+    }
+
+    /// `maxPool2x2Lanes8` with four windows (rows of four to seven windows).
+    @inline(__always) static func maxPool2x2Lanes4(_ line0: UnsafePointer<Float>, _ line1: UnsafePointer<Float>,
+                                                   _ out: UnsafeMutablePointer<Float>, start: Float, propagate: Bool) {
+        let top = UnsafeRawPointer(line0).loadUnaligned(as: SIMD8<Float>.self)
+        let bottom = UnsafeRawPointer(line1).loadUnaligned(as: SIMD8<Float>.self)
+        var best = SIMD4<Float>(repeating: start)
+        maxPoolStep(&best, top.evenHalf, propagate, afterNaNStops: false)
+        maxPoolStep(&best, top.oddHalf, propagate, afterNaNStops: true)
+        maxPoolStep(&best, bottom.evenHalf, propagate, afterNaNStops: false)
+        maxPoolStep(&best, bottom.oddHalf, propagate, afterNaNStops: true)
+        UnsafeMutableRawPointer(out).storeBytes(of: best, as: SIMD4<Float>.self)
     }
 
     /// One element of a max-pool window: taken when larger, or when NaN under PyTorch's rule.
