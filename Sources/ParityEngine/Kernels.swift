@@ -37,15 +37,20 @@ public enum Kernels {
     /// PyTorch Linear: y[N, out] = x[N, in] · W[out, in]ᵀ + b.
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
         let n = x.shape[0], inF = weight.shape[1], outF = weight.shape[0]
-        var out = [Float](repeating: 0, count: n * outF)
-        if let bias { for i in 0..<n { for o in 0..<outF { out[i * outF + o] = bias.data[o] } } }
-        x.data.withUnsafeBufferPointer { xp in
-            weight.data.withUnsafeBufferPointer { wp in
-                out.withUnsafeMutableBufferPointer { op in
+        // Not zero-filled: with a bias every row starts from it (β = 1, as addmm does); without, β = 0 sets all of C.
+        let out = [Float](unsafeUninitializedCapacity: n * outF) { op, initialized in
+            if let bias {
+                bias.data.withUnsafeBufferPointer { bp in
+                    for i in 0..<n { (op.baseAddress! + i * outF).initialize(from: bp.baseAddress!, count: outF) }
+                }
+            }
+            x.data.withUnsafeBufferPointer { xp in
+                weight.data.withUnsafeBufferPointer { wp in
                     sgemm(m: n, n: outF, k: inF, a: xp.baseAddress!, b: wp.baseAddress!, transposeB: true,
                           c: op.baseAddress!, accumulate: bias != nil)
                 }
             }
+            initialized = n * outF
         }
         return Tensor(shape: [n, outF], data: out)
     }

@@ -13,12 +13,13 @@ extension Kernels {
         let oh = (h + 2 * py - kh) / sy + 1
         let ow = (w + 2 * px - kw) / sx + 1
         let k = c * kh * kw, spatial = oh * ow
-        var out = [Float](repeating: 0, count: n * oc * spatial)
         let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(k * spatial, 1))
         defer { columns.deallocate() }
-        x.data.withUnsafeBufferPointer { inputBuffer in
-            weight.data.withUnsafeBufferPointer { wp in
-                out.withUnsafeMutableBufferPointer { op in
+        // Not zero-filled: sgemm with β = 0 sets every element of C without reading it (BLAS: "when beta is zero,
+        // C need not be set on input"; OpenBLAS zero-fills C itself before accumulating, as it does for any C).
+        let out = [Float](unsafeUninitializedCapacity: n * oc * spatial) { op, initialized in
+            x.data.withUnsafeBufferPointer { inputBuffer in
+                weight.data.withUnsafeBufferPointer { wp in
                     let input = inputBuffer.baseAddress!
                     for image in 0..<n {
                         let base = input + image * c * h * w
@@ -46,14 +47,14 @@ extension Kernels {
                                 }
                             }
                         }
-                        sgemm(m: oc, n: spatial, k: k, a: wp.baseAddress!, b: columns, transposeB: false,
-                              c: op.baseAddress! + image * oc * spatial)
-                    }
-                    if let bias {
-                        bias.data.withUnsafeBufferPointer { bp in
-                            for image in 0..<n {
+                        let product = op.baseAddress! + image * oc * spatial
+                        sgemm(m: oc, n: spatial, k: k, a: wp.baseAddress!, b: columns, transposeB: false, c: product)
+                        // The bias added after the sum, as the reference does ((Σ) + b per element), while this
+                        // image's product is still in cache.
+                        if let bias {
+                            bias.data.withUnsafeBufferPointer { bp in
                                 for o in 0..<oc {
-                                    let dst = op.baseAddress! + (image * oc + o) * spatial, b = bp[o]
+                                    let dst = product + o * spatial, b = bp[o]
                                     for s in 0..<spatial { dst[s] += b }
                                 }
                             }
@@ -61,6 +62,7 @@ extension Kernels {
                     }
                 }
             }
+            initialized = n * oc * spatial
         }
         return Tensor(shape: [n, oc, oh, ow], data: out)
     }
@@ -77,7 +79,7 @@ extension Kernels {
         let k = kh * kw * c, pixels = n * oh * ow
         let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(pixels * k, 1))
         defer { columns.deallocate() }
-        columns.initialize(repeating: 0, count: pixels * k)
+        // Every slot written once: a copy of the input, or 0 where the window reaches into the padding.
         x.data.withUnsafeBufferPointer { inputBuffer in
             let input = inputBuffer.baseAddress!
             for image in 0..<n {
@@ -86,27 +88,28 @@ extension Kernels {
                         let row = columns + ((image * oh + oy) * ow + ox) * k
                         for ky in 0..<kh {
                             let iy = oy * sy - py + ky
-                            guard iy >= 0 && iy < h else { continue }
+                            guard iy >= 0 && iy < h else { (row + ky * kw * c).initialize(repeating: 0, count: kw * c); continue }
                             for kx in 0..<kw {
                                 let ix = ox * sx - px + kx
-                                guard ix >= 0 && ix < w else { continue }
-                                (row + (ky * kw + kx) * c).update(from: input + ((image * h + iy) * w + ix) * c, count: c)
+                                guard ix >= 0 && ix < w else { (row + (ky * kw + kx) * c).initialize(repeating: 0, count: c); continue }
+                                (row + (ky * kw + kx) * c).initialize(from: input + ((image * h + iy) * w + ix) * c, count: c)
                             }
                         }
                     }
                 }
             }
         }
-        var out = [Float](repeating: 0, count: pixels * oc)
-        out.withUnsafeMutableBufferPointer { op in
+        // Not zero-filled: with a bias every row starts from it (β = 1); without, sgemm's β = 0 sets all of C.
+        let out = [Float](unsafeUninitializedCapacity: pixels * oc) { op, initialized in
             if let bias {
                 bias.data.withUnsafeBufferPointer { bp in
-                    for p in 0..<pixels { (op.baseAddress! + p * oc).update(from: bp.baseAddress!, count: oc) }
+                    for p in 0..<pixels { (op.baseAddress! + p * oc).initialize(from: bp.baseAddress!, count: oc) }
                 }
             }
             weight.data.withUnsafeBufferPointer { wp in
                 sgemm(m: pixels, n: oc, k: k, a: columns, b: wp.baseAddress!, transposeB: true, c: op.baseAddress!, accumulate: bias != nil)
             }
+            initialized = pixels * oc
         }
         return Tensor(shape: [n, oh, ow, oc], data: out)
     }
@@ -144,16 +147,33 @@ extension Kernels {
         let oh = (h - kh) / sy + 1, ow = (w - kw) / sx + 1
         let propagate = nan == .propagate
         let start = propagate ? -Float.infinity : -Float.greatestFiniteMagnitude
-        var out = [Float](repeating: 0, count: n * c * oh * ow)
-        x.data.withUnsafeBufferPointer { xb in
-            out.withUnsafeMutableBufferPointer { ob in
+        // Every output element is written below, so the array is not zero-filled first.
+        let out = [Float](unsafeUninitializedCapacity: n * c * oh * ow) { ob, initialized in
+            x.data.withUnsafeBufferPointer { xb in
                 let input = xb.baseAddress!, output = ob.baseAddress!
                 for plane in 0..<(n * c) {
                     let src = input + plane * h * w, dst = output + plane * oh * ow
                     if kh == 2 && kw == 2 {
-                        // The same four steps as the general loop below, unrolled.
+                        // The same four steps as the general loop below, unrolled. With stride 2 across, windows go
+                        // eight (or four) at a time in vector lanes, each lane taking exactly the scalar steps; the
+                        // row's last vector ends at the row's end, recomputing a few windows (same values) instead of
+                        // a scalar tail.
+                        let lanes = sx == 2 ? (ow >= 8 ? 8 : ow >= 4 ? 4 : 0) : 0
                         for oy in 0..<oh {
                             let line0 = src + (oy * sy) * w, line1 = line0 + w
+                            if lanes > 0 {
+                                var ox = 0
+                                while true {
+                                    if lanes == 8 {
+                                        maxPool2x2Lanes8(line0 + 2 * ox, line1 + 2 * ox, dst + oy * ow + ox, start: start, propagate: propagate)
+                                    } else {
+                                        maxPool2x2Lanes4(line0 + 2 * ox, line1 + 2 * ox, dst + oy * ow + ox, start: start, propagate: propagate)
+                                    }
+                                    if ox + lanes == ow { break }
+                                    ox = min(ox + lanes, ow - lanes)
+                                }
+                                continue
+                            }
                             for ox in 0..<ow {
                                 let x0 = ox * sx
                                 var best = start
@@ -182,8 +202,53 @@ extension Kernels {
                     }
                 }
             }
+            initialized = n * c * oh * ow
         }
         return Tensor(shape: [n, c, oh, ow], data: out)
+    }
+
+    /// Eight 2×2 windows at stride 2 across: 16 values from each input row split into the windows' left (even) and
+    /// right (odd) columns; per lane the scalar loop's four steps (the second of a row skipped once the best is NaN).
+    @inline(__always) static func maxPool2x2Lanes8(_ line0: UnsafePointer<Float>, _ line1: UnsafePointer<Float>,
+                                                   _ out: UnsafeMutablePointer<Float>, start: Float, propagate: Bool) {
+        let top = UnsafeRawPointer(line0).loadUnaligned(as: SIMD16<Float>.self)
+        let bottom = UnsafeRawPointer(line1).loadUnaligned(as: SIMD16<Float>.self)
+        var best = SIMD8<Float>(repeating: start)
+        maxPoolStep(&best, top.evenHalf, propagate, afterNaNStops: false)
+        maxPoolStep(&best, top.oddHalf, propagate, afterNaNStops: true)
+        maxPoolStep(&best, bottom.evenHalf, propagate, afterNaNStops: false)
+        maxPoolStep(&best, bottom.oddHalf, propagate, afterNaNStops: true)
+        UnsafeMutableRawPointer(out).storeBytes(of: best, as: SIMD8<Float>.self)
+    }
+
+    /// One max-pool step in eight lanes. `afterNaNStops`: the step follows another in the same kernel row, which
+    /// the reference skips once the row's best is NaN (its `break`); a lane whose best is NaN keeps it.
+    @inline(__always) static func maxPoolStep(_ best: inout SIMD8<Float>, _ v: SIMD8<Float>, _ propagate: Bool, afterNaNStops: Bool) {
+        var take = v .> best
+        if propagate { take = take .| (v .!= v) }
+        if afterNaNStops { take = take .& (best .== best) }
+        best.replace(with: v, where: take)
+    }
+
+    /// The same step in four lanes.
+    @inline(__always) static func maxPoolStep(_ best: inout SIMD4<Float>, _ v: SIMD4<Float>, _ propagate: Bool, afterNaNStops: Bool) {
+        var take = v .> best
+        if propagate { take = take .| (v .!= v) }
+        if afterNaNStops { take = take .& (best .== best) }
+        best.replace(with: v, where: take)
+    }
+
+    /// `maxPool2x2Lanes8` with four windows (rows of four to seven windows).
+    @inline(__always) static func maxPool2x2Lanes4(_ line0: UnsafePointer<Float>, _ line1: UnsafePointer<Float>,
+                                                   _ out: UnsafeMutablePointer<Float>, start: Float, propagate: Bool) {
+        let top = UnsafeRawPointer(line0).loadUnaligned(as: SIMD8<Float>.self)
+        let bottom = UnsafeRawPointer(line1).loadUnaligned(as: SIMD8<Float>.self)
+        var best = SIMD4<Float>(repeating: start)
+        maxPoolStep(&best, top.evenHalf, propagate, afterNaNStops: false)
+        maxPoolStep(&best, top.oddHalf, propagate, afterNaNStops: true)
+        maxPoolStep(&best, bottom.evenHalf, propagate, afterNaNStops: false)
+        maxPoolStep(&best, bottom.oddHalf, propagate, afterNaNStops: true)
+        UnsafeMutableRawPointer(out).storeBytes(of: best, as: SIMD4<Float>.self)
     }
 
     /// One element of a max-pool window: taken when larger, or when NaN under PyTorch's rule.
@@ -198,10 +263,14 @@ extension Kernels {
 
     /// ReLU; NaN stays NaN (PyTorch's relu propagates NaN).
     public static func relu(_ x: Tensor) -> Tensor {
-        var out = x
-        out.data.withUnsafeMutableBufferPointer { p in
-            for i in p.indices { let v = p[i]; p[i] = v.isNaN ? v : max(v, 0) }
+        // Written into a fresh array in one pass (mutating a copy of `x` first copied all of it).
+        let count = x.data.count
+        let out = [Float](unsafeUninitializedCapacity: count) { p, initialized in
+            x.data.withUnsafeBufferPointer { src in
+                for i in 0..<count { let v = src[i]; p[i] = v.isNaN ? v : max(v, 0) }
+            }
+            initialized = count
         }
-        return out
+        return Tensor(shape: x.shape, data: out)
     }
 }

@@ -70,6 +70,10 @@ struct KernelEquivalenceTests {
         PoolCase(n: 1, c: 3, h: 7, w: 9, kh: 2, kw: 2, sy: 2, sx: 2),    // odd sides: floor mode drops the last row/column
         PoolCase(n: 1, c: 2, h: 9, w: 8, kh: 3, kw: 2, sy: 2, sx: 1),    // the general path
         PoolCase(n: 3, c: 1, h: 4, w: 4, kh: 2, kw: 2, sy: 1, sx: 1),    // overlapping windows
+        PoolCase(n: 1, c: 2, h: 5, w: 37, kh: 2, kw: 2, sy: 1, sx: 2),   // eight lanes twice + an overlapping last vector; rows overlap
+        PoolCase(n: 2, c: 3, h: 14, w: 15, kh: 2, kw: 2, sy: 2, sx: 2),  // seven windows a row (fmnist-cnn pool2): four lanes twice
+        PoolCase(n: 1, c: 2, h: 6, w: 18, kh: 2, kw: 2, sy: 2, sx: 2),   // nine windows a row: eight lanes, then 1–8 again
+        PoolCase(n: 1, c: 2, h: 4, w: 7, kh: 2, kw: 2, sy: 2, sx: 2),    // three windows a row: the scalar loop
     ]
 
     @Test("max pool NCHW (both NaN rules) and NHWC equal the reference bit for bit", arguments: try nonEmpty(poolCases, "pool cases"))
