@@ -3,6 +3,7 @@ import ParityCore
 import ParityEngine
 import ParityFormats
 import ParityModels
+import ParityRun
 import ParityVerify
 import Testing
 
@@ -44,6 +45,8 @@ struct BertVocabularyCheckTests {
         #expect(report.verdict == .fail)
         #expect(report.layers.allSatisfy { $0.status.isPass }, "the weights and nodes are untouched: only the vocabulary fails")
         #expect(report.notes.contains { $0.hasPrefix("FAIL: tokenizer: token 7592") }, "\(report.notes)")
+        // The summary says what failed: the tokenizer, not "hyperparameters".
+        #expect(MatrixRendering.summaryLine(report).contains("the tokenizer differs from the reference"), "\(MatrixRendering.summaryLine(report))")
     }
 
     @Test("bert.attention.causal flipped to true: llama.cpp runs the encoder bidirectionally, so every node passes, with a warning")
