@@ -37,6 +37,29 @@ public enum BenchRendering {
               }, rightAligned: [3, 7, 8, 9, 10])
     }
 
+    /// Verification time per model (the weight check, timed alone on the loaded file, and the rest of the verification:
+    /// reading the goldens, running every golden input and the end metric), then all cells together — the number the
+    /// product promises to keep small (docs/bench.md: every bundled model in every format well under 10 s).
+    public static func verificationTimeTable(_ rows: [BenchRow]) -> String {
+        var models: [String] = []
+        var sums: [String: (cells: Int, weights: Double, activations: Double, total: Double)] = [:]
+        for r in rows {
+            if sums[r.model] == nil { models.append(r.model) }
+            let s = sums[r.model, default: (0, 0, 0, 0)]
+            sums[r.model] = (s.cells + 1, s.weights + r.weightCheckSeconds, s.activations + r.activationCheckSeconds, s.total + r.verifySeconds)
+        }
+        let lines = models.map { m -> [String] in
+            let s = sums[m]!
+            return [m, "\(s.cells)", f(s.weights, 2), f(s.activations, 2), f(s.total, 2)]
+        }
+        let all = sums.values.reduce((cells: 0, weights: 0.0, activations: 0.0, total: 0.0)) {
+            ($0.cells + $1.cells, $0.weights + $1.weights, $0.activations + $1.activations, $0.total + $1.total)
+        }
+        return table(["verification", "cells", "weight check s", "activation check s", "total s"],
+                     lines + [["all", "\(all.cells)", f(all.weights, 2), f(all.activations, 2), f(all.total, 2)]],
+                     rightAligned: [1, 2, 3, 4])
+    }
+
     /// The timing table: one row per (file, runtime, test), Parity's engine first; `vs Parity` is Parity's rate
     /// over the runtime's on the same test (> 1: Parity is faster). Absent runtimes are rows saying why.
     public static func timingTable(_ rows: [BenchRow]) -> String {

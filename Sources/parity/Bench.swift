@@ -168,7 +168,8 @@ struct Bench: ParsableCommand {
             printError("timing \(cell.model.name) \(cell.format.rawValue) \(cell.report.variant)")
             rows.append(try benchmark(cell, options: options, testSet: testSet, runner: runner))
         }
-        let evidence = BenchRendering.evidenceTable(rows), timing = BenchRendering.timingTable(rows)
+        let evidence = BenchRendering.evidenceTable(rows) + "\n\n" + BenchRendering.verificationTimeTable(rows)
+        let timing = BenchRendering.timingTable(rows)
         print(evidence + "\n\n" + timing)
         if let json { try write(BenchRendering.json(rows, refusals: [], options: options, machine: machine()), to: json) }
         if let markdown {

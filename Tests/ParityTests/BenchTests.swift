@@ -175,6 +175,23 @@ struct BenchTests {
         #expect(l.count == 100)
     }
 
+    @Test("the verification-time table sums each model's cells and all cells; weight and activation checks apart")
+    func verificationTimeTable() {
+        func row(_ model: String, _ weights: Double, _ activations: Double) -> BenchRow {
+            BenchRow(model: model, format: "gguf", variant: "f32", file: "/x", fileBytes: 1, sha256: "00", verdict: "pass",
+                     worstMetric: "-", worstValue: nil, verifySeconds: weights + activations, weightCheckSeconds: weights,
+                     activationCheckSeconds: activations)
+        }
+        let table = BenchRendering.verificationTimeTable([row("a", 0.25, 1.5), row("b", 0.5, 0.25), row("a", 0.1, 2)])
+        let lines = table.split(separator: "\n").map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } }
+        // Header, rule, one row per model in first-seen order (a: 0.25 + 0.1, 1.5 + 2), then all three cells.
+        // (No sum lands on a rounding tie at two digits, so the expected strings do not depend on printf's tie rule.)
+        #expect(lines.count == 5)
+        #expect(lines[2] == ["a", "2", "0.35", "3.50", "3.85"], "\(lines[2])")
+        #expect(lines[3] == ["b", "1", "0.50", "0.25", "0.75"], "\(lines[3])")
+        #expect(lines[4] == ["all", "3", "0.85", "3.75", "4.60"], "\(lines[4])")
+    }
+
     @Test("a helper's JSON: absent is a row with its reason; samples become mean ± stddev")
     func helperOutput() throws {
         let absent = try RuntimeRunner.parseHelper("MLX (CPU)", JSONParser.parse(Array(#"{"absent": "no mlx"}"#.utf8)))
