@@ -30,7 +30,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 
 import h5py
 import numpy as np
@@ -41,7 +40,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tools", "llama"))
 sys.path.insert(0, os.path.join(REPO, "tools"))
 from llama_capture import Capture  # noqa: E402
-from regen_goldens import diff_goldens  # noqa: E402
+from golden_file import install_golden, temporary_golden  # noqa: E402
 from record_goldens import is_mask, noise_floor, sha256_file, storable, topological_order  # noqa: E402
 import parity_models  # noqa: E402
 
@@ -348,36 +347,14 @@ def main():
                  f"--node-sentences {','.join(map(str, node_sentences))} --pad-to {args.pad_to}"
                  + (f" --layers {','.join(map(str, layers))}" if args.layers else ""))
     out = os.path.abspath(args.out)
-    fd, temp = tempfile.mkstemp(prefix=".golden-", suffix=".h5.tmp", dir=os.path.dirname(out))
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)
-    try:
+    with temporary_golden(out) as temp:
         write(temp, config=config, model_dir=model_dir, sentences=sentences, node_sentences=node_sentences, layers=layers,
               f32=f32, f64=f64, everything=(all_ids, all_mask, all_types, e32, e64), generator=generator)
         with h5py.File(temp, "r") as f:
             count = sum(1 for _ in f["activations"]) + sum(1 for _ in f["intermediates"])
         print(f"batch {ids.shape[0]} x {ids.shape[1]} tokens (mask row sums {mask.sum(1).tolist()}), layers {layers}; "
-              f"{os.path.getsize(temp)} bytes; modules that never ran: {f32.not_run}")
-        if not os.path.exists(out):
-            os.replace(temp, out)
-            print(f"wrote {out}")
-            return 0
-        print(f"comparing with existing {out}:")
-        if not diff_goldens(out, temp):
-            print("data identical to the existing golden; kept the existing file")
-            return 0
-        if args.replace:
-            os.replace(temp, out)
-            print(f"REPLACED {out}")
-            return 0
-        print("golden differs; NOT replaced (rerun with --replace to accept the new data)")
-        return 1
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-
+              f"{count} datasets, {os.path.getsize(temp)} bytes; modules that never ran: {f32.not_run}")
+        return install_golden(out, temp, replace=args.replace)
 
 if __name__ == "__main__":
     sys.exit(main())
