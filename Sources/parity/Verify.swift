@@ -68,6 +68,7 @@ struct Verify: ParsableCommand {
         }
         let wallSeconds = Date().timeIntervalSince(started)
         let cellCount = outcomes.filter { $0.cell != nil }.count
+        let jobsRun = max(1, min(jobs, cellCount))
         var reports: [VerificationReport] = []
         var errors: [CellError] = []
         var skipped: [String] = []
@@ -87,9 +88,10 @@ struct Verify: ParsableCommand {
         for r in reports { print(MatrixRendering.summaryLine(r)) }
         for e in errors { print(MatrixRendering.summaryLine(e)) }
         for line in skipped { print("  " + line) }
-        for line in Self.llamaWallTimes(outcomes) { print("  " + line) }
+        // With several jobs a group's cells overlap in time: its line then sums each cell's own wall time.
+        for line in Self.llamaWallTimes(outcomes) { print("  " + line + (jobsRun > 1 ? " (the cells' own wall times, summed)" : "")) }
         if cellCount > 0 {
-            print("  wall time (\(cellCount) cell\(cellCount == 1 ? "" : "s") on \(min(jobs, cellCount)) job\(min(jobs, cellCount) == 1 ? "" : "s")): \(String(format: "%.2f", wallSeconds)) s")
+            print("  wall time (\(cellCount) cell\(cellCount == 1 ? "" : "s") on \(jobsRun) job\(jobsRun == 1 ? "" : "s")): \(String(format: "%.2f", wallSeconds)) s")
         }
         if reports.isEmpty && errors.isEmpty {
             throw ParityError.usage("nothing to verify: no format/variant matched" + skipped.map { "\n  " + $0 }.joined())
