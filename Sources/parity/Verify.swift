@@ -40,6 +40,7 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
+        ProcessMemory.reuseFreedMemory()
         if !matrix.config.isEmpty { return try runMatrix() }
         try matrix.refuseWithoutConfig()
         let names = models.isEmpty ? ModelRepository.bundledNames() : models

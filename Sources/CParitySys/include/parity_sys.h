@@ -14,6 +14,12 @@ int parity_link_tmpfile(int fd, const char *path);
 /// Atomically exchanges two paths (renameat2 RENAME_EXCHANGE); both must exist. 0 on success.
 int parity_rename_exchange(const char *a, const char *b);
 
+/// Makes glibc's malloc keep freed memory for reuse instead of returning it to the kernel: no mmap per large block
+/// (M_MMAP_MAX 0) and no trimming of the heap (M_TRIM_THRESHOLD INT_MAX). A verification allocates and frees
+/// tensor-sized arrays (tens of MB for a transformer) in every cell; with this they cost no page faults after the
+/// first. The price is a peak RSS that stays at its high-water mark. 0 on success, -1 where unsupported (not glibc).
+int parity_malloc_reuse_freed_memory(void);
+
 #include <stddef.h>
 #include <stdint.h>
 
