@@ -19,8 +19,13 @@ public enum SafetensorsConverter {
                 notes.append("\(entry.name) \(entry.shape) \(entry.dtype.rawValue): an integer buffer, not written")
                 continue
             }
-            let tensor = try source.tensor(entry)
-            try writer.add(name: entry.name, tensor: tensor, as: target)
+            if entry.dtype == target {
+                // Already in the target dtype: PyTorch's `tensor.to(dtype)` returns such a tensor unchanged, so its
+                // bytes are written as they are (one copy, instead of decoding to f32 and encoding back).
+                try writer.add(name: entry.name, dtype: target, shape: entry.shape, bytes: try source.rawBytes(entry))
+            } else {
+                try writer.add(name: entry.name, tensor: try source.tensor(entry), as: target)
+            }
             notes.append("\(entry.name) \(entry.shape) \(entry.dtype.rawValue) -> \(target.rawValue)")
         }
         try writer.write(to: output)

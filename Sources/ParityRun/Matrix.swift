@@ -230,19 +230,14 @@ public enum Matrix {
         let all = try plan(config, settings: settings, store: store)
         let mine = slice(all, shard: options.shard)
         let cache = options.cacheDirectory.map { CellCache(directory: $0, codeIdentity: options.codeIdentity) }
-        let results = ResultSlots(count: mine.count)
         let progress = ProgressCounter(total: mine.count, report: options.progress)
-        let next = ResultSlots.Counter()
-        let workers = max(1, min(options.jobs, mine.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while let i = next.take(below: mine.count) {
-                let cell = mine[i]
-                progress.started(cell.key)
-                results.set(i, runOne(cell, settings: settings, temporary: temporary, store: store, cache: cache, ignoreCache: options.ignoreCache))
-                progress.finished(cell.key)
-            }
+        let records = ParallelCells.map(count: mine.count, jobs: options.jobs) { i in
+            let cell = mine[i]
+            progress.started(cell.key)
+            defer { progress.finished(cell.key) }
+            return runOne(cell, settings: settings, temporary: temporary, store: store, cache: cache, ignoreCache: options.ignoreCache)
         }
-        return MatrixReport(cells: results.values, shard: options.shard, totalCells: all.count, matrix: MatrixReport.identity(keys: all.map(\.key)))
+        return MatrixReport(cells: records, shard: options.shard, totalCells: all.count, matrix: MatrixReport.identity(keys: all.map(\.key)))
     }
 
     /// One cell: from the cache when its key is there, else run, judged with overrides and gates, and cached.
@@ -314,13 +309,29 @@ public enum Matrix {
     }
 }
 
+/// Runs independent cells on several threads (`verify --config --jobs`, and `verify --jobs`). Each job takes the next
+/// cell not yet taken; the results come back in cell order whatever order they finished in, so what is printed does
+/// not depend on the job count. A cell's computation is the same on any thread (OpenBLAS runs on one thread per
+/// call, see Kernels.sgemm), so neither are its numbers.
+public enum ParallelCells {
+    public static func map<T: Sendable>(count: Int, jobs: Int, _ body: @Sendable (Int) -> T) -> [T] {
+        let results = ResultSlots<T>(count: count)
+        let next = ResultSlots<T>.Counter()
+        let workers = max(1, min(jobs, count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while let i = next.take(below: count) { results.set(i, body(i)) }
+        }
+        return results.values
+    }
+}
+
 /// The results of the cells run in parallel, each in its slot (the report keeps key order).
-final class ResultSlots: @unchecked Sendable {
+final class ResultSlots<T: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
-    private var slots: [CellRecord?]
+    private var slots: [T?]
     init(count: Int) { slots = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ record: CellRecord) { lock.withLock { slots[i] = record } }
-    var values: [CellRecord] { lock.withLock { slots.compactMap { $0 } } }
+    func set(_ i: Int, _ value: T) { lock.withLock { slots[i] = value } }
+    var values: [T] { lock.withLock { slots.compactMap { $0 } } }
 
     final class Counter: @unchecked Sendable {
         private let lock = NSLock()

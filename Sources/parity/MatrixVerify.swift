@@ -14,14 +14,14 @@ struct MatrixOptionGroup: ParsableArguments {
     var cacheDir: String = ".parity-cache"
     @Flag(name: .long, help: "With --config: run every cell even if its result is cached (fresh results are still cached).")
     var noCache = false
-    @Option(name: .long, help: "With --config: cells run at once (default: the machine's cores).")
+    @Option(name: .long, help: "Cells run at once (default: the machine's cores); reports are printed in cell order whatever the count.")
     var jobs: Int?
     @Option(name: .long, help: ArgumentHelp("With --config: run slice i of n (1-based; cells in key order, every n-th): the same slice on every machine. Join the shards' --json with `parity report merge`.", valueName: "i/n"))
     var shard: String?
 
     /// The matrix options are errors without --config (they would be silently ignored).
     func refuseWithoutConfig() throws {
-        let given = [("--dry-run", dryRun), ("--no-cache", noCache), ("--jobs", jobs != nil), ("--shard", shard != nil), ("--cache-dir", cacheDir != ".parity-cache")]
+        let given = [("--dry-run", dryRun), ("--no-cache", noCache), ("--shard", shard != nil), ("--cache-dir", cacheDir != ".parity-cache")]
             .filter(\.1).map(\.0)
         if !given.isEmpty { throw ParityError.usage("\(given.joined(separator: ", ")) appl\(given.count == 1 ? "ies" : "y") only with --config") }
     }

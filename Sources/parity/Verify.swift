@@ -40,6 +40,7 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
+        ProcessMemory.reuseFreedMemory()
         if !matrix.config.isEmpty { return try runMatrix() }
         try matrix.refuseWithoutConfig()
         let names = models.isEmpty ? ModelRepository.bundledNames() : models
@@ -52,16 +53,23 @@ struct Verify: ParsableCommand {
         let store = ReferenceStore()
         // The cells are planned and run by the library (ParityRun), as `verify --config` and ParityKit run them.
         let planned = try CellRunner.plan(models: names, formats: format, variants: variant, file: file, settings: settings, store: store)
-        var outcomes: [(cell: VerificationCell?, outcome: CellOutcome, seconds: Double)] = []
-        for item in planned {
-            switch item {
-            case let .decided(outcome): outcomes.append((nil, outcome, 0))
+        // Independent cells run `jobs` at a time (the mechanism `verify --config` uses); their reports are printed
+        // below in cell order, so the output is the same for any job count.
+        if let jobs = matrix.jobs, jobs < 1 { throw ParityError.usage("--jobs \(jobs): give at least 1") }
+        let jobs = matrix.jobs ?? ProcessInfo.processInfo.activeProcessorCount
+        let started = Date()
+        let outcomes: [(cell: VerificationCell?, outcome: CellOutcome, seconds: Double)] = ParallelCells.map(count: planned.count, jobs: jobs) { i in
+            switch planned[i] {
+            case let .decided(outcome): return (nil, outcome, 0)
             case let .cell(cell):
                 let started = Date()
                 let outcome = CellRunner.run(cell, settings: settings, store: store)
-                outcomes.append((cell, outcome, Date().timeIntervalSince(started)))
+                return (cell, outcome, Date().timeIntervalSince(started))
             }
         }
+        let wallSeconds = Date().timeIntervalSince(started)
+        let cellCount = outcomes.filter { $0.cell != nil }.count
+        let jobsRun = max(1, min(jobs, cellCount))
         var reports: [VerificationReport] = []
         var errors: [CellError] = []
         var skipped: [String] = []
@@ -81,7 +89,11 @@ struct Verify: ParsableCommand {
         for r in reports { print(MatrixRendering.summaryLine(r)) }
         for e in errors { print(MatrixRendering.summaryLine(e)) }
         for line in skipped { print("  " + line) }
-        for line in Self.llamaWallTimes(outcomes) { print("  " + line) }
+        // With several jobs a group's cells overlap in time: its line then sums each cell's own wall time.
+        for line in Self.llamaWallTimes(outcomes) { print("  " + line + (jobsRun > 1 ? " (the cells' own wall times, summed)" : "")) }
+        if cellCount > 0 {
+            print("  wall time (\(cellCount) cell\(cellCount == 1 ? "" : "s") on \(jobsRun) job\(jobsRun == 1 ? "" : "s")): \(String(format: "%.2f", wallSeconds)) s")
+        }
         if reports.isEmpty && errors.isEmpty {
             throw ParityError.usage("nothing to verify: no format/variant matched" + skipped.map { "\n  " + $0 }.joined())
         }
