@@ -2,7 +2,9 @@
 // activations. The convolution's float operations are defined by `Kernels.Reference.conv2dNCHW`: per output
 // element one fused multiply-add chain from +0 over (ci, ky, kx) in that order, then `+ bias`. The AVX2+FMA path
 // vectorizes across output columns (each lane its own element, the same chain), so it equals the portable path
-// and the reference bit for bit; so does the AVX-512 path (vectors of 16 columns, the last one masked).
+// and the reference bit for bit; so does the AVX-512 path (vectors of 16 columns, the last one masked). One
+// exception: where several NaNs meet in one chain, which payload survives depends on the FMA instruction form the
+// compiler picks (IEEE 754 leaves it open), so the paths agree on NaN-ness, not on the payload.
 
 #include "CParityKernels.h"
 
@@ -329,4 +331,124 @@ int pk_relu(const float *x, int64_t count, float *out) {
 #endif
     (void)x; (void)count; (void)out;
     return 0;
+}
+
+// MARK: - Linear (PyTorch engine): y = x · Wᵀ + b on a packed weight
+
+enum { PANEL = 32 };  // output features per packed panel
+
+int64_t pk_linear_packed_count(int64_t outF, int64_t inF) { return (outF + PANEL - 1) / PANEL * PANEL * inF; }
+
+void pk_linear_pack(const float *w, int64_t outF, int64_t inF, float *packed) {
+    const int64_t panels = (outF + PANEL - 1) / PANEL;
+    for (int64_t p = 0; p < panels; p++)
+        for (int64_t k = 0; k < inF; k++)
+            for (int64_t jj = 0; jj < PANEL; jj++) {
+                const int64_t j = p * PANEL + jj;
+                packed[(p * inF + k) * PANEL + jj] = j < outF ? w[j * inF + k] : 0.0f;
+            }
+}
+
+/// Portable: per output element the fused multiply-add chain from +0 over k in order, then + bias.
+static void linear_portable(const float *x, int64_t n, int64_t inF, const float *packed, int64_t outF, const float *bias, float *y) {
+    const int64_t panels = (outF + PANEL - 1) / PANEL;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t p = 0; p < panels; p++) {
+            float acc[PANEL];
+            for (int jj = 0; jj < PANEL; jj++) acc[jj] = 0.0f;
+            const float *panel = packed + p * inF * PANEL, *row = x + i * inF;
+            for (int64_t k = 0; k < inF; k++) {
+                const float a = row[k];
+                for (int jj = 0; jj < PANEL; jj++) acc[jj] = fmaf(a, panel[k * PANEL + jj], acc[jj]);
+            }
+            for (int64_t jj = 0; jj < PANEL && p * PANEL + jj < outF; jj++) {
+                const int64_t j = p * PANEL + jj;
+                y[i * outF + j] = bias ? acc[jj] + bias[j] : acc[jj];
+            }
+        }
+}
+
+#ifdef PI_X86
+/// `rows` (≤ 6) rows of x against one panel: 2 vectors of 16 outputs per row, each lane the portable chain.
+PI_AVX512 static inline __attribute__((always_inline)) void linear_tile512(const float *x, int64_t inF, const float *panel, const int rows,
+                                                                            const float *bias, int64_t j0, int64_t outF, float *y) {
+    __m512 acc[6][2];
+    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < inF; k++) {
+        const __m512 b0 = _mm512_loadu_ps(panel + k * PANEL), b1 = _mm512_loadu_ps(panel + k * PANEL + 16);
+        for (int r = 0; r < rows; r++) {
+            const __m512 a = _mm512_set1_ps(x[r * inF + k]);
+            acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+        }
+    }
+    const int64_t valid = outF - j0 < PANEL ? outF - j0 : PANEL;
+    const __mmask16 m0 = (__mmask16)(valid >= 16 ? 0xFFFFu : (1u << valid) - 1u);
+    const __mmask16 m1 = (__mmask16)(valid >= 32 ? 0xFFFFu : valid > 16 ? (1u << (valid - 16)) - 1u : 0u);
+    const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias + j0) : _mm512_setzero_ps();
+    const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + j0 + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) {
+        _mm512_mask_storeu_ps(y + r * outF + j0, m0, bias ? _mm512_add_ps(acc[r][0], bias0) : acc[r][0]);
+        _mm512_mask_storeu_ps(y + r * outF + j0 + 16, m1, bias ? _mm512_add_ps(acc[r][1], bias1) : acc[r][1]);
+    }
+}
+
+/// Panels outer (one panel, 32·inF floats, stays in L2 while every row block passes), blocks of six rows inner.
+PI_AVX512 static void linear_avx512(const float *x, int64_t n, int64_t inF, const float *packed, int64_t outF, const float *bias, float *y) {
+    const int64_t panels = (outF + PANEL - 1) / PANEL;
+    for (int64_t p = 0; p < panels; p++) {
+        const float *panel = packed + p * inF * PANEL;
+        int64_t i = 0;
+        for (; i + 6 <= n; i += 6) linear_tile512(x + i * inF, inF, panel, 6, bias, p * PANEL, outF, y + i * outF);
+        switch (n - i) {
+        case 1: linear_tile512(x + i * inF, inF, panel, 1, bias, p * PANEL, outF, y + i * outF); break;
+        case 2: linear_tile512(x + i * inF, inF, panel, 2, bias, p * PANEL, outF, y + i * outF); break;
+        case 3: linear_tile512(x + i * inF, inF, panel, 3, bias, p * PANEL, outF, y + i * outF); break;
+        case 4: linear_tile512(x + i * inF, inF, panel, 4, bias, p * PANEL, outF, y + i * outF); break;
+        case 5: linear_tile512(x + i * inF, inF, panel, 5, bias, p * PANEL, outF, y + i * outF); break;
+        default: break;
+        }
+    }
+}
+
+/// AVX2+FMA: `rows` (≤ 3) rows × 4 vectors of 8 outputs.
+PI_FMA static inline __attribute__((always_inline)) void linear_tile256(const float *x, int64_t inF, const float *panel, const int rows,
+                                                                         const float *bias, int64_t j0, int64_t outF, float *y) {
+    __m256 acc[3][4];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < 4; v++) acc[r][v] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < inF; k++) {
+        __m256 b[4];
+        for (int v = 0; v < 4; v++) b[v] = _mm256_loadu_ps(panel + k * PANEL + 8 * v);
+        for (int r = 0; r < rows; r++) {
+            const __m256 a = _mm256_broadcast_ss(x + r * inF + k);
+            for (int v = 0; v < 4; v++) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+        }
+    }
+    float out[PANEL];
+    for (int r = 0; r < rows; r++) {
+        for (int v = 0; v < 4; v++) _mm256_storeu_ps(out + 8 * v, acc[r][v]);
+        for (int64_t jj = 0; jj < PANEL && j0 + jj < outF; jj++) y[r * outF + j0 + jj] = bias ? out[jj] + bias[j0 + jj] : out[jj];
+    }
+}
+
+PI_FMA static void linear_avx2(const float *x, int64_t n, int64_t inF, const float *packed, int64_t outF, const float *bias, float *y) {
+    const int64_t panels = (outF + PANEL - 1) / PANEL;
+    for (int64_t p = 0; p < panels; p++) {
+        const float *panel = packed + p * inF * PANEL;
+        int64_t i = 0;
+        for (; i + 3 <= n; i += 3) linear_tile256(x + i * inF, inF, panel, 3, bias, p * PANEL, outF, y + i * outF);
+        if (n - i == 2) linear_tile256(x + i * inF, inF, panel, 2, bias, p * PANEL, outF, y + i * outF);
+        if (n - i == 1) linear_tile256(x + i * inF, inF, panel, 1, bias, p * PANEL, outF, y + i * outF);
+    }
+}
+#endif
+
+void pk_linear_packed(const float *x, int64_t n, int64_t inF, const float *packed, int64_t outF, const float *bias, float *y) {
+    if (n <= 0 || outF <= 0) return;
+#ifdef PI_X86
+    if (pk_conv_has_avx512()) { linear_avx512(x, n, inF, packed, outF, bias, y); return; }
+    if (pk_conv_has_avx2_fma()) { linear_avx2(x, n, inF, packed, outF, bias, y); return; }
+#endif
+    linear_portable(x, n, inF, packed, outF, bias, y);
 }

@@ -8,7 +8,8 @@ extension Kernels {
     /// PyTorch Conv2d (cross-correlation, zero padding), NCHW input [N, C, H, W], weight [OC, C, KH, KW]: a direct
     /// convolution in C (image.c; AVX2+FMA across output columns when the CPU has it), each output element the
     /// fused multiply-add chain from +0 over (c, kh, kw) in that order, then + bias — `Reference.conv2dNCHW`'s
-    /// definition, bit for bit (KernelEquivalenceTests, ImageKernelTests).
+    /// definition, bit for bit (KernelEquivalenceTests, ImageKernelTests; where several NaNs meet in one sum, which
+    /// payload survives is the FMA instruction's choice, so paths agree on NaN-ness only).
     ///
     /// Why this order is allowed: PyTorch 1.13 runs this convolution through oneDNN on x86 (mkldnn is chosen for
     /// float32 3×3 kernels), whose blocked accumulation order no CPU-independent engine reproduces; its fallback
@@ -16,8 +17,9 @@ extension Kernels {
     /// bias to the finished sum too. So the engine keeps (Σ) + b and only the order inside Σ differs from the
     /// runtime — as it did with im2col + OpenBLAS before. The f32 tolerance (TolerancePolicy.float32) is a
     /// random-walk bound on that difference, valid for any summation order; fused multiply-adds round once per
-    /// term instead of twice, which only tightens it. Measured on the bundled goldens: fmnist-cnn's conv metrics
-    /// moved in the last bits (docs/bench.md).
+    /// term instead of twice, which only tightens it. Measured on fmnist-cnn's goldens (64 images) against im2col +
+    /// OpenBLAS: conv1 now equals PyTorch's output exactly (max abs 4.8e-7 before), conv2 max abs 1.67e-6 (1.91e-6),
+    /// dense 5.7e-6 (7.6e-6) — all far inside the 1e-5 relative limits.
     public static func conv2dNCHW(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) -> Tensor {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oc, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])

@@ -85,7 +85,12 @@ public struct PyTorchEngine: DiagnosableEngine, StrictLoadingEngine {
             guard x.rank == 2, x.shape[1] == inF else {
                 throw LayerExecutionError(layer: name, reason: "input shape \(x.shape) is not [N, \(inF)]")
             }
-            return Kernels.linear(x, weight: params[0], bias: bias ? params[1] : nil)
+            // The weight packed once per engine (an overridden weight, tried by layer-diff, is packed per call).
+            let weightName = layer.parameters[0].0
+            let packed = overrides[weightName] == nil
+                ? decoded.value("packed:" + weightName) { Kernels.PackedLinearWeight(params[0]) }
+                : Kernels.PackedLinearWeight(params[0])
+            return Kernels.linearChained(x, packed: packed, bias: bias ? params[1] : nil)
         }
     }
 }

@@ -56,6 +56,13 @@ void pk_conv_force_path(int mode);
 /// kernels then run; both compute Kernels.Reference's steps bit for bit).
 int pk_maxpool2x2_nchw(const float *x, int64_t planes, int64_t h, int64_t w, int propagate, float *out);
 int pk_relu(const float *x, int64_t count, float *out);
+/// PyTorch engine's Linear: y [n, outF] = x [n, inF] · Wᵀ + b, each element the fused multiply-add chain from +0
+/// over k in order, then + bias[j] (none when NULL). W [outF, inF] is packed once (pk_linear_pack into
+/// pk_linear_packed_count floats: panels of 32 output features, k-major, zero beyond outF). AVX-512 / AVX2+FMA /
+/// portable by CPU (pk_conv_force_path): the same numbers.
+int64_t pk_linear_packed_count(int64_t outF, int64_t inF);
+void pk_linear_pack(const float *w, int64_t outF, int64_t inF, float *packed);
+void pk_linear_packed(const float *x, int64_t n, int64_t inF, const float *packed, int64_t outF, const float *bias, float *y);
 /// Keeps batch-sized activation arrays (up to 32 MiB) on glibc's heap instead of fresh mappings, and the heap grown.
 void pk_retain_heap_for_batches(void);
 
