@@ -1,6 +1,9 @@
 import CParityKernels
 import ParityCore
 import ParityEngine
+import ParityFormats
+import ParityModels
+import ParityVerify
 import Testing
 
 /// Bits with every NaN mapped to one pattern: where several NaNs meet in one fused multiply-add chain, which payload
@@ -128,5 +131,20 @@ struct ImageKernelTests {
                         "\(shape)\(bias == nil ? "" : " + bias"), \(["best", "portable", "AVX2"][Int(limit)]) path: outputs differ")
             }
         }
+    }
+
+    @Test("PyTorchEngine.forwardOutput (the batch in slices) equals the whole-batch forward bit for bit",
+          arguments: try nonEmpty(["fmnist-cnn", "fmnist-mlp"], "image models"))
+    func slicedForward(_ modelName: String) throws {
+        let model = try Repo.model(modelName)
+        let engine = try PyTorchEngine(weights: model.weights(), model: model.config)
+        // 37 images: four full slices and a partial one; pixel-like values in [0, 1].
+        let n = 37, perImage = 28 * 28
+        let pixels = KernelEquivalenceTests.values(n * perImage, seed: 41, specials: false).map { abs($0) / 2 }
+        let input = Tensor(shape: [n, 1, 28, 28], data: pixels)
+        let whole = try engine.forward(model.config.layers, input: input, hook: { _, _ in })
+        let sliced = try engine.forwardOutput(model.config.layers, input: input)
+        #expect(sliced.shape == whole.shape)
+        #expect(bitsUpToNaNPayload(sliced) == bitsUpToNaNPayload(whole), "\(modelName): sliced forward differs from the whole batch")
     }
 }
