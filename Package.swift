@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "ParityCore", dependencies: ["CParitySys"]),
         .target(name: "ParityFormats", dependencies: ["ParityCore", "CHDF5", "CZlib", "CGoldenReader", "CParityKernels"]),
         .target(name: "ParityModels", dependencies: ["ParityCore", "ParityFormats"]),
-        .target(name: "ParityEngine", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "CBLAS"]),
+        .target(name: "ParityEngine", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "CBLAS", "CParityKernels"]),
         .target(name: "ParityVerify", dependencies: ["ParityCore", "ParityFormats", "ParityModels", "ParityEngine"]),
         // The benchmark: times compute only, and only for a file whose verification passed (`parity bench`).
         .target(name: "ParityBench", dependencies: [

@@ -10,15 +10,14 @@ public enum ComputeTimer {
     /// test set (untimed, batches of 500).
     public static func images(engine: FormatEngine, layers: [LayerSpec], testSet: FashionMNIST, options: BenchOptions,
                               into m: inout RuntimeMeasurement) throws(LayerExecutionError) {
-        let noHook: ActivationHook = { _, _ in }
         let singles = (0..<min(options.latencyRuns, testSet.count)).map { testSet.batch($0, 1) }
         if let first = singles.first {
-            for _ in 0..<options.warmup { _ = try engine.forward(layers, input: first, hook: noHook) }
+            for _ in 0..<options.warmup { _ = try engine.forwardOutput(layers, input: first) }
         }
         var latencies = [UInt64](repeating: 0, count: singles.count)
         for i in singles.indices {
             let start = monotonicNanoseconds()
-            _ = try engine.forward(layers, input: singles[i], hook: noHook)
+            _ = try engine.forwardOutput(layers, input: singles[i])
             latencies[i] = monotonicNanoseconds() - start
         }
         m.latency = LatencySummary(nanoseconds: latencies)
@@ -26,11 +25,11 @@ public enum ComputeTimer {
         for batch in options.batches where batch <= testSet.count {
             let batchesPerRepetition = max(1, (options.imagesPerRepetition + batch - 1) / batch)
             let inputs = (0..<batchesPerRepetition).map { testSet.batch(($0 * batch) % (testSet.count - batch + 1), batch) }
-            for _ in 0..<options.warmup { _ = try engine.forward(layers, input: inputs[0], hook: noHook) }
+            for _ in 0..<options.warmup { _ = try engine.forwardOutput(layers, input: inputs[0]) }
             var rates = [Double](repeating: 0, count: options.repetitions)
             for r in 0..<options.repetitions {
                 let start = monotonicNanoseconds()
-                for input in inputs { _ = try engine.forward(layers, input: input, hook: noHook) }
+                for input in inputs { _ = try engine.forwardOutput(layers, input: input) }
                 rates[r] = Double(batchesPerRepetition * batch) / (Double(monotonicNanoseconds() - start) / 1e9)
             }
             m.throughput.append(ThroughputResult(test: "b\(batch)", batch: batch, unit: "images/s", rate: MeanDeviation(rates)))
@@ -44,7 +43,7 @@ public enum ComputeTimer {
         var start = 0
         while start < testSet.count {
             let n = min(500, testSet.count - start)
-            let logits = try engine.forward(layers, input: testSet.batch(start, n), hook: { _, _ in })
+            let logits = try engine.forwardOutput(layers, input: testSet.batch(start, n))
             let classes = logits.count / n
             for i in 0..<n {
                 var best = 0

@@ -41,6 +41,9 @@ public protocol FormatEngine: GraphEngine {
     /// Runs the layer with reference name `layer` on an input in the reference layout and returns its output in
     /// the reference layout. Used both for the end-to-end run and for feeding a layer its golden input.
     func apply(_ layer: LayerSpec, to input: Tensor) throws(LayerExecutionError) -> Tensor
+    /// The last layer's output only (no hook), each element as `forward(_:input:hook:)` computes it; an engine may
+    /// run the batch in slices (PyTorchEngine does, so a slice's activations stay in cache). Benchmarks time this.
+    func forwardOutput(_ layers: [LayerSpec], input: Tensor) throws(LayerExecutionError) -> Tensor
 }
 
 extension FormatEngine {
@@ -52,6 +55,10 @@ extension FormatEngine {
             throw LayerExecutionError(layer: node.name, reason: "a \(layer.op) layer reads one float tensor, got \(inputs.map(\.typeName))")
         }
         return .floats(try apply(layer, to: x))
+    }
+
+    public func forwardOutput(_ layers: [LayerSpec], input: Tensor) throws(LayerExecutionError) -> Tensor {
+        try forward(layers, input: input, hook: { _, _ in })
     }
 
     /// Runs every layer in order, calling `hook` after each. Stops at the first layer that cannot run.

@@ -1,4 +1,5 @@
 import CBLAS
+import CParityKernels
 import ParityCore
 
 /// CPU kernels shared by the engines. Layout conventions are stated per function; the engines decide
@@ -8,7 +9,12 @@ public enum Kernels {
     /// OpenBLAS 0.3.21: a [64×784]·[784×500] product differs in its last bits between 1 and 2 threads). Verification
     /// wants the same numbers on every run, so every product runs on one thread — set before the first product,
     /// whoever calls it, and overriding OPENBLAS_NUM_THREADS (which OpenBLAS reads only when it loads).
-    private static let oneThreadBeforeFirstProduct: Void = { openblas_set_num_threads(1) }()
+    /// Also keeps batch-sized activations on the heap (pk_retain_heap_for_batches): without it glibc maps and
+    /// unmaps every array above its mmap threshold, and fmnist-cnn at batch 500 ran at half speed on page faults.
+    private static let oneThreadBeforeFirstProduct: Void = {
+        openblas_set_num_threads(1)
+        pk_retain_heap_for_batches()
+    }()
 
     /// Pins OpenBLAS to `n` threads (1 unless a benchmark asks otherwise; see `oneThreadBeforeFirstProduct`).
     public static func pinBLASThreads(_ n: Int32 = 1) {

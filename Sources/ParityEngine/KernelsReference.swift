@@ -4,46 +4,33 @@ extension Kernels {
     /// The straightforward element-loop versions of the image kernels, kept as the definition the fast
     /// kernels (KernelsImage.swift) must equal bit for bit (KernelEquivalenceTests).
     public enum Reference {
-        /// PyTorch Conv2d (cross-correlation, zero padding), NCHW input [N, C, H, W], weight [OC, C, KH, KW],
-        /// via im2col: per image, columns [C·KH·KW, OH·OW] then W[OC, C·KH·KW] · columns.
+        /// PyTorch Conv2d (cross-correlation, zero padding), NCHW input [N, C, H, W], weight [OC, C, KH, KW]:
+        /// every output element is one fused multiply-add chain from +0 over (c, kh, kw) in that order (a padding
+        /// slot contributes w·0, as im2col's zero columns do), then + bias ((Σ) + b, as PyTorch adds it).
         public static func conv2dNCHW(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) -> Tensor {
             let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
             let (oc, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
             let oh = (h + 2 * padding[0] - kh) / stride[0] + 1
             let ow = (w + 2 * padding[1] - kw) / stride[1] + 1
-            let k = c * kh * kw, spatial = oh * ow
-            var out = [Float](repeating: 0, count: n * oc * spatial)
-            var columns = [Float](repeating: 0, count: k * spatial)
-            x.data.withUnsafeBufferPointer { input in
-                weight.data.withUnsafeBufferPointer { wp in
-                    out.withUnsafeMutableBufferPointer { op in
-                        for image in 0..<n {
-                            let base = image * c * h * w
+            var out = [Float](repeating: 0, count: n * oc * oh * ow)
+            for image in 0..<n {
+                for o in 0..<oc {
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var sum: Float = 0
                             for ci in 0..<c {
                                 for ky in 0..<kh {
                                     for kx in 0..<kw {
-                                        let row = (ci * kh + ky) * kw + kx
-                                        for oy in 0..<oh {
-                                            let iy = oy * stride[0] - padding[0] + ky
-                                            for ox in 0..<ow {
-                                                let ix = ox * stride[1] - padding[1] + kx
-                                                columns[row * spatial + oy * ow + ox] =
-                                                    (iy >= 0 && iy < h && ix >= 0 && ix < w) ? input[base + (ci * h + iy) * w + ix] : 0
-                                            }
-                                        }
+                                        let iy = oy * stride[0] - padding[0] + ky, ix = ox * stride[1] - padding[1] + kx
+                                        let v: Float = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x.data[((image * c + ci) * h + iy) * w + ix] : 0
+                                        sum.addProduct(weight.data[((o * c + ci) * kh + ky) * kw + kx], v)
                                     }
                                 }
                             }
-                            columns.withUnsafeBufferPointer { cols in
-                                Kernels.sgemm(m: oc, n: spatial, k: k, a: wp.baseAddress!, b: cols.baseAddress!, transposeB: false,
-                                      c: op.baseAddress! + image * oc * spatial)
-                            }
+                            out[((image * oc + o) * oh + oy) * ow + ox] = bias.map { sum + $0.data[o] } ?? sum
                         }
                     }
                 }
-            }
-            if let bias {
-                for image in 0..<n { for o in 0..<oc { for s in 0..<spatial { out[(image * oc + o) * spatial + s] += bias.data[o] } } }
             }
             return Tensor(shape: [n, oc, oh, ow], data: out)
         }

@@ -39,5 +39,31 @@ void pk_mlx_affine_matmul_f32(const uint32_t *packed, const float *scales, const
 /// Little-endian IEEE halves → floats, exactly (a NaN gets the quiet bit, as Swift's Float(Float16) gives it).
 void pk_decode_f16(const void *halves, int64_t count, float *out);
 
+/// Image kernels (image.c). Direct 2-D convolution of `n` NCHW images [c, h, w] with weight [oc, c, kh, kw], zero
+/// padding (ph, pw), stride (sy, sx): out [n, oc, oh, ow], each element the fused multiply-add chain from +0 over
+/// (ci, ky, kx) in that order, then `+ bias[o]` when `bias` is not NULL. AVX-512F or AVX2+FMA across output columns
+/// when the CPU has it (stride 1 across; AVX2 needs ow >= 8), else portable C: the same numbers.
+void pk_conv2d_nchw(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, const float *weight, int64_t oc, int64_t kh,
+                    int64_t kw, int64_t sy, int64_t sx, int64_t ph, int64_t pw, const float *bias, float *out);
+/// 1 when pk_conv2d_nchw's AVX-512 (AVX2+FMA) path is in use on this CPU.
+int pk_conv_has_avx512(void);
+int pk_conv_has_avx2_fma(void);
+/// 1 forces pk_conv2d_nchw's portable path, 2 limits it to AVX2, 0 restores run-time selection (for tests).
+void pk_conv_force_path(int mode);
+/// MaxPool2d 2×2 at stride 2 (floor mode) over `planes` planes [h, w] → [h/2, w/2], the NaN rule of
+/// Kernels.maxPool2dNCHW (propagate: PyTorch's; else ggml_pool_2d's, starting from -FLT_MAX), and relu (NaN kept,
+/// −0 → +0): on the AVX-512 path only. They return 0 without writing when it is not in use (the caller's Swift
+/// kernels then run; both compute Kernels.Reference's steps bit for bit).
+int pk_maxpool2x2_nchw(const float *x, int64_t planes, int64_t h, int64_t w, int propagate, float *out);
+int pk_relu(const float *x, int64_t count, float *out);
+/// PyTorch engine's Linear: y [n, outF] = x [n, inF] · Wᵀ + b, each element the fused multiply-add chain from +0
+/// over k in order, then + bias[j] (none when NULL). W [outF, inF] is packed once (pk_linear_pack into
+/// pk_linear_packed_count floats: panels of 32 output features, k-major, zero beyond outF). AVX-512 / AVX2+FMA /
+/// portable by CPU (pk_conv_force_path): the same numbers.
+int64_t pk_linear_packed_count(int64_t outF, int64_t inF);
+void pk_linear_pack(const float *w, int64_t outF, int64_t inF, float *packed);
+void pk_linear_packed(const float *x, int64_t n, int64_t inF, const float *packed, int64_t outF, const float *bias, float *y);
+/// Keeps batch-sized activation arrays (up to 32 MiB) on glibc's heap instead of fresh mappings, and the heap grown.
+void pk_retain_heap_for_batches(void);
 
 #endif
