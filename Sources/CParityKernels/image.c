@@ -1,7 +1,6 @@
-// Image kernels: a direct convolution (no im2col, no BLAS) and the heap policy for the engines' batch-sized
-// activations. The convolution's float operations are defined by `Kernels.Reference.conv2dNCHW`: per output
-// element one fused multiply-add chain from +0 over (ci, ky, kx) in that order, then `+ bias`. The AVX2+FMA path
-// vectorizes across output columns (each lane its own element, the same chain), so it equals the portable path
+// Image kernels: a direct convolution (no im2col, no BLAS), 2×2 max pool, relu and the PyTorch engine's Linear.
+// The convolution's float operations are defined by `Kernels.Reference.conv2dNCHW`: per output element one fused
+// multiply-add chain from +0 over (ci, ky, kx) in that order, then `+ bias`. The AVX2+FMA path vectorizes across output columns (each lane its own element, the same chain), so it equals the portable path
 // and the reference bit for bit; so does the AVX-512 path (vectors of 16 columns, the last one masked). One
 // exception: where several NaNs meet in one chain, which payload survives depends on the FMA instruction form the
 // compiler picks (IEEE 754 leaves it open), so the paths agree on NaN-ness, not on the payload.
@@ -13,25 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #if defined(__x86_64__) || defined(__i386__)
 #define PI_X86 1
 #include <immintrin.h>
 #endif
-
-void pk_retain_heap_for_batches(void) {
-#if defined(__GLIBC__)
-    // glibc serves blocks above its mmap threshold (dynamic, from 128 KiB) with fresh mappings and returns the heap
-    // top to the system above the trim threshold; a batch-500 activation (12.5 MB for conv1) then costs thousands
-    // of page faults on every call — measured: fmnist-cnn at batch 500 ran at half speed. Blocks up to 32 MiB (the
-    // largest threshold glibc accepts) stay on the heap, and the heap is kept once grown.
-    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
-#endif
-}
 
 /// 0: the best path this CPU has; 1: portable C only; 2: AVX2 at most (tests compare every path on one machine).
 static int conv_forced_limit = 0;

@@ -9,12 +9,9 @@ public enum Kernels {
     /// OpenBLAS 0.3.21: a [64×784]·[784×500] product differs in its last bits between 1 and 2 threads). Verification
     /// wants the same numbers on every run, so every product runs on one thread — set before the first product,
     /// whoever calls it, and overriding OPENBLAS_NUM_THREADS (which OpenBLAS reads only when it loads).
-    /// Also keeps batch-sized activations on the heap (pk_retain_heap_for_batches): without it glibc maps and
-    /// unmaps every array above its mmap threshold, and fmnist-cnn at batch 500 ran at half speed on page faults.
-    private static let oneThreadBeforeFirstProduct: Void = {
-        openblas_set_num_threads(1)
-        pk_retain_heap_for_batches()
-    }()
+    /// (How freed batch-sized arrays are kept for reuse is the process's choice, not a kernel's:
+    /// `ProcessMemory.reuseFreedMemory()`, which `parity verify` and `parity bench` call.)
+    private static let oneThreadBeforeFirstProduct: Void = { openblas_set_num_threads(1) }()
 
     /// Pins OpenBLAS to `n` threads (1 unless a benchmark asks otherwise; see `oneThreadBeforeFirstProduct`).
     public static func pinBLASThreads(_ n: Int32 = 1) {

@@ -63,7 +63,6 @@ int pk_relu(const float *x, int64_t count, float *out);
 int64_t pk_linear_packed_count(int64_t outF, int64_t inF);
 void pk_linear_pack(const float *w, int64_t outF, int64_t inF, float *packed);
 void pk_linear_packed(const float *x, int64_t n, int64_t inF, const float *packed, int64_t outF, const float *bias, float *y);
-/// Keeps batch-sized activation arrays (up to 32 MiB) on glibc's heap instead of fresh mappings, and the heap grown.
-void pk_retain_heap_for_batches(void);
+
 
 #endif
