@@ -1,9 +1,10 @@
-// Image kernels: a direct convolution (no im2col, no BLAS), 2×2 max pool, relu and the PyTorch engine's Linear.
-// The convolution's float operations are defined by `Kernels.Reference.conv2dNCHW`: per output element one fused
-// multiply-add chain from +0 over (ci, ky, kx) in that order, then `+ bias`. The AVX2+FMA path vectorizes across output columns (each lane its own element, the same chain), so it equals the portable path
-// and the reference bit for bit; so does the AVX-512 path (vectors of 16 columns, the last one masked). One
-// exception: where several NaNs meet in one chain, which payload survives depends on the FMA instruction form the
-// compiler picks (IEEE 754 leaves it open), so the paths agree on NaN-ness, not on the payload.
+// Image kernels: a direct convolution (no im2col, no BLAS), 2×2 max pool, relu and the PyTorch engine's Linear. The
+// convolution's float operations are defined by `Kernels.Reference.conv2dNCHW`: per output element one fused multiply-
+// add chain from +0 over (ci, ky, kx) in that order, then `+ bias`. The AVX2+FMA path vectorizes across output columns
+// (each lane its own element, the same chain), so it equals the portable path and the reference bit for bit; so does
+// the AVX-512 path (vectors of 16 columns, the last one masked). One exception: where several NaNs meet in one chain,
+// which payload survives depends on the FMA instruction form the compiler picks (IEEE 754 leaves it open), so the paths
+// agree on NaN-ness, not on the payload.
 
 #include "CParityKernels.h"
 
