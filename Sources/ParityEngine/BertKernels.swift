@@ -119,17 +119,18 @@ public enum BertKernels {
         return UInt16(truncatingIfNeeded: (sign >> 16) | (doubled > 0xFF00_0000 ? 0x7E00 : nonSign))
     }
 
-    /// The float value of binary16 bits — `Float(Float16(bitPattern:))` for every non-NaN pattern: a normal half's
-    /// exponent and significand moved into binary32's fields and rebiased by a multiplication by 2⁻¹¹² (exact; infinity
-    /// stays infinite), a subnormal half's significand placed under 0.5's exponent and 0.5 subtracted (exact).
-    @inlinable @inline(__always) public static func halfValue(_ h: UInt16) -> Float {
-        let w = UInt32(h) << 16
-        let sign = w & 0x8000_0000
-        let doubled = w &+ w
-        let normal = Float(bitPattern: (doubled >> 4) &+ (0xE0 << 23)) * Float(bitPattern: 0x0780_0000)  // ×2⁻¹¹²
-        let subnormal = Float(bitPattern: (doubled >> 17) | (126 << 23)) - 0.5
-        let magnitude = doubled < (1 << 27) ? subnormal.bitPattern : normal.bitPattern
-        return Float(bitPattern: sign | magnitude)
+    /// `x` rounded to binary16 and back — `Float(Float16(x))` for every non-NaN float (a NaN comes back as it went in)
+    /// in float additions, branch-free so a loop of it vectorizes: with e = x's exponent (at least −14, binary16's
+    /// smallest normal), K = 2^(e+13) has an ulp of 2^(e−10), binary16's spacing at e (2⁻²⁴ below 2⁻¹⁴), so |x| + K
+    /// rounds |x| to binary16's grid, ties to even (K is an even multiple of that ulp), and subtracting K is exact;
+    /// |x| ≥ 65520 (the midpoint above binary16's largest 65504) rounds to infinity.
+    @inlinable @inline(__always) public static func halfRounded(_ x: Float) -> Float {
+        let w = x.bitPattern & 0x7FFF_FFFF
+        let exponent = max(w >> 23, 113)  // 127 − 14
+        let k = Float(bitPattern: (exponent &+ 13) << 23)
+        let rounded = (Float(bitPattern: w) + k) - k
+        let magnitude = w > 0x7F80_0000 ? w : w >= 0x477F_F000 ? 0x7F80_0000 : rounded.bitPattern  // NaN kept; ≥ 65520 → ∞
+        return Float(bitPattern: (x.bitPattern & 0x8000_0000) | magnitude)
     }
 
     /// Every value rounded to binary16 and back (ggml's F16 vec_dot_type for activations), as GGMLNumerics.round(_:to: .f16)
@@ -137,10 +138,8 @@ public enum BertKernels {
     public static func roundedToHalf(_ x: Tensor) -> Tensor {
         var out = x.data
         out.withUnsafeMutableBufferPointer { p in
-            for i in p.indices {
-                let v = p[i]
-                p[i] = v.isNaN ? FloatCodecs.halfToFloat(FloatCodecs.floatToHalf(v)) : halfValue(halfBits(v))
-            }
+            for i in p.indices { p[i] = halfRounded(p[i]) }
+            for i in p.indices where p[i].isNaN { p[i] = FloatCodecs.halfToFloat(FloatCodecs.floatToHalf(p[i])) }
         }
         return Tensor(shape: x.shape, data: out)
     }

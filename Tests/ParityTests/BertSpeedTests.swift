@@ -209,13 +209,15 @@ struct BertSpeedTests {
 
     // MARK: F16 rounding
 
-    @Test("halfBits is Float16(x).bitPattern: every half's value, every midpoint between neighbours and its neighbours, a sweep of all floats")
-    func halfBitsEqualsFloat16() throws {
+    /// (Both were also checked on all 4,278,190,082 non-NaN floats once, outside the suite: no difference.)
+    @Test("halfBits is Float16(x).bitPattern and halfRounded Float(Float16(x)): every half's value, every midpoint between neighbours and its neighbours, a sweep of all floats")
+    func halfConversionsEqualFloat16() throws {
         var checked = 0, wrong: [UInt32] = []
         func check(_ x: Float) {
             guard !x.isNaN else { return }
             checked += 1
-            if BertKernels.halfBits(x) != Float16(x).bitPattern, wrong.count < 10 { wrong.append(x.bitPattern) }
+            let same = BertKernels.halfBits(x) == Float16(x).bitPattern && BertKernels.halfRounded(x).bitPattern == Float(Float16(x)).bitPattern
+            if !same, wrong.count < 10 { wrong.append(x.bitPattern) }
         }
         for h in 0...UInt16.max {
             let value = Float(Float16(bitPattern: h))
@@ -234,17 +236,12 @@ struct BertSpeedTests {
         var pattern: UInt32 = 0
         repeat { check(Float(bitPattern: pattern)); pattern = pattern &+ 4_097 } while pattern >= 4_097
         #expect(checked > 1_000_000)
-        #expect(wrong.isEmpty, "halfBits differs from Float16 for bit patterns \(wrong.map { String($0, radix: 16) })")
+        #expect(wrong.isEmpty, "halfBits or halfRounded differs from Float16 for bit patterns \(wrong.map { String($0, radix: 16) })")
     }
 
-    @Test("halfValue is Float(Float16(bitPattern:)) for all 65,536 patterns but NaNs; roundedToHalf equals GGMLNumerics.round(to: .f16)")
-    func halfValueAndRounding() throws {
-        var wrong: [UInt16] = []
-        for h in 0...UInt16.max where !Float16(bitPattern: h).isNaN {
-            if BertKernels.halfValue(h).bitPattern != Float(Float16(bitPattern: h)).bitPattern { wrong.append(h) }
-        }
-        #expect(wrong.isEmpty, "halfValue differs for \(wrong.prefix(10).map { String($0, radix: 16) })")
-        let specials: [Float] = [0, -0, .nan, -.nan, .infinity, -.infinity, 65520, 6e-8, -2.98e-8, .leastNonzeroMagnitude, 3.14159, -1e30]
+    @Test("roundedToHalf equals GGMLNumerics.round(to: .f16), NaNs and infinities included")
+    func roundedToHalfEqualsGGMLRounding() throws {
+        let specials: [Float] = [0, -0, .nan, -.nan, Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC1_2345), .infinity, -.infinity, 65520, 6e-8, -2.98e-8, .leastNonzeroMagnitude, 3.14159, -1e30]
         let x = Tensor(shape: [4, 64], data: specials + Self.values(256 - specials.count, seed: 7, scale: 70_000))
         #expect(Self.bits(BertKernels.roundedToHalf(x)) == Self.bits(GGMLNumerics.round(x, to: .f16)))
     }
