@@ -55,17 +55,40 @@ public struct BertGGMLOps: BertOps {
         // llama.cpp adds token_types' row 0 to every token ("token types are hardcoded to zero").
         let rows = table.fileName == "token_types.weight" ? [Int32](repeating: 0, count: ids.count) : ids
         try table.checkIds(rows, node: "\(table.fileName) (get_rows)")
-        let values: [Float]
         switch table.storage {
-        case let .dense(v, _): values = v
+        case let .dense(values, _):
+            return TransformerTensors.gatherRows(values, width: table.columns, ids: rows, shape: shape)
         case let .ggml(file, tensor):
-            do { values = try file.values(tensor) } catch {
+            do { return try BertGGMLOps.getRows(file: file, tensor: tensor, width: table.columns, ids: rows, shape: shape) } catch {
                 throw LayerExecutionError(layer: table.fileName, reason: "get_rows cannot dequantize: \(error)")
             }
         case .mlxQuantized:
             throw LayerExecutionError(layer: table.fileName, reason: "is an MLX quantized tensor; ggml reads ggml types")
         }
-        return TransformerTensors.gatherRows(values, width: table.columns, ids: rows, shape: shape)
+    }
+
+    /// `ggml_get_rows` on a file's tensor: each requested row dequantized from its own bytes in the map (a row is
+    /// whole blocks, so it decodes to exactly the values of the whole table's decoding), nothing else read.
+    static func getRows(file: GGUFFile, tensor: GGUFTensorInfo, width: Int, ids: [Int32], shape: [Int]) throws -> Tensor {
+        guard tensor.type.isSupported else {
+            throw ParityError.unsupported(file: file.path, reason: "tensor '\(tensor.name)' has ggml type \(tensor.type.name), which Parity cannot decode")
+        }
+        let type = tensor.type
+        guard width % type.blockSize == 0 else {
+            throw ParityError.malformed(file: file.path, at: "tensor '\(tensor.name)'", reason: "rows of \(width) are not whole \(type.name) blocks")
+        }
+        let rowBytes = width / type.blockSize * type.typeSize
+        let out = try file.withData(tensor) { bytes in
+            [Float](unsafeUninitializedCapacity: ids.count * width) { buffer, initialized in
+                for (i, id) in ids.enumerated() {
+                    let start = Int(id) * rowBytes
+                    GGMLQuants.dequantize(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + rowBytes)]), type: type, count: width,
+                                          into: UnsafeMutableBufferPointer(rebasing: buffer[(i * width)..<((i + 1) * width)]))
+                }
+                initialized = ids.count * width
+            }
+        }
+        return Tensor(shape: shape + [width], data: out)
     }
 
     public func layerNorm(_ x: Tensor, weight: [Float], bias: [Float], epsilon: Double) -> Tensor {
@@ -75,20 +98,29 @@ public struct BertGGMLOps: BertOps {
     /// `ggml_norm` + `ggml_mul` + `ggml_add`.
     static func norm(_ x: Tensor, weight: [Float], bias: [Float], epsilon: Float) -> Tensor {
         let width = x.shape[x.rank - 1]
+        precondition(weight.count == width && bias.count == width, "norm of rows of \(width) with \(weight.count) weights, \(bias.count) biases")
         var out = x.data
-        for row in stride(from: 0, to: x.count, by: width) {
-            var sum = 0.0
-            for c in 0..<width { sum += Double(x.data[row + c]) }
-            let mean = Float(sum) / Float(width)
-            var squares = 0.0
-            for c in 0..<width {
-                let v = x.data[row + c] - mean
-                out[row + c] = v
-                squares += Double(v * v)
+        x.data.withUnsafeBufferPointer { xp in
+            weight.withUnsafeBufferPointer { wp in
+                bias.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        for row in stride(from: 0, to: xp.count, by: width) {
+                            var sum = 0.0
+                            for c in 0..<width { sum += Double(xp[row + c]) }
+                            let mean = Float(sum) / Float(width)
+                            var squares = 0.0
+                            for c in 0..<width {
+                                let v = xp[row + c] - mean
+                                op[row + c] = v
+                                squares += Double(v * v)
+                            }
+                            let variance = Float(squares / Double(width))
+                            let scale = 1 / sqrtf(variance + epsilon)
+                            for c in 0..<width { op[row + c] = (op[row + c] * scale) * wp[c] + bp[c] }
+                        }
+                    }
+                }
             }
-            let variance = Float(squares / Double(width))
-            let scale = 1 / sqrtf(variance + epsilon)
-            for c in 0..<width { out[row + c] = (out[row + c] * scale) * weight[c] + bias[c] }
         }
         return Tensor(shape: x.shape, data: out)
     }
@@ -101,38 +133,41 @@ public struct BertGGMLOps: BertOps {
         var y: Tensor
         switch w.storage {
         case let .dense(values, dtype):
-            let type: GGMLType = dtype == .f16 ? .f16 : dtype == .bf16 ? .bf16 : .f32
-            y = TransformerTensors.linearF32(GGMLNumerics.round(x, to: type), weight: values, outFeatures: w.rows)
+            // Activations rounded to the weight's vec_dot_type (F16 without compiler-rt's per-value conversion calls).
+            let rounded = dtype == .f16 ? BertKernels.roundedToHalf(x) : GGMLNumerics.round(x, to: dtype == .bf16 ? .bf16 : .f32)
+            y = TransformerTensors.linearF32(rounded, weight: values, outFeatures: w.rows)
         case let .ggml(file, tensor):
             y = try GGMLNumerics.mulMat(file: file, weight: tensor, x: x.reshaped([rows, w.columns]), layer: w.fileName)
             y = y.reshaped(Array(x.shape.dropLast()) + [w.rows])
         case .mlxQuantized:
             throw LayerExecutionError(layer: w.fileName, reason: "is an MLX quantized tensor; ggml's mul_mat reads ggml types")
         }
-        for i in 0..<y.count { y.data[i] += bias[i % w.rows] }
+        BertKernels.addBias(&y, bias)
         return y
     }
 
     public func attentionProbs(q: Tensor, k: Tensor, padding: [Float], heads: Int) -> Tensor {
-        let kc = flashAttention ? GGMLNumerics.round(k, to: .f16) : k
-        let qh = TransformerTensors.splitHeads(q, heads: heads), kh = TransformerTensors.splitHeads(kc, heads: heads)
-        let (b, h, t, d) = (qh.shape[0], qh.shape[1], qh.shape[2], qh.shape[3])
-        let s = kh.shape[2]
+        let kc = flashAttention ? BertKernels.roundedToHalf(k) : k
+        let (b, h, t, d) = (q.shape[0], heads, q.shape[1], q.shape[2] / heads)
+        let s = kc.shape[1]
         let scale = 1 / sqrtf(Float(d))
         var out = [Float](repeating: 0, count: b * h * t * s)
-        var kq = [Float](repeating: 0, count: t * s)
-        for bi in 0..<b {
-            for hi in 0..<h {
-                TransformerTensors.headScores(q: qh.data, k: kh.data, batch: bi, head: hi, heads: h, kvHeads: h, queries: t, keys: s,
-                                              headDimension: d, into: &kq)
-                for ti in 0..<t {
-                    var w = [Float](repeating: 0, count: s)
-                    for si in 0..<s {
-                        let hidden = padding[bi * s + si] == 0 || (causal && si > ti)
-                        w[si] = kq[ti * s + si] * scale + (hidden ? -Float.infinity : 0)
+        out.withUnsafeMutableBufferPointer { op in
+            padding.withUnsafeBufferPointer { pad in
+                for bi in 0..<b {
+                    for hi in 0..<h {
+                        // KQ straight into the output rows, then each row in place: x·scale + mask, then ggml_soft_max.
+                        let head = UnsafeMutableBufferPointer(rebasing: op[((bi * h + hi) * t * s)..<((bi * h + hi + 1) * t * s)])
+                        BertKernels.headScores(q: q, k: kc, heads: h, batch: bi, head: hi, into: head)
+                        for ti in 0..<t {
+                            let row = UnsafeMutableBufferPointer(rebasing: head[(ti * s)..<((ti + 1) * s)])
+                            for si in 0..<s {
+                                let hidden = pad[bi * s + si] == 0 || (causal && si > ti)
+                                row[si] = row[si] * scale + (hidden ? -Float.infinity : 0)
+                            }
+                            BertKernels.ggmlSoftMaxInPlace(row)
+                        }
                     }
-                    let p = GGMLLlamaOps.softMax(w)
-                    for si in 0..<s { out[((bi * h + hi) * t + ti) * s + si] = p[si] }
                 }
             }
         }
@@ -140,8 +175,7 @@ public struct BertGGMLOps: BertOps {
     }
 
     public func attentionOutput(probs: Tensor, v: Tensor, heads: Int) -> Tensor {
-        let values = TransformerTensors.splitHeads(flashAttention ? GGMLNumerics.round(v, to: .f16) : v, heads: heads)
-        return PyTorchLlamaOps.probsTimesValues(probs: probs, values: values)
+        BertKernels.probsTimesValues(probs: probs, values: flashAttention ? BertKernels.roundedToHalf(v) : v)
     }
 
     /// ggml's F16 GELU table, built once as ggml_cpu_init builds it: for every F16 bit pattern, f16(gelu_tanh(x)).
@@ -160,11 +194,16 @@ public struct BertGGMLOps: BertOps {
     public func gelu(_ x: Tensor, activation: BertActivation) -> Tensor {
         // llama.cpp's bert graph calls ggml_gelu (tanh) whatever the checkpoint's hidden_act; `activation` is the
         // file's (always tanh from this reader) and is not consulted, as llama.cpp does not consult one.
-        Tensor(shape: x.shape, data: x.data.map { v -> Float in
-            if v <= -10 { return 0 }
-            if v >= 10 { return v }
-            return BertGGMLOps.geluTable[Int(Float16(v).bitPattern)]
-        })
+        var out = x.data
+        BertGGMLOps.geluTable.withUnsafeBufferPointer { table in
+            out.withUnsafeMutableBufferPointer { p in
+                for i in p.indices {
+                    let v = p[i]
+                    p[i] = v <= -10 ? 0 : v >= 10 ? v : table[Int(v.isNaN ? FloatCodecs.floatToHalf(v) : BertKernels.halfBits(v))]
+                }
+            }
+        }
+        return Tensor(shape: x.shape, data: out)
     }
 
     public func add(_ a: Tensor, _ b: Tensor) -> Tensor { TransformerTensors.add(a, b) }

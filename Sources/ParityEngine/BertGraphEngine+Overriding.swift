@@ -24,6 +24,11 @@ struct OverriddenBertWeights: BertWeightSource {
                             fileName: stored.fileName)
     }
 
+    func computeMatrix(_ role: BertTensorRole, layer: Int) throws(ParityError) -> StoredMatrix {
+        guard overrides[role.referenceName(layer: layer)]?.rank == 2 else { return try base.computeMatrix(role, layer: layer) }
+        return try matrix(role, layer: layer)
+    }
+
     func vector(_ role: BertTensorRole, layer: Int) throws(ParityError) -> [Float] {
         if let replacement = overrides[role.referenceName(layer: layer)] { return replacement.data }
         return try base.vector(role, layer: layer)

@@ -57,7 +57,7 @@ public struct BertGraphEngine: GraphEngine {
             return found
         }
         func matrix(_ p: (role: BertTensorRole, layer: Int)) throws(LayerExecutionError) -> StoredMatrix {
-            do { return try source.matrix(p.role, layer: p.layer) } catch { throw LayerExecutionError(layer: node.name, reason: error.description) }
+            do { return try source.computeMatrix(p.role, layer: p.layer) } catch { throw LayerExecutionError(layer: node.name, reason: error.description) }
         }
         func vector(_ p: (role: BertTensorRole, layer: Int), width: Int) throws(LayerExecutionError) -> [Float] {
             let values: [Float]

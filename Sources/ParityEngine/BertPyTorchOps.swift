@@ -31,17 +31,26 @@ public struct BertPyTorchOps: BertOps {
     public func layerNorm(_ x: Tensor, weight: [Float], bias: [Float], epsilon: Double) -> Tensor {
         let width = x.shape[x.rank - 1]
         let eps = Float(epsilon)
+        precondition(weight.count == width && bias.count == width, "LayerNorm of rows of \(width) with \(weight.count) weights, \(bias.count) biases")
         var out = x.data
-        for row in stride(from: 0, to: x.count, by: width) {
-            var sum = 0.0
-            for c in 0..<width { sum += Double(x.data[row + c]) }
-            let mean = sum / Double(width)
-            var squares = 0.0
-            for c in 0..<width { let d = Double(x.data[row + c]) - mean; squares += d * d }
-            let variance = Float(squares / Double(width))
-            let rstd = 1 / (variance + eps).squareRoot()
-            let shift = -Float(mean) * rstd
-            for c in 0..<width { out[row + c] = (x.data[row + c] * rstd + shift) * weight[c] + bias[c] }
+        x.data.withUnsafeBufferPointer { xp in
+            weight.withUnsafeBufferPointer { wp in
+                bias.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        for row in stride(from: 0, to: xp.count, by: width) {
+                            var sum = 0.0
+                            for c in 0..<width { sum += Double(xp[row + c]) }
+                            let mean = sum / Double(width)
+                            var squares = 0.0
+                            for c in 0..<width { let d = Double(xp[row + c]) - mean; squares += d * d }
+                            let variance = Float(squares / Double(width))
+                            let rstd = 1 / (variance + eps).squareRoot()
+                            let shift = -Float(mean) * rstd
+                            for c in 0..<width { op[row + c] = (xp[row + c] * rstd + shift) * wp[c] + bp[c] }
+                        }
+                    }
+                }
+            }
         }
         return Tensor(shape: x.shape, data: out)
     }
@@ -54,27 +63,29 @@ public struct BertPyTorchOps: BertOps {
             throw LayerExecutionError(layer: w.fileName, reason: "input \(x.shape) and bias of \(bias.count) do not fit the weight's [\(w.rows), \(w.columns)]")
         }
         var y = TransformerTensors.linearF32(x, weight: dense.values, outFeatures: w.rows)
-        for i in 0..<y.count { y.data[i] += bias[i % w.rows] }
+        BertKernels.addBias(&y, bias)
         return y
     }
 
     public func attentionProbs(q: Tensor, k: Tensor, padding: [Float], heads: Int) -> Tensor {
-        let qh = TransformerTensors.splitHeads(q, heads: heads), kh = TransformerTensors.splitHeads(k, heads: heads)
-        let (b, h, t, d) = (qh.shape[0], qh.shape[1], qh.shape[2], qh.shape[3])
-        let s = kh.shape[2]
+        let (b, h, t, d) = (q.shape[0], heads, q.shape[1], q.shape[2] / heads)
+        let s = k.shape[1]
         let divisor = Float(Double(d).squareRoot())
         let lowest = -Float.greatestFiniteMagnitude
         var out = [Float](repeating: 0, count: b * h * t * s)
-        var scores = [Float](repeating: 0, count: t * s)
-        for bi in 0..<b {
-            for hi in 0..<h {
-                TransformerTensors.headScores(q: qh.data, k: kh.data, batch: bi, head: hi, heads: h, kvHeads: h, queries: t, keys: s,
-                                              headDimension: d, into: &scores)
-                for ti in 0..<t {
-                    var row = [Float](repeating: 0, count: s)
-                    for si in 0..<s { row[si] = scores[ti * s + si] / divisor + (1 - padding[bi * s + si]) * lowest }
-                    let p = PyTorchLlamaOps.softmax(row)
-                    for si in 0..<s { out[((bi * h + hi) * t + ti) * s + si] = p[si] }
+        out.withUnsafeMutableBufferPointer { op in
+            padding.withUnsafeBufferPointer { pad in
+                for bi in 0..<b {
+                    for hi in 0..<h {
+                        // q·kᵀ straight into the output rows, then each row in place: / √D, + mask, softmax.
+                        let head = UnsafeMutableBufferPointer(rebasing: op[((bi * h + hi) * t * s)..<((bi * h + hi + 1) * t * s)])
+                        BertKernels.headScores(q: q, k: k, heads: h, batch: bi, head: hi, into: head)
+                        for ti in 0..<t {
+                            let row = UnsafeMutableBufferPointer(rebasing: head[(ti * s)..<((ti + 1) * s)])
+                            for si in 0..<s { row[si] = row[si] / divisor + (1 - pad[bi * s + si]) * lowest }
+                            BertKernels.torchSoftmaxInPlace(row)
+                        }
+                    }
                 }
             }
         }
@@ -82,7 +93,7 @@ public struct BertPyTorchOps: BertOps {
     }
 
     public func attentionOutput(probs: Tensor, v: Tensor, heads: Int) -> Tensor {
-        PyTorchLlamaOps.probsTimesValues(probs: probs, values: TransformerTensors.splitHeads(v, heads: heads))
+        BertKernels.probsTimesValues(probs: probs, values: v)
     }
 
     public func gelu(_ x: Tensor, activation: BertActivation) -> Tensor {

@@ -125,6 +125,16 @@ public protocol BertWeightSource {
     func matrix(_ role: BertTensorRole, layer: Int) throws(ParityError) -> StoredMatrix
     /// A norm weight or a bias, widened to float32.
     func vector(_ role: BertTensorRole, layer: Int) throws(ParityError) -> [Float]
+    /// The matrix as the engine multiplies it: the same values and stored type as `matrix`, but a reader may hand
+    /// back float weights it decoded once per loaded file (`.dense`) instead of the file's bytes, so a forward pass
+    /// does not decode them again. Checks that ask how the file stores a tensor use `matrix`.
+    func computeMatrix(_ role: BertTensorRole, layer: Int) throws(ParityError) -> StoredMatrix
+}
+
+extension BertWeightSource {
+    public func computeMatrix(_ role: BertTensorRole, layer: Int) throws(ParityError) -> StoredMatrix {
+        try matrix(role, layer: layer)
+    }
 }
 
 /// The operations of a BERT encoder, each computed the way one runtime computes it. Activations are
