@@ -6,10 +6,24 @@ public enum ElementCodec {
         guard dtype.isRealValued, let needed = dtype.byteCount(elements: count), bytes.count == needed else { return nil }
         func each<T>(_ type: T.Type, _ convert: (T) -> Float) -> [Float] {
             let size = MemoryLayout<T>.size
-            return (0..<count).map { convert(bytes.loadUnaligned(fromByteOffset: $0 * size, as: T.self)) }
+            return [Float](unsafeUninitializedCapacity: count) { out, initialized in
+                for i in 0..<count { out[i] = convert(bytes.loadUnaligned(fromByteOffset: i * size, as: T.self)) }
+                initialized = count
+            }
         }
         switch dtype {
-        case .f32: return each(UInt32.self) { Float(bitPattern: UInt32(littleEndian: $0)) }
+        case .f32:
+            #if _endian(little)
+            // The bytes are the floats: one copy.
+            return [Float](unsafeUninitializedCapacity: count) { out, initialized in
+                if count > 0, let source = bytes.baseAddress, let destination = out.baseAddress {
+                    UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: 4 * count)
+                }
+                initialized = count
+            }
+            #else
+            return each(UInt32.self) { Float(bitPattern: UInt32(littleEndian: $0)) }
+            #endif
         case .f64: return each(UInt64.self) { Float(Double(bitPattern: UInt64(littleEndian: $0))) }
         case .f16: return each(UInt16.self) { FloatCodecs.halfToFloat(UInt16(littleEndian: $0)) }
         case .bf16: return each(UInt16.self) { FloatCodecs.bfloat16ToFloat(UInt16(littleEndian: $0)) }
