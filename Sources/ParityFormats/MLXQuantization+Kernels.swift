@@ -29,38 +29,41 @@ extension MLXQuantization {
             let groups = w.count / g
             var codes = [UInt8](repeating: 0, count: w.count)
             var scales = [Float](repeating: 0, count: groups), biases = [Float](repeating: 0, count: groups)
-            for i in 0..<groups {
-                let base = i * g
-                var wMin = Float.infinity, wMax = -Float.infinity
-                for j in base..<(base + g) {
-                    wMax = cppMax(wMax, w[j])
-                    wMin = cppMin(wMin, w[j])
-                }
-                let mask = abs(wMin) > abs(wMax)
-                var scale: Float, bias: Float
-                if bits == 1 {
-                    // 1-bit: code 0 → min, code 1 → max.
-                    scale = cppMax(wMax - wMin, eps)
-                    bias = wMin
-                } else {
-                    scale = cppMax((wMax - wMin) / nBins, eps)
-                    scale = mask ? scale : -scale
-                    // Snap the larger-magnitude end to a level so it dequantizes exactly.
-                    let edge = mask ? wMin : wMax
-                    let q0 = (edge / scale).rounded(.toNearestOrEven)
-                    bias = 0
-                    if q0 != 0 {
-                        scale = edge / q0
-                        bias = edge
+            // Buffer pointers: the loops below run over every weight of the model, twice per MLX cell.
+            w.withUnsafeBufferPointer { w in codes.withUnsafeMutableBufferPointer { codes in
+                for i in 0..<groups {
+                    let base = i * g
+                    var wMin = Float.infinity, wMax = -Float.infinity
+                    for j in base..<(base + g) {
+                        wMax = cppMax(wMax, w[j])
+                        wMin = cppMin(wMin, w[j])
                     }
+                    let mask = abs(wMin) > abs(wMax)
+                    var scale: Float, bias: Float
+                    if bits == 1 {
+                        // 1-bit: code 0 → min, code 1 → max.
+                        scale = cppMax(wMax - wMin, eps)
+                        bias = wMin
+                    } else {
+                        scale = cppMax((wMax - wMin) / nBins, eps)
+                        scale = mask ? scale : -scale
+                        // Snap the larger-magnitude end to a level so it dequantizes exactly.
+                        let edge = mask ? wMin : wMax
+                        let q0 = (edge / scale).rounded(.toNearestOrEven)
+                        bias = 0
+                        if q0 != 0 {
+                            scale = edge / q0
+                            bias = edge
+                        }
+                    }
+                    for j in base..<(base + g) {
+                        let q = cppMin(cppMax(roundToNearestEven((w[j] - bias) / scale), 0), nBins)
+                        codes[j] = q.isNaN ? 0 : UInt8(q)
+                    }
+                    scales[i] = scale
+                    biases[i] = bias
                 }
-                for j in base..<(base + g) {
-                    let q = cppMin(cppMax(roundToNearestEven((w[j] - bias) / scale), 0), nBins)
-                    codes[j] = q.isNaN ? 0 : UInt8(q)
-                }
-                scales[i] = scale
-                biases[i] = bias
-            }
+            } }
             return (codes, scales, biases)
         }
 

@@ -203,10 +203,11 @@ public struct MLXQuantized: Equatable, Sendable {
     public var scalesDType: DType { mode == .affine ? scaleType.dtype : .u8 }
     /// `weight`'s bytes as MLX saves them (little-endian uint32).
     public var weightBytes: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(packed.count * 4)
-        for w in packed { withUnsafeBytes(of: w.littleEndian) { out.append(contentsOf: $0) } }
-        return out
+        [UInt8](unsafeUninitializedCapacity: packed.count * 4) { out, initialized in
+            let raw = UnsafeMutableRawBufferPointer(out)
+            for (i, w) in packed.enumerated() { raw.storeBytes(of: w.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+            initialized = packed.count * 4
+        }
     }
 
     /// Validates sizes and the mode/group/bits combination.
