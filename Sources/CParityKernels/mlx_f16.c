@@ -358,3 +358,45 @@ void pk_encode_f16(const float *values, int64_t count, void *halves) {
         memcpy(out + 2 * i, &h, 2);
     }
 }
+
+// MARK: - Affine quantize codes
+
+/// rint for the code computation without libm: below 2^23 the adder rounds to an integer (ties to even); from
+/// 2^23 up every float is one; NaN passes through; the sign is kept (−0.3 → −0).
+static inline float round_to_integer(float x) {
+    float magnitude = x < 0 ? -x : x;
+    if (!(magnitude < 8388608.0f)) return x;
+    float r = (magnitude + 8388608.0f) - 8388608.0f;
+    return x < 0 || (x == 0 && 1.0f / x < 0) ? -r : r;
+}
+
+static inline uint8_t affine_code(float w, float scale, float bias, float max_code) {
+    float q = round_to_integer((w - bias) / scale);
+    q = q < 0 ? 0 : q;                 // std::max(q, 0): keeps q on NaN
+    q = max_code < q ? max_code : q;   // std::min(q, max_code)
+    return q != q ? 0 : (uint8_t)q;
+}
+
+#ifdef PKH_X86
+PKH_AVX2 static void affine_codes_avx2(const float *w, int64_t count, float scale, float bias, float max_code, uint8_t *codes) {
+    __m256 s = _mm256_set1_ps(scale), b = _mm256_set1_ps(bias), top = _mm256_set1_ps(max_code), zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(w + i), b), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm256_blendv_ps(q, zero, _mm256_cmp_ps(q, zero, _CMP_LT_OQ));
+        q = _mm256_blendv_ps(q, top, _mm256_cmp_ps(top, q, _CMP_LT_OQ));
+        q = _mm256_and_ps(q, _mm256_cmp_ps(q, q, _CMP_ORD_Q));  // NaN → 0
+        __m256i n = _mm256_cvttps_epi32(q);
+        __m128i halves = _mm_packus_epi32(_mm256_castsi256_si128(n), _mm256_extracti128_si256(n, 1));
+        _mm_storel_epi64((__m128i *)(codes + i), _mm_packus_epi16(halves, halves));
+    }
+    for (; i < count; i++) codes[i] = affine_code(w[i], scale, bias, max_code);
+}
+#endif
+
+void pk_mlx_affine_codes(const float *w, int64_t count, float scale, float bias, float max_code, uint8_t *codes) {
+#ifdef PKH_X86
+    if (pk_has_avx2()) { affine_codes_avx2(w, count, scale, bias, max_code, codes); return; }
+#endif
+    for (int64_t i = 0; i < count; i++) codes[i] = affine_code(w[i], scale, bias, max_code);
+}

@@ -11,15 +11,6 @@ extension MLXQuantization {
         /// C++ `std::min(a, b)`: `(b < a) ? b : a`.
         @inline(__always) static func cppMin(_ a: Float, _ b: Float) -> Float { b < a ? b : a }
 
-        /// `x.rounded(.toNearestOrEven)` (C's rint) without the libm call Swift emits on x86-64 without SSE4.1:
-        /// below 2^23 adding and subtracting 2^23 leaves the nearest integer (ties to even, the adder's rounding);
-        /// from 2^23 up every float is an integer, and NaN passes through. The sign is restored (−0.3 → −0).
-        @inline(__always) static func roundToNearestEven(_ x: Float) -> Float {
-            let magnitude = abs(x)
-            guard magnitude < 0x1p23 else { return x }
-            return Float(signOf: x, magnitudeOf: (magnitude + 0x1p23) - 0x1p23)
-        }
-
         /// CPU `quantize<T, U>`: per group of `groupSize` consecutive values (already rounded to the weight dtype),
         /// in float32. Returns the codes and the float32 scales/biases; the caller rounds those to the weight
         /// dtype, which MLX does only when storing them — the codes use the unrounded float scale.
@@ -56,10 +47,8 @@ extension MLXQuantization {
                             bias = edge
                         }
                     }
-                    for j in base..<(base + g) {
-                        let q = cppMin(cppMax(roundToNearestEven((w[j] - bias) / scale), 0), nBins)
-                        codes[j] = q.isNaN ? 0 : UInt8(q)
-                    }
+                    // codes = min(max(rint((w − bias) / scale), 0), nBins), NaN → 0; eight at a time in CParityKernels.
+                    pk_mlx_affine_codes(w.baseAddress! + base, Int64(g), scale, bias, nBins, codes.baseAddress! + base)
                     scales[i] = scale
                     biases[i] = bias
                 }

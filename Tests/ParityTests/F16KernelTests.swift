@@ -166,6 +166,28 @@ struct F16KernelTests {
         }
     }
 
+    @Test("affine quantize codes (F16C/AVX2 and portable) equal min(max(rint((w − bias) / scale), 0), max), NaN → 0")
+    func affineCodes() {
+        var g = Generator(state: 77)
+        // Ties (k + 0.5 after the division), negatives, values beyond the top code, ±0, ±Inf, NaN; 61 values so
+        // the tail after the 8-wide loop runs too.
+        var w: [Float] = [0.5, 1.5, 2.5, -0.5, -0.3, 0, -0.0, 14.5, 15.5, 16, 300, -300, .infinity, -.infinity, .nan, 1e30, -1e30]
+        while w.count < 61 { w.append(g.sign() * 20 * g.unit()) }
+        for (scale, bias, top): (Float, Float, Float) in [(1, 0, 15), (0.37, -2.1, 15), (-0.05, 0.4, 255), (1e-7, 0, 255), (0, 0, 15), (.nan, 0, 3)] {
+            let expected = w.map { v -> UInt8 in
+                let q = min(max(((v - bias) / scale).rounded(.toNearestOrEven), 0), top)
+                return q.isNaN ? 0 : UInt8(q)
+            }
+            for mode: Int32 in [0, 1] {
+                pk_force_portable(mode)
+                defer { pk_force_portable(0) }
+                var codes = [UInt8](repeating: 0xEE, count: w.count)
+                pk_mlx_affine_codes(w, Int64(w.count), scale, bias, top, &codes)
+                #expect(codes == expected, "scale \(scale) bias \(bias) max \(top), \(pk_has_avx2() != 0 ? "AVX2" : "portable")")
+            }
+        }
+    }
+
     @Test("sums that overflow float16 become Inf at the step they overflow, and later terms cannot bring them back")
     func sumOverflow() throws {
         // One row, eight columns, codes 1 with scale 1, bias 0: w = 1 everywhere, so the sum is the running sum of

@@ -55,6 +55,9 @@ int pk_mlx_affine_matmul_f32_tiled(const uint32_t *packed, const float *scales, 
 /// MLX's float16 affine dequantize: out[r·cols + c] = r(r(scale·q) + bias), under the same conditions.
 int pk_mlx_affine_dequantize_f16(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
                                  int64_t group_size, int bits, float *out);
+/// MLX's affine quantize codes for one group: codes[i] = std::min(std::max(rint((w[i] − bias) / scale), 0), max_code)
+/// in float32 (no reciprocal: a true division), NaN → 0; max_code ≤ 255.
+void pk_mlx_affine_codes(const float *w, int64_t count, float scale, float bias, float max_code, uint8_t *codes);
 /// Each value rounded to binary16 (nearest even; NaN quiet with its top payload bits) and widened back.
 void pk_round_f16(const float *values, int64_t count, float *out);
 /// Floats → little-endian IEEE halves, round to nearest even (the inverse direction of pk_decode_f16).
