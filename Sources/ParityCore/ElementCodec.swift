@@ -6,10 +6,24 @@ public enum ElementCodec {
         guard dtype.isRealValued, let needed = dtype.byteCount(elements: count), bytes.count == needed else { return nil }
         func each<T>(_ type: T.Type, _ convert: (T) -> Float) -> [Float] {
             let size = MemoryLayout<T>.size
-            return (0..<count).map { convert(bytes.loadUnaligned(fromByteOffset: $0 * size, as: T.self)) }
+            return [Float](unsafeUninitializedCapacity: count) { out, initialized in
+                for i in 0..<count { out[i] = convert(bytes.loadUnaligned(fromByteOffset: i * size, as: T.self)) }
+                initialized = count
+            }
         }
         switch dtype {
-        case .f32: return each(UInt32.self) { Float(bitPattern: UInt32(littleEndian: $0)) }
+        case .f32:
+            #if _endian(little)
+            // The bytes are the floats: one copy.
+            return [Float](unsafeUninitializedCapacity: count) { out, initialized in
+                if count > 0, let source = bytes.baseAddress, let destination = out.baseAddress {
+                    UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: 4 * count)
+                }
+                initialized = count
+            }
+            #else
+            return each(UInt32.self) { Float(bitPattern: UInt32(littleEndian: $0)) }
+            #endif
         case .f64: return each(UInt64.self) { Float(Double(bitPattern: UInt64(littleEndian: $0))) }
         case .f16: return each(UInt16.self) { FloatCodecs.halfToFloat(UInt16(littleEndian: $0)) }
         case .bf16: return each(UInt16.self) { FloatCodecs.bfloat16ToFloat(UInt16(littleEndian: $0)) }
@@ -44,24 +58,23 @@ public enum ElementCodec {
 
     /// Encodes Float values as `dtype` bytes (little-endian). Only the float types Parity writes are supported.
     public static func encode(_ values: [Float], as dtype: DType) -> [UInt8]? {
-        var out = [UInt8]()
         switch dtype {
-        case .f32:
-            out.reserveCapacity(values.count * 4)
-            for v in values { appendLE(&out, v.bitPattern) }
-        case .f64:
-            out.reserveCapacity(values.count * 8)
-            for v in values { appendLE(&out, Double(v).bitPattern) }
-        case .f16:
-            out.reserveCapacity(values.count * 2)
-            for v in values { appendLE(&out, FloatCodecs.floatToHalf(v)) }
-        case .bf16:
-            out.reserveCapacity(values.count * 2)
-            for v in values { appendLE(&out, FloatCodecs.floatToBFloat16(v)) }
-        default:
-            return nil
+        case .f32: return store(values, as: UInt32.self) { $0.bitPattern }
+        case .f64: return store(values, as: UInt64.self) { Double($0).bitPattern }
+        case .f16: return store(values, as: UInt16.self, FloatCodecs.floatToHalf)
+        case .bf16: return store(values, as: UInt16.self, FloatCodecs.floatToBFloat16)
+        default: return nil
         }
-        return out
+    }
+
+    /// Each value's little-endian bit pattern, written in place (no per-element append).
+    @inline(__always) static func store<T: FixedWidthInteger>(_ values: [Float], as type: T.Type, _ bits: (Float) -> T) -> [UInt8] {
+        let size = MemoryLayout<T>.size
+        return [UInt8](unsafeUninitializedCapacity: values.count * size) { out, initialized in
+            let raw = UnsafeMutableRawBufferPointer(out)
+            for (i, v) in values.enumerated() { raw.storeBytes(of: bits(v).littleEndian, toByteOffset: i * size, as: T.self) }
+            initialized = values.count * size
+        }
     }
 
     @inline(__always) public static func appendLE<T: FixedWidthInteger>(_ out: inout [UInt8], _ value: T) {

@@ -3,15 +3,69 @@
 /// Narrowing rounds to nearest, ties to even, as IEEE 754 and PyTorch's `.half()` / `.bfloat16()` do.
 /// Widening is exact. NaN stays NaN (quiet), ±Inf stays ±Inf where the format has it.
 public enum FloatCodecs {
-    /// IEEE binary16 → Float (exact).
+    /// IEEE binary16 → Float (exact). A NaN gets the quiet bit and keeps its payload, as Swift's
+    /// `Float(Float16)` (compiler-rt's `__extendhfsf2`) and F16C's `vcvtph2ps` do. Bit manipulation rather than
+    /// `Float(Float16(bitPattern:))`: without F16C in the target, Swift lowers that to a libcall per value
+    /// (F16KernelScalarTests compares all 65,536 halves with it).
     @inlinable @inline(__always) public static func halfToFloat(_ bits: UInt16) -> Float {
-        Float(Float16(bitPattern: bits))
+        let sign = UInt32(bits & 0x8000) << 16
+        let magnitude = UInt32(bits & 0x7FFF)
+        if magnitude >= 0x0400 && magnitude < 0x7C00 {
+            // Normal: rebias the exponent (15 → 127) and widen the mantissa (10 → 23 bits).
+            return Float(bitPattern: sign | ((magnitude << 13) &+ (112 << 23)))
+        }
+        if magnitude < 0x0400 {
+            // Zero or subnormal: mantissa · 2^-24, exact (every half subnormal is a normal float).
+            return Float(bitPattern: sign | (Float(magnitude) * 0x1p-24).bitPattern)
+        }
+        // Inf (mantissa 0) or NaN (quiet bit set, payload kept).
+        let mantissa = magnitude & 0x03FF
+        return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13) | (mantissa != 0 ? 0x0040_0000 : 0))
     }
 
-    /// Float → IEEE binary16, round to nearest even (Swift's `Float16.init(_: Float)` is the IEEE conversion;
-    /// a test checks every midpoint between adjacent halves).
+    /// Float → IEEE binary16, round to nearest, ties to even; magnitudes from 65520 up → ±Inf; a NaN → a quiet NaN
+    /// with the top payload bits (what Swift's `Float16(_: Float)`, compiler-rt's `__truncsfhf2`, and F16C's
+    /// `vcvtps2ph` give). Bit manipulation instead of the libcall; F16KernelScalarTests checks every half, every
+    /// midpoint between adjacent halves and its neighbours, and ten million random floats against `Float16(x)`.
     @inlinable @inline(__always) public static func floatToHalf(_ x: Float) -> UInt16 {
-        Float16(x).bitPattern
+        let bits = x.bitPattern
+        let sign = UInt16(truncatingIfNeeded: (bits >> 16) & 0x8000)
+        let magnitude = bits & 0x7FFF_FFFF
+        if magnitude >= 0x3880_0000 && magnitude < 0x4780_0000 {
+            // Normal half range [2^-14, 2^16): rebias, add half an ulp minus one plus the kept mantissa's low bit
+            // (ties to even), truncate. A carry out of the mantissa bumps the exponent, [65520, 65536) to Inf.
+            let rebiased = magnitude &- (112 << 23)
+            let rounded = rebiased &+ 0x0FFF &+ ((rebiased >> 13) & 1)
+            return sign | UInt16(truncatingIfNeeded: rounded >> 13)
+        }
+        if magnitude < 0x3880_0000 {
+            // Subnormal or zero: adding 0.5 puts the value at the spacing of half subnormals (2^-24), so the
+            // float adder rounds it (to nearest even); subtracting 0.5's bits leaves the mantissa count.
+            let shifted = (Float(bitPattern: magnitude) + 0.5).bitPattern &- 0x3F00_0000
+            return sign | UInt16(truncatingIfNeeded: shifted)
+        }
+        if magnitude <= 0x7F80_0000 { return sign | 0x7C00 }  // ≥ 2^16, or Inf
+        return sign | 0x7E00 | UInt16(truncatingIfNeeded: (magnitude >> 13) & 0x03FF)  // NaN: quiet, top payload
+    }
+
+    /// `x` rounded to binary16 and widened back (= `halfToFloat(floatToHalf(x))`, in one step): the rounding of
+    /// every float16 operation in the MLX engines.
+    @inlinable @inline(__always) public static func roundToHalf(_ x: Float) -> Float {
+        let bits = x.bitPattern
+        let sign = bits & 0x8000_0000
+        let magnitude = bits & 0x7FFF_FFFF
+        if magnitude >= 0x3880_0000 && magnitude < 0x477F_F000 {
+            // Normal and below 65520: keep 10 mantissa bits, ties to even (a carry into the exponent is right).
+            let rounded = (magnitude &+ 0x0FFF &+ ((magnitude >> 13) & 1)) & 0xFFFF_E000
+            return Float(bitPattern: sign | rounded)
+        }
+        if magnitude < 0x3880_0000 {
+            // Subnormal half range: round to a multiple of 2^-24 through the adder (exact subtraction after).
+            let rounded = (Float(bitPattern: magnitude) + 0.5) - 0.5
+            return Float(bitPattern: sign | rounded.bitPattern)
+        }
+        if magnitude <= 0x7F80_0000 { return Float(bitPattern: sign | 0x7F80_0000) }  // ≥ 65520, or Inf
+        return Float(bitPattern: sign | 0x7FC0_0000 | (magnitude & 0x003F_E000))  // NaN: quiet, 9 payload bits kept
     }
 
     /// bfloat16 → Float (exact: bfloat16 is the top half of a binary32).

@@ -49,7 +49,7 @@ public struct BertMLXOps: BertOps {
     }
 
     func round(_ t: Tensor, to type: MLXFloatType) -> Tensor {
-        type == .f32 ? t : Tensor(shape: t.shape, data: t.data.map(type.round))
+        type == .f32 ? t : Tensor(shape: t.shape, data: type.rounded(t.data))
     }
 
     public func embedding(ids: [Int32], shape: [Int], table: StoredMatrix) throws(LayerExecutionError) -> Tensor {

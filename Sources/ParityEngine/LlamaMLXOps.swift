@@ -69,7 +69,7 @@ public struct MLXLlamaOps: LlamaOps {
 
     /// A value rounded to the compute dtype.
     @inline(__always) func r(_ x: Float) -> Float { computeType.round(x) }
-    func rounded(_ t: Tensor) -> Tensor { computeType == .f32 ? t : Tensor(shape: t.shape, data: t.data.map(computeType.round)) }
+    func rounded(_ t: Tensor) -> Tensor { computeType == .f32 ? t : Tensor(shape: t.shape, data: computeType.rounded(t.data)) }
 
     // MARK: Embedding and projections
 

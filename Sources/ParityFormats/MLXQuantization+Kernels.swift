@@ -20,38 +20,39 @@ extension MLXQuantization {
             let groups = w.count / g
             var codes = [UInt8](repeating: 0, count: w.count)
             var scales = [Float](repeating: 0, count: groups), biases = [Float](repeating: 0, count: groups)
-            for i in 0..<groups {
-                let base = i * g
-                var wMin = Float.infinity, wMax = -Float.infinity
-                for j in base..<(base + g) {
-                    wMax = cppMax(wMax, w[j])
-                    wMin = cppMin(wMin, w[j])
-                }
-                let mask = abs(wMin) > abs(wMax)
-                var scale: Float, bias: Float
-                if bits == 1 {
-                    // 1-bit: code 0 → min, code 1 → max.
-                    scale = cppMax(wMax - wMin, eps)
-                    bias = wMin
-                } else {
-                    scale = cppMax((wMax - wMin) / nBins, eps)
-                    scale = mask ? scale : -scale
-                    // Snap the larger-magnitude end to a level so it dequantizes exactly.
-                    let edge = mask ? wMin : wMax
-                    let q0 = (edge / scale).rounded(.toNearestOrEven)
-                    bias = 0
-                    if q0 != 0 {
-                        scale = edge / q0
-                        bias = edge
+            // Buffer pointers: the loops below run over every weight of the model, twice per MLX cell.
+            w.withUnsafeBufferPointer { w in codes.withUnsafeMutableBufferPointer { codes in
+                for i in 0..<groups {
+                    let base = i * g
+                    var wMin = Float.infinity, wMax = -Float.infinity
+                    for j in base..<(base + g) {
+                        wMax = cppMax(wMax, w[j])
+                        wMin = cppMin(wMin, w[j])
                     }
+                    let mask = abs(wMin) > abs(wMax)
+                    var scale: Float, bias: Float
+                    if bits == 1 {
+                        // 1-bit: code 0 → min, code 1 → max.
+                        scale = cppMax(wMax - wMin, eps)
+                        bias = wMin
+                    } else {
+                        scale = cppMax((wMax - wMin) / nBins, eps)
+                        scale = mask ? scale : -scale
+                        // Snap the larger-magnitude end to a level so it dequantizes exactly.
+                        let edge = mask ? wMin : wMax
+                        let q0 = (edge / scale).rounded(.toNearestOrEven)
+                        bias = 0
+                        if q0 != 0 {
+                            scale = edge / q0
+                            bias = edge
+                        }
+                    }
+                    // codes = min(max(rint((w − bias) / scale), 0), nBins), NaN → 0; eight at a time in CParityKernels.
+                    pk_mlx_affine_codes(w.baseAddress! + base, Int64(g), scale, bias, nBins, codes.baseAddress! + base)
+                    scales[i] = scale
+                    biases[i] = bias
                 }
-                for j in base..<(base + g) {
-                    let q = cppMin(cppMax(((w[j] - bias) / scale).rounded(.toNearestOrEven), 0), nBins)
-                    codes[j] = q.isNaN ? 0 : UInt8(q)
-                }
-                scales[i] = scale
-                biases[i] = bias
-            }
+            } }
             return (codes, scales, biases)
         }
 
@@ -113,6 +114,15 @@ extension MLXQuantization {
         }
 
         static func dequantize(_ q: MLXQuantized, outputType: MLXFloatType?) -> [Float] {
+            if q.mode == .affine, q.scaleType == .f16, outputType == nil || outputType == .f16 || outputType == .f32,
+               let fast = affineDequantizeF16(q) {
+                return fast  // float16 values: widening to float32 output changes nothing
+            }
+            return dequantizeScalar(q, outputType: outputType)
+        }
+
+        /// The element loop `dequantize` reproduces MLX with; the reference the C kernels are tested against.
+        static func dequantizeScalar(_ q: MLXQuantized, outputType: MLXFloatType?) -> [Float] {
             var out = [Float](repeating: 0, count: q.rows * q.cols)
             let g = q.groupSize
             if q.mode == .affine {
@@ -152,13 +162,7 @@ extension MLXQuantization {
             guard q.bits == 4 || q.bits == 8, q.mode == .affine, let biasBytes = q.biases, q.packed.count == q.rows * q.packedCols,
                   x.count == n * q.cols else { return nil }
             // The scales and biases as floats (half → float is exact; the F16C decode equals `scaleValues`).
-            func decoded(_ bytes: [UInt8]) -> [Float] {
-                guard q.scaleType == .f16 else { return q.scaleType.decode(bytes) }
-                return [Float](unsafeUninitializedCapacity: bytes.count / 2) { out, initialized in
-                    bytes.withUnsafeBytes { pk_decode_f16($0.baseAddress, Int64(bytes.count / 2), out.baseAddress) }
-                    initialized = bytes.count / 2
-                }
-            }
+            func decoded(_ bytes: [UInt8]) -> [Float] { q.scaleType == .f16 ? decodeHalves(bytes) : q.scaleType.decode(bytes) }
             let scales = decoded(q.scales), biases = decoded(biasBytes)
             guard scales.count == q.rows * q.groupsPerRow, biases.count == scales.count else { return nil }
             var out = [Float](repeating: 0, count: n * q.rows)
@@ -167,8 +171,13 @@ extension MLXQuantization {
                     biases.withUnsafeBufferPointer { bp in
                         x.withUnsafeBufferPointer { xp in
                             out.withUnsafeMutableBufferPointer { op in
-                                pk_mlx_affine_matmul_f32(wp.baseAddress, sp.baseAddress, bp.baseAddress, Int64(q.rows), Int64(q.cols),
-                                                         Int64(q.groupSize), Int32(q.bits), xp.baseAddress, Int64(n), op.baseAddress)
+                                // Several rows of x: dequantize each block of weight rows once (mlx_f16.c); one row: on the fly.
+                                let tiled = n >= 2 && pk_mlx_affine_matmul_f32_tiled(wp.baseAddress, sp.baseAddress, bp.baseAddress, Int64(q.rows), Int64(q.cols),
+                                                                                     Int64(q.groupSize), Int32(q.bits), xp.baseAddress, Int64(n), op.baseAddress) != 0
+                                if !tiled {
+                                    pk_mlx_affine_matmul_f32(wp.baseAddress, sp.baseAddress, bp.baseAddress, Int64(q.rows), Int64(q.cols),
+                                                             Int64(q.groupSize), Int32(q.bits), xp.baseAddress, Int64(n), op.baseAddress)
+                                }
                             }
                         }
                     }
@@ -177,13 +186,73 @@ extension MLXQuantization {
             return out
         }
 
+        /// Little-endian halves → their exact float values (F16C where the CPU has it).
+        static func decodeHalves(_ bytes: [UInt8]) -> [Float] {
+            [Float](unsafeUninitializedCapacity: bytes.count / 2) { out, initialized in
+                bytes.withUnsafeBytes { pk_decode_f16($0.baseAddress, Int64(bytes.count / 2), out.baseAddress) }
+                initialized = bytes.count / 2
+            }
+        }
+
+        /// Runs a CParityKernels affine kernel on `q`'s codes and decoded float16 scales/biases; nil when `q` is
+        /// not float16 affine or the kernel declines the shape (then the scalar loop runs).
+        static func withHalfAffine(_ q: MLXQuantized, outputCount: Int,
+                                   _ body: (UnsafePointer<UInt32>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?) -> Int32) -> [Float]? {
+            guard q.mode == .affine, q.scaleType == .f16, let biasBytes = q.biases, q.packed.count == q.rows * q.packedCols else { return nil }
+            let scales = decodeHalves(q.scales), biases = decodeHalves(biasBytes)
+            guard scales.count == q.rows * q.groupsPerRow, biases.count == scales.count else { return nil }
+            var handled: Int32 = 0
+            let out = [Float](unsafeUninitializedCapacity: outputCount) { op, initialized in
+                q.packed.withUnsafeBufferPointer { wp in
+                    scales.withUnsafeBufferPointer { sp in
+                        biases.withUnsafeBufferPointer { bp in handled = body(wp.baseAddress, sp.baseAddress, bp.baseAddress, op.baseAddress) }
+                    }
+                }
+                // Every element is written when the kernel accepts the shape; otherwise zeros (discarded below).
+                if handled == 0 { op.initialize(repeating: 0) }
+                initialized = outputCount
+            }
+            return handled != 0 ? out : nil
+        }
+
+        /// `dequantizeScalar` for float16 affine weights (output float16 or float32), by CParityKernels: the same
+        /// two rounded operations per element (F16KernelTests).
+        static func affineDequantizeF16(_ q: MLXQuantized) -> [Float]? {
+            withHalfAffine(q, outputCount: q.rows * q.cols) { w, s, b, out in
+                pk_mlx_affine_dequantize_f16(w, s, b, Int64(q.rows), Int64(q.cols), Int64(q.groupSize), Int32(q.bits), out)
+            }
+        }
+
+        /// The float16 affine product of `quantizedMatmulScalar` (`w = r(r(s·q) + b)`, `sum = r(sum + r(x·w))` per
+        /// output in column order) by CParityKernels: independent output rows in SIMD lanes, each lane performing its
+        /// row's operations in the reference's order (F16KernelTests).
+        static func affineMatmulF16(x: [Float], rows n: Int, weight q: MLXQuantized) -> [Float]? {
+            guard x.count == n * q.cols else { return nil }
+            return x.withUnsafeBufferPointer { xp in
+                withHalfAffine(q, outputCount: n * q.rows) { w, s, b, out in
+                    pk_mlx_affine_matmul_f16(w, s, b, Int64(q.rows), Int64(q.cols), Int64(q.groupSize), Int32(q.bits), xp.baseAddress, Int64(n), out)
+                }
+            }
+        }
+
         /// `quantized_matmul(x, w, …, transpose=True)` with `x` already rounded to `xType`.
         static func quantizedMatmul(x: [Float], rows n: Int, weight q: MLXQuantized, xType: MLXFloatType) -> [Float] {
+            if q.mode == .affine {
+                switch MLXFloatType.promote(xType, q.scaleType) {
+                case .f32: if let fast = affineMatmulF32(x: x, rows: n, weight: q) { return fast }
+                case .f16: if let fast = affineMatmulF16(x: x, rows: n, weight: q) { return fast }
+                case .bf16: break
+                }
+            }
+            return quantizedMatmulScalar(x: x, rows: n, weight: q, xType: xType)
+        }
+
+        /// The element loops `quantizedMatmul` reproduces MLX with; the reference the C kernels are tested against.
+        static func quantizedMatmulScalar(x: [Float], rows n: Int, weight q: MLXQuantized, xType: MLXFloatType) -> [Float] {
             let outF = q.rows, k = q.cols, g = q.groupSize
             var out = [Float](repeating: 0, count: n * outF)
             if q.mode == .affine {
                 let t = MLXFloatType.promote(xType, q.scaleType)
-                if t == .f32, let fast = affineMatmulF32(x: x, rows: n, weight: q) { return fast }
                 let s = q.scaleValues, b = q.biasValues ?? []
                 // scale·q + bias per weight element: the same two ops, in the same type, as inside MLX's loop.
                 var w = [Float](repeating: 0, count: outF * k)

@@ -1,3 +1,4 @@
+import CParityKernels
 import ParityCore
 
 // MLX quantization (`mx.quantize`, `mx.dequantize`, `mx.quantized_matmul`) reproduced bit for bit as MLX's CPU
@@ -113,8 +114,22 @@ public enum MLXFloatType: String, CaseIterable, Sendable {
     @inlinable @inline(__always) public func round(_ x: Float) -> Float {
         switch self {
         case .f32: return x
-        case .f16: return Float(Float16(x))
+        case .f16: return FloatCodecs.roundToHalf(x)
         case .bf16: return FloatCodecs.bfloat16ToFloat(FloatCodecs.floatToBFloat16(x))
+        }
+    }
+
+    /// Every value rounded to this type, as `values.map(round)` (float16 in bulk by CParityKernels: F16C's
+    /// conversions where the CPU has them, the same rounding in integer arithmetic otherwise).
+    public func rounded(_ values: [Float]) -> [Float] {
+        switch self {
+        case .f32: return values
+        case .bf16: return values.map(round)
+        case .f16:
+            return [Float](unsafeUninitializedCapacity: values.count) { out, initialized in
+                values.withUnsafeBufferPointer { pk_round_f16($0.baseAddress, Int64(values.count), out.baseAddress) }
+                initialized = values.count
+            }
         }
     }
 
@@ -124,6 +139,12 @@ public enum MLXFloatType: String, CaseIterable, Sendable {
 
     /// Little-endian bytes of values (each rounded to this type).
     public func encode(_ values: [Float]) -> [UInt8] {
+        if self == .f16 {
+            return [UInt8](unsafeUninitializedCapacity: 2 * values.count) { out, initialized in
+                values.withUnsafeBufferPointer { pk_encode_f16($0.baseAddress, Int64(values.count), out.baseAddress) }
+                initialized = 2 * values.count
+            }
+        }
         var out: [UInt8] = []
         out.reserveCapacity(values.count * byteWidth)
         for v in values {
@@ -182,10 +203,11 @@ public struct MLXQuantized: Equatable, Sendable {
     public var scalesDType: DType { mode == .affine ? scaleType.dtype : .u8 }
     /// `weight`'s bytes as MLX saves them (little-endian uint32).
     public var weightBytes: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(packed.count * 4)
-        for w in packed { withUnsafeBytes(of: w.littleEndian) { out.append(contentsOf: $0) } }
-        return out
+        [UInt8](unsafeUninitializedCapacity: packed.count * 4) { out, initialized in
+            let raw = UnsafeMutableRawBufferPointer(out)
+            for (i, w) in packed.enumerated() { raw.storeBytes(of: w.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+            initialized = packed.count * 4
+        }
     }
 
     /// Validates sizes and the mode/group/bits combination.
@@ -320,7 +342,21 @@ public enum MLXQuantization {
         guard x.count == n * q.cols else {
             throw .usage("quantized_matmul: x has \(x.count) values; [\(n), \(q.cols)] expected")
         }
-        return Kernels.quantizedMatmul(x: xType == .f32 ? x : x.map(xType.round), rows: n, weight: q, xType: xType)
+        return Kernels.quantizedMatmul(x: xType.rounded(x), rows: n, weight: q, xType: xType)
+    }
+
+    /// ``quantizedMatmul(x:rows:weight:xType:)`` by its plain element loops only (no CParityKernels): the reference
+    /// the SIMD kernels must equal bit for bit (F16KernelTests, KernelEquivalenceTests).
+    public static func quantizedMatmulReference(x: [Float], rows n: Int, weight q: MLXQuantized, xType: MLXFloatType = .f32) throws(ParityError) -> [Float] {
+        guard x.count == n * q.cols else {
+            throw .usage("quantized_matmul: x has \(x.count) values; [\(n), \(q.cols)] expected")
+        }
+        return Kernels.quantizedMatmulScalar(x: xType == .f32 ? x : x.map(xType.round), rows: n, weight: q, xType: xType)
+    }
+
+    /// ``dequantize(_:outputType:)`` by its plain element loop only (the reference for the C kernel).
+    public static func dequantizeReference(_ q: MLXQuantized, outputType: MLXFloatType? = nil) -> [Float] {
+        Kernels.dequantizeScalar(q, outputType: outputType)
     }
 
     /// `nn.QuantizedLinear` without its bias, from the module's stored tensors (float32 `x` `[rows, inFeatures]`).

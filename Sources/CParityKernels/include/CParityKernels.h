@@ -65,4 +65,27 @@ void pk_linear_pack(const float *w, int64_t outF, int64_t inF, float *packed);
 void pk_linear_packed(const float *x, int64_t n, int64_t inF, const float *packed, int64_t outF, const float *bias, float *y);
 
 
+/// MLX's affine quantized_matmul (transpose=True) in float16 (mlx_f16.c): every operation of MLX's half loop is a
+/// float32 operation rounded to binary16 (nearest even): per weight w = r(r(scale·q) + bias), per output, over the
+/// columns in order, sum = r(sum + r(x·w)). `scales`/`biases` [rows, cols/group] hold the halves' exact float
+/// values, `x` [n, cols] values already in float16, `out` [n, rows]. Bits 1, 2, 4 or 8, group a multiple of
+/// 32/bits; returns 0 (computing nothing) for any other shape, 1 when `out` is filled.
+int pk_mlx_affine_matmul_f16(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
+                             int64_t group_size, int bits, const float *x, int64_t n, float *out);
+/// pk_mlx_affine_matmul_f32's arithmetic (float32, no FMA, columns in order) for several rows of `x`: each block
+/// of output rows is dequantized once into a column-major tile and reused for every row of `x`. Same shape
+/// conditions and return value as pk_mlx_affine_matmul_f16.
+int pk_mlx_affine_matmul_f32_tiled(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
+                                   int64_t group_size, int bits, const float *x, int64_t n, float *out);
+/// MLX's float16 affine dequantize: out[r·cols + c] = r(r(scale·q) + bias), under the same conditions.
+int pk_mlx_affine_dequantize_f16(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
+                                 int64_t group_size, int bits, float *out);
+/// MLX's affine quantize codes for one group: codes[i] = std::min(std::max(rint((w[i] − bias) / scale), 0), max_code)
+/// in float32 (no reciprocal: a true division), NaN → 0; max_code ≤ 255.
+void pk_mlx_affine_codes(const float *w, int64_t count, float scale, float bias, float max_code, uint8_t *codes);
+/// Each value rounded to binary16 (nearest even; NaN quiet with its top payload bits) and widened back.
+void pk_round_f16(const float *values, int64_t count, float *out);
+/// Floats → little-endian IEEE halves, round to nearest even (the inverse direction of pk_decode_f16).
+void pk_encode_f16(const float *values, int64_t count, void *halves);
+
 #endif
