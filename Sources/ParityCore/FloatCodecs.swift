@@ -49,23 +49,19 @@ public enum FloatCodecs {
     }
 
     /// `x` rounded to binary16 and widened back (= `halfToFloat(floatToHalf(x))`, in one step): the rounding of
-    /// every float16 operation in the MLX engines.
+    /// every float16 operation in the MLX engines and of ggml's F16 activations. Branch-free, so a loop of it
+    /// vectorizes: with e = x's exponent (at least −14, binary16's smallest normal), K = 2^(e+13) has an ulp of
+    /// 2^(e−10), binary16's spacing at e (2⁻²⁴ below 2⁻¹⁴), so |x| + K rounds |x| to binary16's grid, ties to even
+    /// (K is an even multiple of that ulp), and subtracting K is exact; |x| ≥ 65520 (the midpoint above the largest
+    /// half, 65504) becomes infinity; a NaN becomes quiet with the 9 payload bits a half keeps.
     @inlinable @inline(__always) public static func roundToHalf(_ x: Float) -> Float {
-        let bits = x.bitPattern
-        let sign = bits & 0x8000_0000
-        let magnitude = bits & 0x7FFF_FFFF
-        if magnitude >= 0x3880_0000 && magnitude < 0x477F_F000 {
-            // Normal and below 65520: keep 10 mantissa bits, ties to even (a carry into the exponent is right).
-            let rounded = (magnitude &+ 0x0FFF &+ ((magnitude >> 13) & 1)) & 0xFFFF_E000
-            return Float(bitPattern: sign | rounded)
-        }
-        if magnitude < 0x3880_0000 {
-            // Subnormal half range: round to a multiple of 2^-24 through the adder (exact subtraction after).
-            let rounded = (Float(bitPattern: magnitude) + 0.5) - 0.5
-            return Float(bitPattern: sign | rounded.bitPattern)
-        }
-        if magnitude <= 0x7F80_0000 { return Float(bitPattern: sign | 0x7F80_0000) }  // ≥ 65520, or Inf
-        return Float(bitPattern: sign | 0x7FC0_0000 | (magnitude & 0x003F_E000))  // NaN: quiet, 9 payload bits kept
+        let magnitude = x.bitPattern & 0x7FFF_FFFF
+        let exponent = max(magnitude >> 23, 113)  // 127 − 14
+        let k = Float(bitPattern: (exponent &+ 13) << 23)
+        let rounded = (Float(bitPattern: magnitude) + k) - k
+        let result = magnitude > 0x7F80_0000 ? 0x7FC0_0000 | (magnitude & 0x003F_E000)
+            : magnitude >= 0x477F_F000 ? 0x7F80_0000 : rounded.bitPattern
+        return Float(bitPattern: (x.bitPattern & 0x8000_0000) | result)
     }
 
     /// bfloat16 → Float (exact: bfloat16 is the top half of a binary32).

@@ -133,8 +133,8 @@ public struct BertGGMLOps: BertOps {
         var y: Tensor
         switch w.storage {
         case let .dense(values, dtype):
-            // Activations rounded to the weight's vec_dot_type (F16 without compiler-rt's per-value conversion calls).
-            let rounded = dtype == .f16 ? BertKernels.roundedToHalf(x) : GGMLNumerics.round(x, to: dtype == .bf16 ? .bf16 : .f32)
+            // Activations rounded to the weight's vec_dot_type.
+            let rounded = GGMLNumerics.round(x, to: dtype == .f16 ? .f16 : dtype == .bf16 ? .bf16 : .f32)
             y = TransformerTensors.linearF32(rounded, weight: values, outFeatures: w.rows)
         case let .ggml(file, tensor):
             y = try GGMLNumerics.mulMat(file: file, weight: tensor, x: x.reshaped([rows, w.columns]), layer: w.fileName)
@@ -147,7 +147,7 @@ public struct BertGGMLOps: BertOps {
     }
 
     public func attentionProbs(q: Tensor, k: Tensor, padding: [Float], heads: Int) -> Tensor {
-        let kc = flashAttention ? BertKernels.roundedToHalf(k) : k
+        let kc = flashAttention ? GGMLNumerics.round(k, to: .f16) : k
         let (b, h, t, d) = (q.shape[0], heads, q.shape[1], q.shape[2] / heads)
         let s = kc.shape[1]
         let scale = 1 / sqrtf(Float(d))
@@ -175,7 +175,7 @@ public struct BertGGMLOps: BertOps {
     }
 
     public func attentionOutput(probs: Tensor, v: Tensor, heads: Int) -> Tensor {
-        BertKernels.probsTimesValues(probs: probs, values: flashAttention ? BertKernels.roundedToHalf(v) : v)
+        BertKernels.probsTimesValues(probs: probs, values: flashAttention ? GGMLNumerics.round(v, to: .f16) : v)
     }
 
     /// ggml's F16 GELU table, built once as ggml_cpu_init builds it: for every F16 bit pattern, f16(gelu_tanh(x)).
@@ -199,7 +199,7 @@ public struct BertGGMLOps: BertOps {
             out.withUnsafeMutableBufferPointer { p in
                 for i in p.indices {
                     let v = p[i]
-                    p[i] = v <= -10 ? 0 : v >= 10 ? v : table[Int(v.isNaN ? FloatCodecs.floatToHalf(v) : BertKernels.halfBits(v))]
+                    p[i] = v <= -10 ? 0 : v >= 10 ? v : table[Int(FloatCodecs.floatToHalf(v))]
                 }
             }
         }

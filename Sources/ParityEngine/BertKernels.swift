@@ -98,49 +98,4 @@ public enum BertKernels {
         let inv = Float(1) / Float(sum)
         for i in row.indices { row[i] *= inv }
     }
-
-    // MARK: F16 rounding without compiler-rt's software conversions
-
-    /// IEEE binary16 bits of `x`, round to nearest even — `Float16(x).bitPattern` for every non-NaN float, in float and
-    /// integer operations (the branch-free conversion of Maratyszcza's FP16 library, which ggml also uses without F16C;
-    /// x86 without F16C turns Swift's conversion into a `__truncsfhf2` call per value). The float
-    /// steps do the rounding: |x|·2¹¹²·2⁻¹¹⁰ sends what overflows binary16 to infinity, and adding 2^(e+14) (e = x's
-    /// exponent, at least −14 so subnormals land on the 2⁻²⁴ grid) makes the FPU round x to binary16's 11-bit
-    /// significand, ties to even; the bits of that sum hold the half's exponent and significand. NaN: the caller's.
-    @inlinable @inline(__always) public static func halfBits(_ x: Float) -> UInt16 {
-        let magnitude = (abs(x) * Float(bitPattern: 0x7780_0000)) * Float(bitPattern: 0x0880_0000)  // ×2¹¹², ×2⁻¹¹⁰
-        let w = x.bitPattern
-        let doubled = w &+ w  // the sign shifted out
-        let sign = w & 0x8000_0000
-        let bias = max(doubled & 0xFF00_0000, 0x7100_0000)  // x's exponent, at least binary16's smallest normal's (2⁻¹⁴)
-        let rounded = Float(bitPattern: (bias >> 1) &+ 0x0780_0000) + magnitude
-        let bits = rounded.bitPattern
-        let nonSign = ((bits >> 13) & 0x7C00) &+ (bits & 0x0FFF)
-        return UInt16(truncatingIfNeeded: (sign >> 16) | (doubled > 0xFF00_0000 ? 0x7E00 : nonSign))
-    }
-
-    /// `x` rounded to binary16 and back — `Float(Float16(x))` for every non-NaN float (a NaN comes back as it went in)
-    /// in float additions, branch-free so a loop of it vectorizes: with e = x's exponent (at least −14, binary16's
-    /// smallest normal), K = 2^(e+13) has an ulp of 2^(e−10), binary16's spacing at e (2⁻²⁴ below 2⁻¹⁴), so |x| + K
-    /// rounds |x| to binary16's grid, ties to even (K is an even multiple of that ulp), and subtracting K is exact;
-    /// |x| ≥ 65520 (the midpoint above binary16's largest 65504) rounds to infinity.
-    @inlinable @inline(__always) public static func halfRounded(_ x: Float) -> Float {
-        let w = x.bitPattern & 0x7FFF_FFFF
-        let exponent = max(w >> 23, 113)  // 127 − 14
-        let k = Float(bitPattern: (exponent &+ 13) << 23)
-        let rounded = (Float(bitPattern: w) + k) - k
-        let magnitude = w > 0x7F80_0000 ? w : w >= 0x477F_F000 ? 0x7F80_0000 : rounded.bitPattern  // NaN kept; ≥ 65520 → ∞
-        return Float(bitPattern: (x.bitPattern & 0x8000_0000) | magnitude)
-    }
-
-    /// Every value rounded to binary16 and back (ggml's F16 vec_dot_type for activations), as GGMLNumerics.round(_:to: .f16)
-    /// rounds them; NaNs go through FloatCodecs so their payloads are what it gives.
-    public static func roundedToHalf(_ x: Tensor) -> Tensor {
-        var out = x.data
-        out.withUnsafeMutableBufferPointer { p in
-            for i in p.indices { p[i] = halfRounded(p[i]) }
-            for i in p.indices where p[i].isNaN { p[i] = FloatCodecs.halfToFloat(FloatCodecs.floatToHalf(p[i])) }
-        }
-        return Tensor(shape: x.shape, data: out)
-    }
 }

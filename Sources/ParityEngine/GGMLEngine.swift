@@ -263,7 +263,10 @@ public enum GGMLNumerics {
     /// Values rounded to a storage type (F16/BF16 round to nearest even, as ggml's converters do).
     public static func round(_ t: Tensor, to type: GGMLType) -> Tensor {
         switch type {
-        case .f16: return Tensor(shape: t.shape, data: t.data.map { FloatCodecs.halfToFloat(FloatCodecs.floatToHalf($0)) })
+        case .f16:
+            var out = t.data
+            out.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = FloatCodecs.roundToHalf(p[i]) } }  // vectorizes
+            return Tensor(shape: t.shape, data: out)
         case .bf16: return Tensor(shape: t.shape, data: t.data.map { FloatCodecs.bfloat16ToFloat(FloatCodecs.floatToBFloat16($0)) })
         default: return t
         }

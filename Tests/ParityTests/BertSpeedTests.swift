@@ -206,43 +206,4 @@ struct BertSpeedTests {
             #expect(out.shape == expectedOut.shape && Self.bits(out) == Self.bits(expectedOut), "\(ggml ? "ggml" : "PyTorch") probs·V")
         }
     }
-
-    // MARK: F16 rounding
-
-    /// (Both were also checked on all 4,278,190,082 non-NaN floats once, outside the suite: no difference.)
-    @Test("halfBits is Float16(x).bitPattern and halfRounded Float(Float16(x)): every half's value, every midpoint between neighbours and its neighbours, a sweep of all floats")
-    func halfConversionsEqualFloat16() throws {
-        var checked = 0, wrong: [UInt32] = []
-        func check(_ x: Float) {  // NaN payloads are FloatCodecs' business (the callers route NaNs there)
-            if x.isNaN { return }
-            checked += 1
-            let same = BertKernels.halfBits(x) == Float16(x).bitPattern && BertKernels.halfRounded(x).bitPattern == Float(Float16(x)).bitPattern
-            if !same, wrong.count < 10 { wrong.append(x.bitPattern) }
-        }
-        for h in 0...UInt16.max {
-            let value = Float(Float16(bitPattern: h))
-            check(value)
-            guard value.isFinite, h & 0x7FFF != 0x7BFF else { continue }  // the largest finite half's midpoint is the overflow boundary, checked below
-            let next = Float(Float16(bitPattern: h &+ 1))
-            guard next.isFinite else { continue }
-            let midpoint = (Double(value) + Double(next)) / 2  // exact in Float: halves have 11 significant bits
-            let m = Float(midpoint)
-            for x in [m, m.nextUp, m.nextDown] { check(x) }
-        }
-        // Overflow: 65520 (the midpoint above 65504) rounds to infinity, anything below it to 65504.
-        for x: Float in [65504, 65519.996, 65520, 65536, 1e10, .infinity, -65520, -65519.996] { check(x) }
-        // Every 4,097th bit pattern, about a million floats: an odd stride visits every residue of the 13 bits a normal
-        // half rounds off, and ~2,000 floats fall in each sign and exponent (subnormal halves, normals, overflow).
-        var pattern: UInt32 = 0
-        repeat { check(Float(bitPattern: pattern)); pattern = pattern &+ 4_097 } while pattern >= 4_097
-        #expect(checked > 1_000_000)
-        #expect(wrong.isEmpty, "halfBits or halfRounded differs from Float16 for bit patterns \(wrong.map { String($0, radix: 16) })")
-    }
-
-    @Test("roundedToHalf equals GGMLNumerics.round(to: .f16), NaNs and infinities included")
-    func roundedToHalfEqualsGGMLRounding() throws {
-        let specials: [Float] = [0, -0, .nan, -.nan, Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC1_2345), .infinity, -.infinity, 65520, 6e-8, -2.98e-8, .leastNonzeroMagnitude, 3.14159, -1e30]
-        let x = Tensor(shape: [4, 64], data: specials + Self.values(256 - specials.count, seed: 7, scale: 70_000))
-        #expect(Self.bits(BertKernels.roundedToHalf(x)) == Self.bits(GGMLNumerics.round(x, to: .f16)))
-    }
 }
