@@ -118,7 +118,10 @@ struct GoldenIsolationTests {
     func hostileReader(script: String, expected: String) throws {
         let dir = try TemporaryDirectory()
         let reader = dir.file("reader.sh")
-        try writeBytes(Array("#!/bin/sh\n\(script)\n".utf8), to: reader)
+        // Written through a close-on-exec descriptor: the cases run in parallel, and a write descriptor inherited by
+        // another case's reader (`sleep 600` lives up to the 1 s limit) made exec of this script fail with ETXTBSY
+        // ("Text file busy"), seen once in a full run (Foundation's Data.write opens without O_CLOEXEC).
+        try AtomicFileWriter.write(Array("#!/bin/sh\n\(script)\n".utf8), to: reader)
         chmod(reader, 0o755)
         let golden = Repo.golden + "/fmnist-mlp/golden.h5"
         let elapsed = try Self.seconds {
