@@ -84,6 +84,19 @@ def _pair(value):
     return list(value) if isinstance(value, tuple) else [value, value]
 
 
+def _conv_padding(name, module):
+    """Explicit [h, w] padding; PyTorch's string forms as the numbers they mean (stride 1, dilation 1 here):
+    'valid' pads nothing, 'same' pads (k - 1) / 2 each side — refused for an even kernel, which PyTorch pads unevenly."""
+    if module.padding == "valid":
+        return [0, 0]
+    if module.padding == "same":
+        kernel = _pair(module.kernel_size)
+        if any(k % 2 == 0 for k in kernel):
+            raise ValueError(f"{name}: padding='same' with kernel {kernel} pads unevenly: not representable")
+        return [(k - 1) // 2 for k in kernel]
+    return _pair(module.padding)
+
+
 def leaf_modules(model):
     """(name, module) for every leaf module, in named_modules() (= registration) order."""
     return [(name, m) for name, m in model.named_modules() if name and not any(m.children())]
@@ -96,7 +109,7 @@ def describe_layer(name, module):
             raise ValueError(f"{name}: dilation/groups/padding_mode are not representable")
         return {"name": name, "op": "Conv2d", "in_channels": module.in_channels,
                 "out_channels": module.out_channels, "kernel_size": _pair(module.kernel_size),
-                "stride": _pair(module.stride), "padding": _pair(module.padding),
+                "stride": _pair(module.stride), "padding": _conv_padding(name, module),
                 "bias": module.bias is not None}
     if isinstance(module, nn.ReLU):
         return {"name": name, "op": "ReLU"}

@@ -154,7 +154,14 @@ public struct ModelConfig: Equatable, Sendable {
             let key = "layers[\(i)]"
             let name = try string(layer["name"], "\(key).name")
             guard !layers.contains(where: { $0.name == name }) else { throw fail("\(key).name", "duplicate layer name \"\(name)\"") }
-            switch try string(layer["op"], "\(key).op") {
+            let op = try string(layer["op"], "\(key).op")
+            // A key the op does not read (dilation, groups, padding_mode, ceil_mode…) would be silently ignored and the
+            // model computed as something else, blamed on the conversion: refuse it as bad input instead.
+            if let keys = Self.layerKeys[op], let extra = layer.objectValue?.first(where: { !keys.contains($0.key) })?.key {
+                throw .unsupported(file: path, reason: "\(key) (\(op) \"\(name)\"): key \"\(extra)\" is not implemented; "
+                    + "a \(op) layer has only \(keys.sorted().joined(separator: ", "))")
+            }
+            switch op {
             case "Conv2d":
                 layers.append(.conv2d(name: name, inChannels: try int(layer["in_channels"], "\(key).in_channels"),
                                       outChannels: try int(layer["out_channels"], "\(key).out_channels"),
@@ -181,6 +188,15 @@ public struct ModelConfig: Equatable, Sendable {
         referenceFramework = json["reference_framework"]?.stringValue ?? "unknown"
         testAccuracy = json["evaluation"]?["test_accuracy"]?.doubleValue
     }
+
+    /// The keys each sequential layer op reads (tools/parity_models.py's describe_layer writes exactly these).
+    static let layerKeys: [String: Set<String>] = [
+        "Conv2d": ["name", "op", "in_channels", "out_channels", "kernel_size", "stride", "padding", "bias"],
+        "ReLU": ["name", "op"],
+        "MaxPool2d": ["name", "op", "kernel_size", "stride"],
+        "Flatten": ["name", "op", "start_dim"],
+        "Linear": ["name", "op", "in_features", "out_features", "bias"],
+    ]
 
     public func layer(named name: String) -> LayerSpec? { layers.first { $0.name == name } }
 }

@@ -27,12 +27,15 @@ extension TolerancePolicy {
         }.max() ?? 1
         let perProduct = Double(k).squareRoot() * 0x1p-24
         return Tolerance(
-            maxRelL2: 1e-5, maxAbsOverScale: 1e-5,
+            maxRelL2: 1e-5, maxAbsOverScale: 2e-5,
             reason: "f32 weights, f32 compute: only the order of float32 operations differs from PyTorch (BLAS summation order, "
                 + "softmax and norm reductions). A length-K dot product's rounding is about sqrt(K)·2^-24 = \(formatNumber(perProduct)) "
                 + "for the longest here (K = \(k)); a different but equally valid order errs by as much again, and errors add across "
                 + "layers like PyTorch's own float32 error against float64 (the goldens' noise floors: below 1e-6 at every node of tiny-llama, "
-                + "up to 2.5e-6 in minilm-l6's last layer). 1e-5 leaves 4-10x headroom over that and sits 1000x below the 1e-2 of a 1 % weight error")
+                + "up to 2.5e-6 in minilm-l6's last layer). 1e-5 leaves 4-10x headroom over that and sits 1000x below the 1e-2 of a 1 % weight error. "
+                + "Max abs: 2x that times the layer's scale, as the other float limits allow — the largest of thousands of errors sits "
+                + "further above their RMS than the scale (the largest value) above the signal's (OpenBLAS's SSE3 kernels, "
+                + "OPENBLAS_CORETYPE=Prescott, give minilm-l6's last GELU 1.06e-5 of its scale at rel L2 4.7e-6)")
     }
 
     /// A row lookup in weights rounded to a 16-bit float: each value within the dtype's unit roundoff.
