@@ -120,8 +120,8 @@ struct F16KernelScalarTests {
         let expectedRound = values.map { Self.referenceRound($0).bitPattern }
         let expectedHalves = values.map(Self.referenceHalf)
         for mode: Int32 in [0, 1] {
-            pk_force_portable(mode)
-            defer { pk_force_portable(0) }
+            let forced = ForcedKernelPath.force(mode)
+            defer { forced.release() }
             let path = pk_has_avx2() != 0 ? "F16C" : "portable"
             let rounded = MLXFloatType.f16.rounded(values)
             let encoded = MLXFloatType.f16.encode(values)

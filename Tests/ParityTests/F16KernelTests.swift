@@ -105,8 +105,8 @@ struct F16KernelTests {
         #expect(expected.count == shape.n * shape.rows)
         // Mode 0: the best path of this CPU, 1: portable C only.
         for mode: Int32 in [0, 1] {
-            pk_force_portable(mode)
-            defer { pk_force_portable(0) }
+            let forced = ForcedKernelPath.force(mode)
+            defer { forced.release() }
             let path = pk_has_avx2() != 0 ? "F16C" : "portable"
             let got = try MLXQuantization.quantizedMatmul(x: x, rows: shape.n, weight: q, xType: .f16)
             var mismatches = 0
@@ -156,8 +156,8 @@ struct F16KernelTests {
             let xs = Array((x + x).prefix(n * shape.cols))
             let expected = try MLXQuantization.quantizedMatmulReference(x: xs, rows: n, weight: q, xType: .f32)
             for mode: Int32 in [0, 1] {
-                pk_force_portable(mode)
-                defer { pk_force_portable(0) }
+                let forced = ForcedKernelPath.force(mode)
+                defer { forced.release() }
                 let path = pk_has_avx2() != 0 ? "AVX2" : "portable"
                 let got = try MLXQuantization.quantizedMatmul(x: xs, rows: n, weight: q, xType: .f32)
                 let bad = expected.indices.filter { !Self.same(got[$0], expected[$0]) }
@@ -179,8 +179,8 @@ struct F16KernelTests {
                 return q.isNaN ? 0 : UInt8(q)
             }
             for mode: Int32 in [0, 1] {
-                pk_force_portable(mode)
-                defer { pk_force_portable(0) }
+                let forced = ForcedKernelPath.force(mode)
+                defer { forced.release() }
                 var codes = [UInt8](repeating: 0xEE, count: w.count)
                 pk_mlx_affine_codes(w, Int64(w.count), scale, bias, top, &codes)
                 #expect(codes == expected, "scale \(scale) bias \(bias) max \(top), \(pk_has_avx2() != 0 ? "AVX2" : "portable")")
@@ -200,8 +200,8 @@ struct F16KernelTests {
         var x = [Float](repeating: 0, count: 32)
         x[0] = 40000; x[1] = 30000; x[2] = -60000
         for mode: Int32 in [0, 1] {
-            pk_force_portable(mode)
-            defer { pk_force_portable(0) }
+            let forced = ForcedKernelPath.force(mode)
+            defer { forced.release() }
             let y = try MLXQuantization.quantizedMatmul(x: x, rows: 1, weight: q, xType: .f16)
             #expect(y == [.infinity], "path \(mode == 0 ? "best" : "portable")")
         }

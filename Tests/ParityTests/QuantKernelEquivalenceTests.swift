@@ -67,8 +67,8 @@ struct QuantKernelEquivalenceTests {
         }
         // Mode 0: the best path of this CPU (AVX-512 where it has it), 2: AVX2 at most, 1: portable C.
         for mode: Int32 in [0, 2, 1] {
-            pk_force_portable(mode)
-            defer { pk_force_portable(0) }
+            let forced = ForcedKernelPath.force(mode)
+            defer { forced.release() }
             let path = pk_has_avx512() != 0 ? "AVX-512" : pk_has_avx2() != 0 ? "AVX2" : "portable"
             var got = [Float](repeating: -1, count: rows)
             weights.withUnsafeBytes { w in
@@ -275,8 +275,8 @@ struct QuantKernelEquivalenceTests {
             }
         }
         for portable in [false, true] {
-            pk_force_portable(portable ? 1 : 0)
-            defer { pk_force_portable(0) }
+            let forced = ForcedKernelPath.force(portable ? 1 : 0)
+            defer { forced.release() }
             let got = try MLXQuantization.quantizedMatmul(x: x, rows: c.n, weight: q)
             let mismatches = (0..<got.count).filter { !Self.same(got[$0], expected[$0]) }
             #expect(mismatches.isEmpty, "\(c.testDescription) (\(portable ? "portable" : "run-time choice")): \(mismatches.count) outputs differ, first at \(mismatches.first ?? -1)")

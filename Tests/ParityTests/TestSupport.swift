@@ -1,3 +1,4 @@
+import CParityKernels
 import Foundation
 import ParityCore
 import ParityFormats
@@ -161,5 +162,26 @@ struct SplitMix64: RandomNumberGenerator {
     mutating func normal() -> Float {
         let u1 = max(uniform(), 1e-300), u2 = uniform()
         return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
+    }
+}
+
+/// The kernels' path switch (`pk_force_portable`) is one process-wide flag, and Swift Testing runs tests in parallel:
+/// without a lock, one test's reset could switch the kernels back to the CPU's best path while another test checks
+/// what it labels the portable path (the review found this; it cannot cause a false failure, only lost coverage).
+/// Every test that forces a path holds this from setting the flag until `release()` resets it.
+final class ForcedKernelPath: @unchecked Sendable {
+    private static let lock = NSLock()
+    private init() {}
+
+    /// 0: the CPU's best path; 1: portable C only; 2: AVX2 at most.
+    static func force(_ mode: Int32) -> ForcedKernelPath {
+        lock.lock()
+        pk_force_portable(mode)
+        return ForcedKernelPath()
+    }
+
+    func release() {
+        pk_force_portable(0)
+        Self.lock.unlock()
     }
 }
