@@ -33,7 +33,7 @@ int pk_conv_has_avx512(void) {
         value = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
         __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
     }
-    return value && pk_conv_has_avx2_fma() && __atomic_load_n(&conv_forced_limit, __ATOMIC_RELAXED) == 0;
+    return value && pk_conv_has_avx2_fma() && __atomic_load_n(&conv_forced_limit, __ATOMIC_RELAXED) == 0 && pk_environment_limit() == 0;
 #else
     return 0;
 #endif
@@ -49,7 +49,7 @@ int pk_conv_has_avx2_fma(void) {
         value = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
         __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
     }
-    return value && __atomic_load_n(&conv_forced_limit, __ATOMIC_RELAXED) != 1;
+    return value && __atomic_load_n(&conv_forced_limit, __ATOMIC_RELAXED) != 1 && pk_environment_limit() != 1;
 #else
     return 0;
 #endif

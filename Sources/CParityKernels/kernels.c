@@ -38,6 +38,23 @@ static inline float half_to_float(uint16_t h) {
 /// 0: the best path this CPU has; 1: portable C only; 2: AVX2 at most (for tests of every path on one machine).
 static int forced_limit = 0;
 
+int pk_environment_limit(void) {
+    static int cached = -1;  // a benign race: every thread computes the same answer
+    int value = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (value < 0) {
+        const char *text = getenv("PARITY_KERNELS");
+        value = text && strcmp(text, "portable") == 0 ? 1 : text && strcmp(text, "avx2") == 0 ? 2 : 0;
+        __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
+    }
+    return value;
+}
+
+/// The tighter of the tests' switch and PARITY_KERNELS: 1 portable, 2 AVX2 at most, 0 the CPU's best.
+static int kernel_limit(void) {
+    int forced = __atomic_load_n(&forced_limit, __ATOMIC_RELAXED), environment = pk_environment_limit();
+    return forced == 1 || environment == 1 ? 1 : forced == 2 || environment == 2 ? 2 : 0;
+}
+
 int pk_has_avx2(void) {
 #ifdef PK_X86
     static int cached = -1;
@@ -47,7 +64,7 @@ int pk_has_avx2(void) {
         value = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") ? 1 : 0;
         __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
     }
-    return value && __atomic_load_n(&forced_limit, __ATOMIC_RELAXED) != 1;
+    return value && kernel_limit() != 1;
 #else
     return 0;
 #endif
@@ -64,7 +81,7 @@ int pk_has_avx512(void) {
                 __builtin_cpu_supports("f16c") ? 1 : 0;
         __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
     }
-    return value && __atomic_load_n(&forced_limit, __ATOMIC_RELAXED) == 0;
+    return value && kernel_limit() == 0;
 #else
     return 0;
 #endif

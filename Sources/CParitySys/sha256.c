@@ -2,6 +2,7 @@
 // x86-64 one built on the SHA extensions (SHA256RNDS2 does two rounds, SHA256MSG1/MSG2 extend the message schedule),
 // chosen at run time from cpuid, so the package needs no target flags and still runs on CPUs without them.
 #include "parity_sys.h"
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -133,6 +134,17 @@ int parity_sha256_has_sha_extensions(void) {
 #endif
 }
 
+#ifdef PARITY_SHA256_HAVE_SHA_NI
+static int portable_requested(void) {
+    static int cached = -1;  // a benign race: every thread computes the same answer
+    if (cached < 0) {
+        const char *text = getenv("PARITY_KERNELS");
+        cached = text && (strcmp(text, "portable") == 0 || strcmp(text, "avx2") == 0);
+    }
+    return cached;
+}
+#endif
+
 int parity_sha256(const void *data, size_t length, uint8_t digest[32], int implementation) {
     compress_fn compress;
     switch (implementation) {
@@ -149,7 +161,8 @@ int parity_sha256(const void *data, size_t length, uint8_t digest[32], int imple
 #endif
     case PARITY_SHA256_AUTOMATIC:
 #ifdef PARITY_SHA256_HAVE_SHA_NI
-        compress = parity_sha256_has_sha_extensions() ? compress_sha_ni : compress_portable;
+        // PARITY_KERNELS=portable or avx2 stands for a CPU without these extensions (as every AVX2-only x86 is).
+        compress = parity_sha256_has_sha_extensions() && !portable_requested() ? compress_sha_ni : compress_portable;
 #else
         compress = compress_portable;
 #endif

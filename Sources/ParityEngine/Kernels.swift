@@ -24,6 +24,16 @@ public enum Kernels {
     public static var blasThreads: Int { _ = oneThreadBeforeFirstProduct; return Int(openblas_get_num_threads()) }
     public static var blasCore: String { String(cString: openblas_get_corename()) }
 
+    /// The cap PARITY_KERNELS puts on Parity's own SIMD kernels as the C dispatchers read it, in words; nil when the
+    /// CPU's best paths run (docs/numerics.md).
+    public static var kernelCap: String? {
+        switch pk_environment_limit() {
+        case 1: return "portable C only (PARITY_KERNELS=portable)"
+        case 2: return "AVX2 at most (PARITY_KERNELS=avx2)"
+        default: return nil
+        }
+    }
+
     /// C[m×n] = A[m×k] · op(B) (+ C when `accumulate`), row-major; op(B) is B[k×n] or, with `transposeB`, B[n×k]ᵀ.
     public static func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, transposeB: Bool,
                              c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {

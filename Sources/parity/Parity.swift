@@ -32,6 +32,11 @@ struct Parity: ParsableCommand {
     /// errors (which it would exit with 64) also become 2.
     static func main() {
         if ProcessInfo.processInfo.environment["PARITY_PEAK_RSS"] != nil { atexit { reportPeakRSS() } }
+        // PARITY_KERNELS caps Parity's own SIMD kernels (docs/numerics.md): a typo must not silently run the best path.
+        if let kernels = ProcessInfo.processInfo.environment["PARITY_KERNELS"], !["portable", "avx2"].contains(kernels) {
+            FileHandle.standardError.write(Data("error: PARITY_KERNELS=\(kernels): expected portable (portable C only) or avx2 (AVX2 at most); unset for the CPU's best\n".utf8))
+            Foundation.exit(Exit.badInput)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

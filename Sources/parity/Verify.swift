@@ -41,6 +41,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         ProcessMemory.reuseFreedMemory()
+        if let cap = Kernels.kernelCap { printError("kernels: \(cap)") }
         if !matrix.config.isEmpty { return try runMatrix() }
         try matrix.refuseWithoutConfig()
         let names = models.isEmpty ? ModelRepository.bundledNames() : models

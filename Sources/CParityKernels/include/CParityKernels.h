@@ -15,6 +15,10 @@ int pk_has_avx512(void);
 /// 1 forces the portable path, 2 limits the kernels to AVX2, 0 restores run-time selection; for tests comparing
 /// the paths on one machine.
 void pk_force_portable(int mode);
+/// The environment's cap on every kernel path, read once: PARITY_KERNELS=portable (1: portable C only, as on a CPU
+/// without AVX2) or avx2 (2: AVX2 at most, as on a CPU without AVX-512); unset or anything else 0 (`parity` refuses
+/// other values before any kernel runs). All paths compute the same numbers; this shows it on a whole run.
+int pk_environment_limit(void);
 
 /// ggml_vec_dot_q8_0_q8_0 (generic order) for `rows` weight rows of `blocks` Q8_0 blocks each, against one
 /// Q8_0 activation row: out[r] = Σ_b (float)sumi_b · (d_w · d_a), summed block by block (Q4_0: (sumi_b · d_w) · d_a).
