@@ -509,6 +509,9 @@ struct Bench: ParsableCommand {
         if let load = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) {  // checked: informational only
             info.append(("load_average", load.split(separator: " ").prefix(3).joined(separator: " ")))
         }
+        // Which of Parity's kernel paths ran: a capped run is slower by design, and says so beside its numbers.
+        info.append(("parity_kernels", Kernels.kernelCap ?? "the CPU's best (AVX-512 / AVX2 / portable as available)"))
+        info.append(("blas_core", Kernels.blasCore))
         return info
     }
 
