@@ -3,6 +3,7 @@
 #pragma clang fp contract(off)
 
 #include "CParityKernels.h"
+#include "mlx_affine_shared.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -737,13 +738,8 @@ void pk_matvec_q6_K(const void *weights, int64_t rows, int64_t blocks, const voi
 
 // MARK: - MLX affine quantized_matmul, float32
 
-static inline uint32_t code_at(const uint32_t *row, int64_t c, int bits) {
-    int64_t bit = c * bits;
-    return (row[bit >> 5] >> (bit & 31)) & ((1u << bits) - 1);
-}
-
-static void mlx_affine_portable(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
-                                int64_t group_size, int bits, const float *x, int64_t n, float *out) {
+void pk_affine_matmul_f32_portable(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
+                                   int64_t group_size, int bits, const float *x, int64_t n, float *out, int64_t out_stride) {
     int64_t words = cols * bits / 32, groups = cols / group_size;
     for (int64_t m = 0; m < n; m++) {
         for (int64_t r = 0; r < rows; r++) {
@@ -751,11 +747,11 @@ static void mlx_affine_portable(const uint32_t *packed, const float *scales, con
             float sum = 0;
             for (int64_t c = 0; c < cols; c++) {
                 int64_t g = r * groups + c / group_size;
-                float w = scales[g] * (float)code_at(row, c, bits);
+                float w = scales[g] * (float)pk_affine_code(row, c, bits);
                 w = w + biases[g];
                 sum += x[m * cols + c] * w;
             }
-            out[m * rows + r] = sum;
+            out[m * out_stride + r] = sum;
         }
     }
 }
@@ -804,8 +800,8 @@ PK_AVX2 static void mlx_affine_avx2(const uint32_t *packed, const float *scales,
         // The last rows (fewer than 16) one at a time, in the same order.
         for (int64_t m = 0; m < n; m++) {
             float tail[16];
-            mlx_affine_portable(packed + full * words, scales + full * groups, biases + full * groups, rows - full, cols,
-                                group_size, bits, x + m * cols, 1, tail);
+            pk_affine_matmul_f32_portable(packed + full * words, scales + full * groups, biases + full * groups, rows - full,
+                                          cols, group_size, bits, x + m * cols, 1, tail, rows - full);
             for (int64_t r = full; r < rows; r++) out[m * rows + r] = tail[r - full];
         }
     }
@@ -820,7 +816,7 @@ void pk_mlx_affine_matmul_f32(const uint32_t *packed, const float *scales, const
         return;
     }
 #endif
-    mlx_affine_portable(packed, scales, biases, rows, cols, group_size, bits, x, n, out);
+    pk_affine_matmul_f32_portable(packed, scales, biases, rows, cols, group_size, bits, x, n, out, rows);
 }
 
 // MARK: - Half decoding

@@ -5,6 +5,7 @@
 #pragma clang fp contract(off)
 
 #include "CParityKernels.h"
+#include "mlx_affine_shared.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,12 +43,6 @@ static inline float round_half(float x) {
     return out;
 }
 
-/// The code of column `c` in a row of `bits`-bit codes (bits 1, 2, 4 or 8: a code never crosses a word).
-static inline uint32_t code_of(const uint32_t *row, int64_t c, int bits) {
-    int64_t bit = c * bits;
-    return (row[bit >> 5] >> (bit & 31)) & ((1u << bits) - 1);
-}
-
 /// One weight as MLX's float16 loop forms it: `scale·q` rounded, `+ bias` rounded.
 static inline float weight_half(float scale, uint32_t code, float bias) {
     return round_half(round_half(scale * (float)code) + bias);
@@ -62,7 +57,7 @@ static void matmul_f16_portable(const uint32_t *packed, const float *scales, con
             float sum = 0;
             for (int64_t c = 0; c < cols; c++) {
                 int64_t g = r * groups + c / group_size;
-                float w = weight_half(scales[g], code_of(row, c, bits), biases[g]);
+                float w = weight_half(scales[g], pk_affine_code(row, c, bits), biases[g]);
                 sum = round_half(sum + round_half(x[m * cols + c] * w));
             }
             out[m * out_stride + r] = sum;
@@ -70,23 +65,6 @@ static void matmul_f16_portable(const uint32_t *packed, const float *scales, con
     }
 }
 
-static void matmul_f32_portable(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
-                                int64_t group_size, int bits, const float *x, int64_t n, float *out, int64_t out_stride) {
-    int64_t words = cols * bits / 32, groups = cols / group_size;
-    for (int64_t m = 0; m < n; m++) {
-        for (int64_t r = 0; r < rows; r++) {
-            const uint32_t *row = packed + r * words;
-            float sum = 0;
-            for (int64_t c = 0; c < cols; c++) {
-                int64_t g = r * groups + c / group_size;
-                float w = scales[g] * (float)code_of(row, c, bits);
-                w = w + biases[g];
-                sum += x[m * cols + c] * w;
-            }
-            out[m * out_stride + r] = sum;
-        }
-    }
-}
 
 static void dequantize_f16_portable(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
                                     int64_t group_size, int bits, float *out) {
@@ -95,7 +73,7 @@ static void dequantize_f16_portable(const uint32_t *packed, const float *scales,
         const uint32_t *row = packed + r * words;
         for (int64_t c = 0; c < cols; c++) {
             int64_t g = r * groups + c / group_size;
-            out[r * cols + c] = weight_half(scales[g], code_of(row, c, bits), biases[g]);
+            out[r * cols + c] = weight_half(scales[g], pk_affine_code(row, c, bits), biases[g]);
         }
     }
 }
@@ -186,47 +164,37 @@ PKH_MATMUL_TILE(1)
 PKH_MATMUL_TILE_F32(4)
 PKH_MATMUL_TILE_F32(1)
 
-PKH_AVX2 static int matmul_f16_avx2(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
-                                    int64_t group_size, int bits, const float *x, int64_t n, float *out) {
+/// Both precisions' driver: 32 (then 8) rows dequantized into a tile whose lanes load contiguously, multiplied by every
+/// row of x; the last rows (fewer than 8) one at a time by the portable loop, in the same order.
+PKH_AVX2 static int matmul_tiled_avx2(int half, const uint32_t *packed, const float *scales, const float *biases, int64_t rows,
+                                      int64_t cols, int64_t group_size, int bits, const float *x, int64_t n, float *out) {
     float *tile = malloc((size_t)cols * 32 * sizeof(float));
     if (!tile) return 0;
     int64_t r = 0;
     for (; r + 32 <= rows; r += 32) {
-        for (int a = 0; a < 4; a++) dequantize_rows8_avx2(packed, scales, biases, r + 8 * a, cols, group_size, bits, tile + 8 * a, 32);
-        matmul_tile4_avx2(tile, cols, x, n, out + r, rows);
+        for (int a = 0; a < 4; a++) {
+            if (half) dequantize_rows8_avx2(packed, scales, biases, r + 8 * a, cols, group_size, bits, tile + 8 * a, 32);
+            else dequantize_rows8_f32_avx2(packed, scales, biases, r + 8 * a, cols, group_size, bits, tile + 8 * a, 32);
+        }
+        if (half) matmul_tile4_avx2(tile, cols, x, n, out + r, rows);
+        else matmul_tile4_f32_avx2(tile, cols, x, n, out + r, rows);
     }
     for (; r + 8 <= rows; r += 8) {
-        dequantize_rows8_avx2(packed, scales, biases, r, cols, group_size, bits, tile, 8);
-        matmul_tile1_avx2(tile, cols, x, n, out + r, rows);
-    }
-    free(tile);
-    if (r < rows) {
-        // The last rows (fewer than 8) one at a time, in the same order.
-        int64_t words = cols * bits / 32, groups = cols / group_size;
-        matmul_f16_portable(packed + r * words, scales + r * groups, biases + r * groups, rows - r, cols, group_size, bits, x, n,
-                            out + r, rows);
-    }
-    return 1;
-}
-
-PKH_AVX2 static int matmul_f32_avx2(const uint32_t *packed, const float *scales, const float *biases, int64_t rows, int64_t cols,
-                                    int64_t group_size, int bits, const float *x, int64_t n, float *out) {
-    float *tile = malloc((size_t)cols * 32 * sizeof(float));
-    if (!tile) return 0;
-    int64_t r = 0;
-    for (; r + 32 <= rows; r += 32) {
-        for (int a = 0; a < 4; a++) dequantize_rows8_f32_avx2(packed, scales, biases, r + 8 * a, cols, group_size, bits, tile + 8 * a, 32);
-        matmul_tile4_f32_avx2(tile, cols, x, n, out + r, rows);
-    }
-    for (; r + 8 <= rows; r += 8) {
-        dequantize_rows8_f32_avx2(packed, scales, biases, r, cols, group_size, bits, tile, 8);
-        matmul_tile1_f32_avx2(tile, cols, x, n, out + r, rows);
+        if (half) {
+            dequantize_rows8_avx2(packed, scales, biases, r, cols, group_size, bits, tile, 8);
+            matmul_tile1_avx2(tile, cols, x, n, out + r, rows);
+        } else {
+            dequantize_rows8_f32_avx2(packed, scales, biases, r, cols, group_size, bits, tile, 8);
+            matmul_tile1_f32_avx2(tile, cols, x, n, out + r, rows);
+        }
     }
     free(tile);
     if (r < rows) {
         int64_t words = cols * bits / 32, groups = cols / group_size;
-        matmul_f32_portable(packed + r * words, scales + r * groups, biases + r * groups, rows - r, cols, group_size, bits, x, n,
-                            out + r, rows);
+        if (half) matmul_f16_portable(packed + r * words, scales + r * groups, biases + r * groups, rows - r, cols, group_size, bits, x,
+                                      n, out + r, rows);
+        else pk_affine_matmul_f32_portable(packed + r * words, scales + r * groups, biases + r * groups, rows - r, cols, group_size,
+                                           bits, x, n, out + r, rows);
     }
     return 1;
 }
@@ -268,7 +236,7 @@ int pk_mlx_affine_matmul_f16(const uint32_t *packed, const float *scales, const 
                              int64_t group_size, int bits, const float *x, int64_t n, float *out) {
     if (!shape_supported(rows, cols, group_size, bits)) return 0;
 #ifdef PKH_X86
-    if (pk_has_avx2() && matmul_f16_avx2(packed, scales, biases, rows, cols, group_size, bits, x, n, out)) return 1;
+    if (pk_has_avx2() && matmul_tiled_avx2(1, packed, scales, biases, rows, cols, group_size, bits, x, n, out)) return 1;
 #endif
     matmul_f16_portable(packed, scales, biases, rows, cols, group_size, bits, x, n, out, rows);
     return 1;
@@ -278,9 +246,9 @@ int pk_mlx_affine_matmul_f32_tiled(const uint32_t *packed, const float *scales, 
                                    int64_t group_size, int bits, const float *x, int64_t n, float *out) {
     if (!shape_supported(rows, cols, group_size, bits)) return 0;
 #ifdef PKH_X86
-    if (pk_has_avx2() && matmul_f32_avx2(packed, scales, biases, rows, cols, group_size, bits, x, n, out)) return 1;
+    if (pk_has_avx2() && matmul_tiled_avx2(0, packed, scales, biases, rows, cols, group_size, bits, x, n, out)) return 1;
 #endif
-    matmul_f32_portable(packed, scales, biases, rows, cols, group_size, bits, x, n, out, rows);
+    pk_affine_matmul_f32_portable(packed, scales, biases, rows, cols, group_size, bits, x, n, out, rows);
     return 1;
 }
 
